@@ -1,0 +1,113 @@
+"""Exact arithmetic on dyadic arrays: every entry is an integer times one shared power of two.
+
+Every finite float32/float64 weight is such a number, and so is every sum and product of them,
+so the path matrices of a model are computed here with no rounding at all. Matrix products use
+python-flint's fmpz_mat on the integer parts; everything else uses numpy object arrays of
+Python ints.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from flint import fmpz_mat
+
+
+def _int_array(values, shape) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = [int(v) for v in values]
+    return out.reshape(shape)
+
+
+class Dyadic:
+    """The exact array `ints * 2**exp` (ints: numpy object array of Python ints)."""
+
+    __slots__ = ("ints", "exp")
+
+    def __init__(self, ints: np.ndarray, exp: int):
+        self.ints = ints
+        self.exp = exp
+
+    @classmethod
+    def from_floats(cls, array: np.ndarray) -> "Dyadic":
+        """The exact value of a finite float array."""
+        flat = np.asarray(array, dtype=np.float64).ravel().tolist()  # float32 -> float64 is exact
+        ratios = [x.as_integer_ratio() for x in flat]  # (numerator, power-of-two denominator)
+        exps = [1 - den.bit_length() for _, den in ratios]
+        exp = min(exps, default=0)
+        ints = [num << (e - exp) for (num, _), e in zip(ratios, exps)]
+        return cls(_int_array(ints, np.shape(array)), exp)
+
+    @classmethod
+    def zeros(cls, *shape: int) -> "Dyadic":
+        return cls(_int_array([0] * int(np.prod(shape, dtype=np.int64)), shape), 0)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.ints.shape
+
+    def at_exp(self, exp: int) -> np.ndarray:
+        """The integers representing self with the (smaller or equal) exponent `exp`."""
+        if exp > self.exp:
+            raise ValueError("can only lower the exponent exactly")
+        return self.ints * (1 << (self.exp - exp)) if exp < self.exp else self.ints
+
+    def _binary(self, other: "Dyadic", op) -> "Dyadic":
+        exp = min(self.exp, other.exp)
+        return Dyadic(op(self.at_exp(exp), other.at_exp(exp)), exp)
+
+    def __add__(self, other: "Dyadic") -> "Dyadic":
+        return self._binary(other, np.add)
+
+    def __sub__(self, other: "Dyadic") -> "Dyadic":
+        return self._binary(other, np.subtract)
+
+    def __neg__(self) -> "Dyadic":
+        return Dyadic(-self.ints, self.exp)
+
+    def __getitem__(self, index) -> "Dyadic":
+        return Dyadic(self.ints[index], self.exp)
+
+    @property
+    def T(self) -> "Dyadic":
+        return Dyadic(self.ints.T, self.exp)
+
+    def __matmul__(self, other: "Dyadic") -> "Dyadic":
+        (r, k), (k2, c) = self.shape, other.shape
+        if k != k2:
+            raise ValueError("shape mismatch in matmul")
+        if r * k * c == 0:
+            return Dyadic(_int_array([0] * (r * c), (r, c)), 0)
+        a = fmpz_mat(r, k, self.ints.ravel().tolist())
+        b = fmpz_mat(k, c, other.ints.ravel().tolist())
+        return Dyadic(_int_array((a * b).entries(), (r, c)), self.exp + other.exp)
+
+    def max(self, axis=None) -> "Dyadic":
+        return Dyadic(np.asarray(self.ints.max(axis=axis), dtype=object), self.exp)
+
+    def min(self, axis=None) -> "Dyadic":
+        return Dyadic(np.asarray(self.ints.min(axis=axis), dtype=object), self.exp)
+
+    def fraction(self, index=()) -> Fraction:
+        return Fraction(int(self.ints[index])) * Fraction(2) ** self.exp
+
+    def abs_max_bits(self) -> int:
+        """The bit length of the largest |integer|: |entry| < 2**(abs_max_bits + exp)."""
+        return max((abs(int(v)).bit_length() for v in self.ints.ravel()), default=0)
+
+    def to_float(self) -> np.ndarray:
+        """float64 nearest to every entry (correctly rounded, also when subnormal)."""
+        if self.exp >= 0:
+            convert = lambda v: float(int(v) << self.exp)  # noqa: E731
+        else:
+            den = 1 << -self.exp
+            convert = lambda v: int(v) / den  # noqa: E731  (int true division is correctly rounded)
+        flat = [convert(v) for v in self.ints.ravel()]
+        return np.array(flat, dtype=np.float64).reshape(self.shape)
+
+
+def align(*arrays: Dyadic) -> tuple[list[np.ndarray], int]:
+    """Integer parts of several dyadic arrays at one shared exponent."""
+    exp = min(a.exp for a in arrays)
+    return [a.at_exp(exp) for a in arrays], exp

@@ -1,0 +1,26 @@
+"""One verify function per strategy; the registry maps strategy names to them."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from checker.context import Context, Outcome
+from checker.errors import InvalidCertificate
+from checker.strategies import brute_force
+
+Verify = Callable[[Context], Outcome]
+
+REGISTRY: dict[str, Verify] = {
+    "brute-force": brute_force.verify,
+}
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def resolve(name: str) -> Verify:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InvalidCertificate("strategy", f"unknown strategy {name!r}") from None

@@ -1,0 +1,73 @@
+"""The checker's entry point: certificate in, verdict out. Default verdict: REJECT."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from checker import strategies
+from checker.certificate import Certificate
+from checker.context import Context, Evidence, Progress, no_progress
+from checker.errors import CheckError, InvalidCertificate
+from checker.weights import model_from_weights
+
+
+@dataclass
+class Verdict:
+    accepted: bool
+    strategy: str
+    claimed_correct: int | None
+    verified_correct: int | None
+    total: int | None
+    reason: str
+    seconds: float
+    invalid: bool = False  # the file is not a valid certificate (as opposed to a false claim)
+    digest: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> str | None:
+        """The certified lower bound on accuracy, as "n/d", if accepted."""
+        return f"{self.claimed_correct}/{self.total}" if self.accepted else None
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bound"] = self.bound
+        for key in ("claimed_correct", "verified_correct", "total"):
+            if out[key] is not None and out[key] >= 2**53:
+                out[key] = str(out[key])  # exact beyond what JSON numbers carry
+        return out
+
+
+def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
+    """ACCEPT iff the claimed count is at most the count this checker establishes itself."""
+    start = time.perf_counter()
+    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
+    try:
+        verify = strategies.resolve(cert.strategy)
+        model = model_from_weights(cert.weights)
+        verdict.total = model.total_inputs
+        if cert.claimed_total != model.total_inputs:
+            raise CheckError("claim", f"claimed total {cert.claimed_total} is not d_vocab^n_ctx = {model.total_inputs}")
+        if cert.claimed_correct > model.total_inputs:
+            raise CheckError("claim", "claimed count exceeds the number of inputs")
+        evidence = Evidence(cert.evidence)
+        ctx = Context(model, evidence, dict(cert.params), progress)
+        outcome = verify(ctx)
+        evidence.finish()
+        verdict.verified_correct = outcome.verified_correct
+        verdict.notes = {**outcome.notes, "counters": dict(ctx.counters)}
+        if cert.claimed_correct <= outcome.verified_correct:
+            verdict.accepted = True
+            verdict.reason = "claim established"
+        else:
+            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {outcome.verified_correct}"
+    except InvalidCertificate as exc:
+        verdict.invalid, verdict.reason = True, str(exc)
+    except CheckError as exc:
+        verdict.reason = str(exc)
+    except Exception as exc:  # a checker bug or resource failure is never an accept
+        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
+    verdict.seconds = time.perf_counter() - start
+    return verdict

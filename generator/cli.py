@@ -1,0 +1,137 @@
+"""compact-proofs: train Max-of-K models, prove accuracy bounds, check certificates."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from generator import strategies, weights_io
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.",
+)
+err = Console(stderr=True)
+EXIT_INVALID = 3
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator:
+    """A rich progress bar on stderr; yields a (stage, done, total) callback."""
+    if not enabled or not err.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def load_weights(path: Path) -> dict:
+    try:
+        return weights_io.load(path)
+    except weights_io.WeightsError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def train(
+    output: Path = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
+    k: int = typer.Option(4, "--k", help="sequence length K (n_ctx)"),
+    seed: int = typer.Option(123, help="training seed; the same seed gives the same weights"),
+    d_vocab: int = typer.Option(64, help="vocabulary size"),
+    d_model: int = typer.Option(32, help="residual width"),
+    d_head: int = typer.Option(32, help="attention head width"),
+    steps: int = typer.Option(3000, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train a one-layer attention-only transformer on Max-of-K with the paper's recipe."""
+    from generator.model import ModelConfig
+    from generator.train import TrainConfig, train as run_training
+
+    if Path(output).suffix.lower() not in weights_io.SUFFIXES:
+        fail(f"unsupported output type {Path(output).suffix or '(none)'}; use one of {', '.join(weights_io.SUFFIXES)}", 2)
+    try:
+        cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    with progress_bar(progress) as update:
+        model = run_training(seed, cfg, TrainConfig(steps=steps), on_step=lambda step, loss: update("training", step + 1, steps))
+    weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
+    weights_io.save(output, weights)
+    err.print(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
+
+
+@app.command()
+def prove(
+    model: Path = typer.Argument(..., help="model weights (.npz, .pt or .safetensors state dict)"),
+    strategy: str = typer.Option("brute-force", "--strategy", "-s", help="proof strategy; see `compact-proofs strategies`"),
+    output: Path = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
+    as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate."""
+    from generator.prover import ProofError, prove as run_prover
+    from checker.cli import summary
+
+    if strategy not in strategies.names():
+        fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", 2)
+    weights = load_weights(model)
+    with progress_bar(progress) as update:
+        try:
+            proof = run_prover(weights, strategy, update)
+        except ProofError as exc:
+            fail(str(exc), 1)
+    weights_io.atomic_write(output, proof.raw)
+    if as_json:
+        print(json.dumps({"path": str(output), **proof.verdict.as_json()}, indent=2))
+    else:
+        print(summary(str(output), proof.verdict))
+
+
+@app.command()
+def check(
+    certificates: List[Path] = typer.Argument(..., help="certificate files"),
+    as_json: bool = typer.Option(False, "--json", help="print machine-readable verdicts"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Check certificates with the standalone checker (exit 0 iff all are accepted)."""
+    from checker.cli import run
+
+    raise typer.Exit(run([str(c) for c in certificates], as_json=as_json, show_progress=progress and err.is_terminal and not as_json))
+
+
+@app.command("strategies")
+def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """List every strategy name `prove --strategy` accepts."""
+    names = strategies.names()
+    print(json.dumps(names) if as_json else "\n".join(names))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

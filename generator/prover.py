@@ -1,0 +1,48 @@
+"""Turn a draft into a certificate the checker accepts, with the tightest claim it accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from checker import certificate
+from checker.context import Progress, no_progress
+from checker.verify import Verdict, check
+from generator import __version__
+from generator.strategies import REGISTRY, Draft
+
+GENERATOR = {"name": "compact-proofs", "version": __version__}
+
+
+class ProofError(RuntimeError):
+    """The checker rejected what a strategy produced: a generator bug, reported, never written."""
+
+
+@dataclass(frozen=True)
+class Proof:
+    raw: bytes
+    verdict: Verdict
+
+
+def _encode(strategy: str, weights: dict[str, np.ndarray], draft: Draft, claimed: int) -> bytes:
+    total = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
+    return certificate.encode(
+        strategy=strategy, params=draft.params, claimed_correct=claimed, total=total,
+        weights=weights, evidence=draft.evidence, generator=GENERATOR,
+    )
+
+
+def prove(weights: dict[str, np.ndarray], strategy: str, progress: Progress = no_progress) -> Proof:
+    """Draft with `strategy`, let the checker establish the count, and claim exactly that count.
+
+    The checker's established count does not depend on the claim, so the final certificate (same
+    weights and evidence, claim = established count) is accepted by the same computation.
+    """
+    draft = REGISTRY[strategy](weights, progress)
+    verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
+    if not verdict.accepted:
+        raise ProofError(f"the checker rejected the {strategy} evidence: {verdict.reason}")
+    claimed = verdict.verified_correct
+    raw = _encode(strategy, weights, draft, claimed)
+    return Proof(raw, replace(verdict, claimed_correct=claimed, digest=certificate.decode(raw).digest))

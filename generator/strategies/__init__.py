@@ -1,0 +1,38 @@
+"""The generator's proof strategies behind one interface: weights in, draft certificate out.
+
+A draft holds the strategy's parameters and evidence (hints and claimed intermediate bounds).
+Nothing in it is trusted: generator.prover has the checker establish the count and writes the
+tightest claim the checker accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from checker.context import Progress
+
+
+@dataclass(frozen=True)
+class Draft:
+    params: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+Prover = Callable[[dict[str, np.ndarray], Progress], Draft]
+
+
+def _brute_force(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+    """Brute force needs no hints: the checker decides every input itself."""
+    return Draft()
+
+
+REGISTRY: dict[str, Prover] = {
+    "brute-force": _brute_force,
+}
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
