@@ -54,7 +54,6 @@ class Evidence:
 class Context:
     model: Model
     evidence: Evidence
-    params: dict[str, Any]
     progress: Progress = no_progress
     counters: Counter = field(default_factory=Counter)
 

@@ -46,6 +46,8 @@ def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
     verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
     try:
         verify = strategies.resolve(cert.strategy)
+        if cert.params:
+            raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
         model = model_from_weights(cert.weights)
         verdict.total = model.total_inputs
         if cert.claimed_total != model.total_inputs:
@@ -53,7 +55,7 @@ def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
         if cert.claimed_correct > model.total_inputs:
             raise CheckError("claim", "claimed count exceeds the number of inputs")
         evidence = Evidence(cert.evidence)
-        ctx = Context(model, evidence, dict(cert.params), progress)
+        ctx = Context(model, evidence, progress)
         outcome = verify(ctx)
         evidence.finish()
         verdict.verified_correct = outcome.verified_correct

@@ -83,7 +83,8 @@ def _read(path: Path) -> Mapping:
     except WeightsError:
         raise
     except Exception as exc:
-        raise WeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path}: cannot read weights ({detail})") from None
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
             state = state[wrapper]

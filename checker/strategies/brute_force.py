@@ -78,7 +78,7 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
     while r < free and V ** (r + 1) * V <= CHUNK:
         r += 1
     prefix_len = free - r
-    block_tokens = np.array(list(itertools.product(range(V), repeat=r)), dtype=np.int64).reshape(-1, r)
+    block_tokens = np.array(list(itertools.product(range(V), repeat=r)), dtype=np.int64).reshape(V**r, r)
     block_max = block_tokens.max(axis=1, initial=0)
     rows = np.arange(len(block_tokens))
 

@@ -1,0 +1,65 @@
+"""Brute force: the verified count is the exact count, on benign and adversarial tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from tests.helpers import check_weights, total_inputs
+from tests.models import build, tiny_models
+from tests.reference.evaluator import exact_correct_count
+
+
+@given(tiny_models())
+def test_verified_count_equals_exact_count(weights):
+    exact = exact_correct_count(weights)
+    verdict = check_weights(weights, claimed=exact)
+    assert verdict.accepted, verdict.reason
+    assert verdict.verified_correct == exact
+    assert verdict.notes["undecided"] == 0
+
+
+@given(tiny_models(max_inputs=200))
+def test_a_claim_one_above_the_exact_count_is_rejected(weights):
+    exact = exact_correct_count(weights)
+    verdict = check_weights(weights, claimed=exact + 1)
+    assert not verdict.accepted and not verdict.invalid
+
+
+def test_planted_ties_are_wrong_and_decided_exactly():
+    # Two outputs with equal unembedding: every input whose label is one of them is a tie.
+    weights = build("tie", 7, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    exact = exact_correct_count(weights)
+    verdict = check_weights(weights, claimed=exact)
+    assert verdict.accepted and verdict.verified_correct == exact < total_inputs(weights)
+
+
+@pytest.mark.parametrize("direction", [np.inf, -np.inf])
+def test_one_ulp_near_tie_goes_to_the_exact_path(direction):
+    # Outputs 1 and 2 dominate every other logit and differ by one float64 ulp of b_U: below
+    # what the float filter resolves, so the exact path decides every input labelled 1 or 2.
+    weights = build("gaussian", 3, V=4, N=3, D=4, H=2, scale=0.1, biases=True, dtype=np.float64)
+    weights["unembed.W_U"][:, 1] = weights["unembed.W_U"][:, 2]
+    weights["unembed.b_U"][:] = 0
+    weights["unembed.b_U"][1:3] = 10.0
+    weights["unembed.b_U"][1] = np.nextafter(10.0, direction)
+    verdict = check_weights(weights)
+    assert verdict.verified_correct == exact_correct_count(weights)
+    assert verdict.notes["exact_decisions"] > 0
+
+
+def test_scores_that_overflow_float_exp():
+    weights = build("huge-scores", 11, V=5, N=3, D=6, H=3, scale=3.0, biases=False, dtype=np.float64)
+    verdict = check_weights(weights)
+    assert verdict.verified_correct == exact_correct_count(weights)
+
+
+def test_changed_weights_are_reverified_not_trusted(trained_k4):
+    verdict = check_weights(trained_k4)
+    assert verdict.accepted
+    tampered = {k: v.copy() for k, v in trained_k4.items()}
+    tampered["unembed.b_U"] = np.zeros(64, dtype=np.float32)
+    tampered["unembed.b_U"][0] = 1e3  # token 0 now wins everywhere
+    again = check_weights(tampered, claimed=verdict.verified_correct)
+    assert not again.accepted and again.verified_correct < verdict.verified_correct

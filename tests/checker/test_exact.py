@@ -1,0 +1,46 @@
+"""Exact dyadic arithmetic against Fractions."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from checker.exact import Dyadic
+
+finite64 = st.floats(allow_nan=False, allow_infinity=False, width=64)
+finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+def fractions(d: Dyadic):
+    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
+
+
+@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=5), elements=finite64))
+def test_from_floats_is_exact(array):
+    exact = fractions(Dyadic.from_floats(array))
+    assert all(exact.ravel()[i] == Fraction(float(x)) for i, x in enumerate(array.ravel()))
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.data())
+def test_matmul_add_sub_match_fractions(r, k, c, data):
+    a = data.draw(hnp.arrays(np.float32, (r, k), elements=finite32))
+    b = data.draw(hnp.arrays(np.float32, (k, c), elements=finite32))
+    e = data.draw(hnp.arrays(np.float64, (r, c), elements=finite64))
+    A, B, E = (Dyadic.from_floats(x) for x in (a, b, e))
+    fa, fb, fe = (np.vectorize(Fraction, otypes=[object])(x.astype(np.float64)) for x in (a, b, e))
+    assert (fractions(A @ B) == fa.dot(fb)).all()
+    assert (fractions(A @ B + E) == fa.dot(fb) + fe).all()
+    assert (fractions(E - A @ B) == fe - fa.dot(fb)).all()
+
+
+@given(st.integers(-(2**200), 2**200), st.integers(-1200, 100))
+def test_to_float_is_correctly_rounded(value, exp):
+    d = Dyadic(np.array([value], dtype=object), exp)
+    exact = Fraction(value) * Fraction(2) ** exp
+    if abs(exact) >= 2**1023:
+        return
+    assert d.to_float()[0] == float(exact)  # Fraction -> float rounds to nearest

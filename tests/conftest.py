@@ -1,0 +1,25 @@
+import os
+
+from hypothesis import HealthCheck, settings
+
+# `ci` (default): derandomised and bounded, for `make test`; `thorough`: long local runs.
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("thorough", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_k4() -> dict[str, np.ndarray]:
+    """The paper's K=4 model for seed 123, trained with the paper's recipe (about 7 s)."""
+    from generator.model import ModelConfig
+    from generator.train import train
+
+    model = train(123, ModelConfig(n_ctx=4))
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}

@@ -1,0 +1,46 @@
+"""The generator CLI, as a user runs it: train, prove, check, strategies; errors are one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from generator.cli import app
+
+runner = CliRunner()
+
+
+def test_train_prove_check(tmp_path):
+    model, cert = tmp_path / "m.safetensors", tmp_path / "c.msgpack"
+    result = runner.invoke(app, ["train", "--k", "3", "--d-vocab", "6", "--steps", "40", "--seed", "3", "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["prove", str(model), "--strategy", "brute-force", "-o", str(cert), "--json"])
+    assert result.exit_code == 0, result.output
+    proved = json.loads(result.stdout)
+    assert proved["accepted"] and proved["claimed_correct"] == proved["verified_correct"]
+    result = runner.invoke(app, ["check", str(cert), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["bound"] == proved["bound"]
+
+
+def test_strategies_lists_brute_force():
+    result = runner.invoke(app, ["strategies", "--json"])
+    assert result.exit_code == 0 and "brute-force" in json.loads(result.stdout)
+
+
+def test_bad_model_file_is_one_line_nonzero(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    run = subprocess.run([sys.executable, "-m", "generator.cli", "prove", str(bad), "-o", str(tmp_path / "c.msgpack")],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert run.returncode == 3 and "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "error" in run.stderr
+    assert not (tmp_path / "c.msgpack").exists()
+
+
+def test_unknown_strategy_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["prove", str(tmp_path / "m.npz"), "--strategy", "nope", "-o", str(tmp_path / "c")])
+    assert result.exit_code == 2

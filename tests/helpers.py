@@ -1,0 +1,29 @@
+"""Small helpers shared by the tests: build certificates and check them in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from checker import certificate
+from checker.verify import Verdict, check
+
+
+def total_inputs(weights: dict) -> int:
+    return np.shape(weights["embed.W_E"])[0] ** np.shape(weights["pos_embed.W_pos"])[0]
+
+
+def encode(weights: dict, strategy: str = "brute-force", claimed: int = 0, evidence=None, params=None,
+           total: int | None = None) -> bytes:
+    return certificate.encode(
+        strategy=strategy, params=params or {}, claimed_correct=claimed,
+        total=total_inputs(weights) if total is None else total, weights=weights,
+        evidence=evidence or {}, generator={"name": "tests"},
+    )
+
+
+def check_bytes(raw: bytes) -> Verdict:
+    return check(certificate.decode(raw))
+
+
+def check_weights(weights: dict, strategy: str = "brute-force", claimed: int = 0, evidence=None) -> Verdict:
+    return check_bytes(encode(weights, strategy, claimed, evidence))

@@ -1,0 +1,85 @@
+"""Hypothesis strategies for tiny models, benign and adversarial.
+
+Kinds:
+- gaussian: float32/float64 weights of varied scale, optional biases;
+- coarse: entries in {-2..2}/4, so scores and margins collide and cancel exactly and often;
+- uniform-attention: W_K = 0 (every score equal), margins are rational and often exactly zero;
+- tie: two W_U columns (and b_U entries) equal, so two logits tie on every input;
+- near-tie: as tie, then one b_U entry moved by one ulp, so those logits differ by one ulp;
+- equal-residual: two tokens with equal embeddings and two positions with equal embeddings, so
+  scores coincide and terms with equal exponents must be merged before deciding a sign;
+- huge-scores: W_Q, W_K scaled up so scores overflow exp in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+KINDS = ("gaussian", "coarse", "uniform-attention", "tie", "near-tie", "equal-residual", "huge-scores")
+
+
+def _shapes(V: int, N: int, D: int, H: int) -> dict[str, tuple[int, ...]]:
+    return {
+        "embed.W_E": (V, D),
+        "pos_embed.W_pos": (N, D),
+        "blocks.0.attn.W_Q": (1, D, H),
+        "blocks.0.attn.W_K": (1, D, H),
+        "blocks.0.attn.W_V": (1, D, H),
+        "blocks.0.attn.W_O": (1, H, D),
+        "unembed.W_U": (D, V),
+    }
+
+
+BIAS_SHAPES = lambda V, D, H: {  # noqa: E731
+    "blocks.0.attn.b_Q": (1, H),
+    "blocks.0.attn.b_K": (1, H),
+    "blocks.0.attn.b_V": (1, H),
+    "blocks.0.attn.b_O": (D,),
+    "unembed.b_U": (V,),
+}
+
+
+def build(kind: str, seed: int, V: int, N: int, D: int, H: int, scale: float, biases: bool, dtype) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = _shapes(V, N, D, H)
+    if biases or kind in ("tie", "near-tie"):
+        shapes.update(BIAS_SHAPES(V, D, H))
+    if kind in ("coarse", "uniform-attention"):
+        w = {k: rng.integers(-2, 3, size=s) / 4 for k, s in shapes.items()}
+    else:
+        w = {k: rng.normal(size=s) * scale for k, s in shapes.items()}
+    w = {k: v.astype(dtype) for k, v in w.items()}
+    if kind == "uniform-attention":
+        w["blocks.0.attn.W_K"][:] = 0
+        w.pop("blocks.0.attn.b_K", None)
+    if kind in ("tie", "near-tie") and V >= 2:
+        a, b = rng.choice(V, size=2, replace=False)
+        w["unembed.W_U"][:, a] = w["unembed.W_U"][:, b]
+        w["unembed.b_U"][a] = w["unembed.b_U"][b]
+        if kind == "near-tie":
+            direction = np.inf if rng.random() < 0.5 else -np.inf
+            w["unembed.b_U"][a] = np.nextafter(w["unembed.b_U"][a], w["unembed.b_U"].dtype.type(direction))
+    if kind == "equal-residual":
+        if V >= 2:
+            w["embed.W_E"][1] = w["embed.W_E"][0]
+        if N >= 3:
+            w["pos_embed.W_pos"][1] = w["pos_embed.W_pos"][0]
+    if kind == "huge-scores":
+        w["blocks.0.attn.W_Q"] *= dtype(300)
+        w["blocks.0.attn.W_K"] *= dtype(300)
+    return w
+
+
+@st.composite
+def tiny_models(draw, max_vocab: int = 5, max_ctx: int = 4, max_inputs: int = 700, kinds=KINDS) -> dict:
+    V = draw(st.integers(2, max_vocab))  # d_vocab = 1 is covered by an explicit test
+    N = draw(st.integers(1, max_ctx).filter(lambda n: V**n <= max_inputs))
+    D = draw(st.integers(1, 8))
+    H = draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(kinds))
+    scale = draw(st.sampled_from([1e-3, 0.1, 1.0, 3.0, 30.0]))
+    biases = draw(st.booleans())
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return build(kind, seed, V, N, D, H, scale, biases, dtype)
