@@ -31,9 +31,11 @@ class Evidence:
         self._used.add(name)
         return self._items[name]
 
-    def tensor(self, name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    def tensor(self, name: str, dtype: str, shape: tuple[int | None, ...]) -> np.ndarray:
+        """A tensor of this dtype and shape (None: any size along that axis)."""
         value = self._take(name)
-        if not isinstance(value, np.ndarray) or value.dtype.str != dtype or value.shape != tuple(shape):
+        if (not isinstance(value, np.ndarray) or value.dtype.str != dtype or value.ndim != len(shape)
+                or any(want is not None and got != want for got, want in zip(value.shape, shape))):
             got = f"{value.dtype.str} {list(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
             raise InvalidCertificate("evidence", f"{name} must be a {dtype} tensor of shape {list(shape)}, got {got}")
         return value

@@ -14,27 +14,37 @@ C = (sum_i max|a~_i|)(1 + 2^-50):  |c~| <= C  and  |c~ - c| <= 2^-50 C + 2^-1070
   Proof: |c~ - sum a~| <= gamma_2 sum|a~_i| and |sum a~ - sum a| <= u sum|a_i| + 3 2^-1075;
   gamma_2 + 1.01 u < 3.02 u < 2^-51.4, so the error is below 2^-51 C + 2^-1073.
 
-Lemma 2 (sums). Let 0 <= w_j <= 1 and c_j be reals, and w~_j, c~_j floats with
-|w~_j - w_j| <= 2^-50 w_j + 2^-1070, |c~_j| <= C, |c~_j - c_j| <= 2^-50 C + 2^-1070, C <= 2^900.
-Let S~ be the float sum, in any order, of the J <= 2^20 products fl(w~_j c~_j), and W~ the float
-sum, in any order, of the w~_j. Then, for S = sum_j w_j c_j,
-    |S~ - S| <= K W~ + A,   K = C (2^-48 + J 2^-52)(1 + 2^-32),   A = J (C + 1) 2^-1067.
-  Proof: |w~c~ - wc| <= |w~ - w||c~| + w|c~ - c| <= 2^-49 w C + 2^-1070 (C + w); rounding the
-  product adds u |w~ c~| + 2^-1075 <= u (1 + 2^-50) w C + 2^-1070 C + 2^-1075; the summation adds
-  gamma_{J-1} sum_j |t~_j| <= 1.01 J u (1 + 2^-49) C W + J 2^-1074. With W = sum_j w_j this is
-  |S~ - S| <= C W (2^-48 + J 2^-52) + J (C + 1) 2^-1068. Finally W~ >= (1 - gamma_{J-1}) sum_j w~_j
-  >= (1 - 2^-32.9)((1 - 2^-50) W - J 2^-1070), so W <= W~ (1 + 2^-32) + J 2^-1069, and the
-  leftover C J 2^-1069 (2^-48 + J 2^-52) is far below J (C + 1) 2^-1068. No intermediate exceeds
-  3 J C < 2^922, so nothing overflows.
+Lemma 2 (sums). Let 0 <= w_j <= 2^20 and c_j be reals, and w~_j, c~_j floats with
+|w~_j - w_j| <= eps w_j + eta (eps <= 2^-40, eta <= 2^-1060), |c~_j| <= C <= 2^800 and
+|c~_j - c_j| <= 2^-50 C + 2^-1070. Let S~ be the float sum, in any order, of the J <= 2^20
+products t~_j = fl(w~_j c~_j), and W~ the float sum, in any order, of the w~_j. Then, for
+S = sum_j w_j c_j and W = sum_j w_j,
+    |S~ - S| <= K W~ + A,   K = (C (eps + 2^-49 + J 2^-52) + 2^-1069)(1 + 2^-30),
+                            A = 2 J (C + 1)(eta + 2^-1072).
+  Proof. (i) |w~c~ - wc| <= |w~ - w||c~| + w|c~ - c| <= w C (eps + 2^-50) + eta C + 2^-1070 w.
+  (ii) Rounding the product adds u |w~||c~| + 2^-1075 <= u ((1 + eps) w + eta) C + 2^-1075.
+  (iii) The summation adds gamma_{J-1} sum_j |t~_j| <= gamma_{J-1} (1 + u)((1 + eps) W + J eta) C
+  + J 2^-1075. Collecting, the factor of C W is eps + 2^-50 + u (1 + eps) + 1.01 J u (1 + eps)
+  <= eps + 2^-49 + J 2^-52, the factor of W from (i) is 2^-1070, and the rest is at most
+  J eta C (1 + 2^-30) + J 2^-1073. (iv) W~ >= (1 - gamma_{J-1}) sum_j w~_j >= (1 - 2^-32.9)
+  ((1 - eps) W - J eta), so W <= W~ (1 + 2^-31) + 2 J eta; substituting, the extra 2 J eta times
+  the W factor is below J eta C 2^-28 + 2^-1060 J eta. Both sides total at most K W~ + A.
+  No intermediate exceeds 2^20 (1 + eps) C J (1 + u) < 2^842, so nothing overflows.
 
-Decision (see `classify`): S > 0 is certain when S~ > fl(K2 W~) and S~ > A2, with K2 >= 2 K (1 + 2^-50)
-and A2 >= 2 A + 2^-1073: since fl(K2 W~) >= K2 W~ (1 - u) - 2^-1075 >= 2 K W~ - 2^-1075, the two
-conditions give S~ > K W~ + A >= |S~ - S|. Symmetrically for S < 0.
+Decision (see `Threshold.classify`): S > 0 is certain when S~ > fl(K2 W~) and S~ > A2, with
+K2 >= 2 K (1 + 2^-50) and A2 >= 2 A + 2^-1073: fl(K2 W~) >= K2 W~ (1 - u) - 2^-1075 >= 2 K W~ - 2^-1075,
+so the two conditions give S~ > K W~ + A >= |S~ - S|. Symmetrically for S < 0.
 
-Lemma 3 (weights). If |w~a - wa| <= 2^-52 wa + 2^-1074 and likewise for wb (the guarantee of
-enclosure.exp_table), with 0 < wa, wb <= 1, then w~ = fl(w~a w~b) satisfies Lemma 2's hypothesis
-for w = wa wb: the product of the approximations errs by at most (2^-51 + 2^-103) w + 2^-1072,
-and rounding adds u (1 + 2^-50) w + 2^-1075 < 2^-52.9 w + 2^-1075.
+Lemma 3 (weights). Let each factor a~ approximate an exp in (0, 1] as enclosure.exp_table
+guarantees: |a~ - a| <= 2^-52 a + 2^-1074.
+  (a) For w = a b, w~ = fl(a~ b~) meets Lemma 2 with eps = 2^-50, eta = 2^-1070: the product of
+  the approximations errs by at most (2^-51 + 2^-103) w + 2^-1072, and rounding adds
+  u (1 + 2^-50) w + 2^-1075.
+  (b) For w = a (b_1 + ... + b_r), with T~ the float sum of the b~_i in any order and
+  w~ = fl(a~ T~), Lemma 2 holds with eps = (r + 5) 2^-53 and eta = (r + 1) 2^-1072: T~ errs by at
+  most (2^-52 + 1.01 (r - 1) u (1 + 2^-52)) T + r 2^-1074 (the terms are non-negative), the product
+  of the approximations adds 2^-52 (1 + ...) relative and 2 r 2^-1074 absolute (T~ <= 2 r), and
+  rounding adds u relative and 2^-1075 absolute: (r + 5) u and (3 r + 1) 2^-1074 in all.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ import numpy as np
 
 EPS_W = Fraction(1, 2**50)
 MAX_TERMS = 1 << 20
-MAX_MAGNITUDE = Fraction(2) ** 900
+MAX_MAGNITUDE = Fraction(2) ** 800
 
 
 def round_up(value: Fraction) -> float:
@@ -68,13 +78,22 @@ class Threshold:
     floor: float  # A2
 
     @classmethod
-    def for_sums(cls, terms: int, bound: float) -> "Threshold":
-        if not 1 <= terms <= MAX_TERMS or not 0 <= Fraction(bound) <= MAX_MAGNITUDE:
+    def for_sums(cls, terms: int, bound: float, eps: Fraction = EPS_W, eta: Fraction = Fraction(1, 2**1070)) -> "Threshold":
+        """For J = terms, C = bound and weights meeting Lemma 2 with (eps, eta)."""
+        if not (1 <= terms <= MAX_TERMS and 0 <= Fraction(bound) <= MAX_MAGNITUDE
+                and 0 <= eps <= Fraction(1, 2**40) and 0 <= eta <= Fraction(1, 2**1060)):
             raise ValueError("float filter outside its proven range")
         j, c = Fraction(terms), Fraction(bound)
-        k = c * (Fraction(1, 2**48) + j / 2**52) * (1 + Fraction(1, 2**32))
-        a = j * (c + 1) / Fraction(2) ** 1067
+        k = (c * (eps + Fraction(1, 2**49) + j / 2**52) + Fraction(1, 2**1069)) * (1 + Fraction(1, 2**30))
+        a = 2 * j * (c + 1) * (eta + Fraction(1, 2**1072))
         return cls(round_up(2 * k * (1 + EPS_W)), round_up(2 * a + Fraction(1, 2**1073)))
+
+    @staticmethod
+    def product_weights(summands: int) -> tuple[Fraction, Fraction]:
+        """(eps, eta) of Lemma 3 for weights a * (sum of `summands` exps); Lemma 3(a) is summands = 1."""
+        if summands <= 1:
+            return EPS_W, Fraction(1, 2**1070)
+        return Fraction(summands + 5, 2**53), Fraction(summands + 1, 2**1072)
 
     def classify(self, sums: np.ndarray, weight_sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(certainly positive, certainly negative) masks for the exact sums that `sums`

@@ -6,12 +6,14 @@ from typing import Callable
 
 from checker.context import Context, Outcome
 from checker.errors import InvalidCertificate
-from checker.strategies import brute_force
+from checker.strategies import brute_force, cubic
 
 Verify = Callable[[Context], Outcome]
 
 REGISTRY: dict[str, Verify] = {
     "brute-force": brute_force.verify,
+    "cubic": cubic.verify,
+    "cubic/reference": cubic.verify_reference,
 }
 
 

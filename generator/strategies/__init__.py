@@ -29,8 +29,22 @@ def _brute_force(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
     return Draft()
 
 
+def _cubic(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+    from generator.strategies import cubic
+
+    return cubic.prove(weights, progress)
+
+
+def _cubic_reference(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+    from generator.strategies import cubic
+
+    return cubic.prove(weights, progress, reference=True)
+
+
 REGISTRY: dict[str, Prover] = {
     "brute-force": _brute_force,
+    "cubic": _cubic,
+    "cubic/reference": _cubic_reference,
 }
 
 

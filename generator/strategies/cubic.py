@@ -1,0 +1,149 @@
+"""The cubic proof's search: per-case claimed bounds (and, for the tight variant, candidate outputs).
+
+The bound of a case is defined by the checker (checker/strategies/cubic.py): its tests, their
+two arrangements. Here it is evaluated in float64 from the exact tables, and each claim is the
+smallest float32 at or above it, so that a claim one float32 ulp stronger is false. Where
+float64 cannot tell which float32 that is, the bound is re-evaluated at 200 bits.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from checker.context import Progress
+from checker.exact import Dyadic, align
+from checker.paths import paths
+from checker.strategies import cubic as definition
+from checker.weights import model_from_weights
+from generator.strategies import Draft
+
+CANDIDATES_PER_ROW = 2  # top entries of each of the two joint rows
+
+
+def round_up_f32(values: np.ndarray) -> np.ndarray:
+    """The smallest float32 >= each float64 value."""
+    out = values.astype(np.float32)
+    low = out.astype(np.float64) < values
+    out[low] = np.nextafter(out[low], np.float32(np.inf))
+    return out
+
+
+def _candidates(float_tab: dict, m: int) -> np.ndarray:
+    """Outputs (not m) where a joint test is most likely to bind: the largest entries of the
+    m-slot and query-slot rows. [q <= m, 2 * CANDIDATES_PER_ROW] output indices."""
+    r = min(CANDIDATES_PER_ROW, float_tab["c0_m"].shape[1])
+    cols = np.concatenate([np.argsort(-float_tab[key], axis=1, kind="stable")[:, :r] for key in ("c0_m", "c0_q")], axis=1)
+    return cols + (cols >= m)  # column -> output
+
+
+class _Scores:
+    def __init__(self, p, n_ctx: int):
+        self.eqke, self.eqkp = p.EQKE.to_float(), p.EQKP.to_float()  # (cubic: |scores| < 2^1023 assumed)
+        self.exact = p
+        self.scale = 1 / np.sqrt(p.d_head)
+        self.n = n_ctx
+        self.order = np.argsort(self.eqkp[:, : n_ctx - 1], axis=1, kind="stable")
+
+    def slot_weights(self, m, qs, cs, ks):
+        """Weights of the m-block and the k-block per arrangement ([cases, 2] each: m-copies on the
+        lowest, on the highest positions) and of the query slot, up to a common factor per case."""
+        free = self.n - 1
+        pos = np.take_along_axis(self.eqkp[qs, :free], self.order[qs], axis=1)  # ascending
+        p_top = pos.max(axis=1) if free else np.zeros(len(qs))
+        query = self.eqke[qs, qs] + self.eqkp[qs, free]
+        top = np.maximum(np.maximum(self.eqke[qs, m], self.eqke[qs, ks]) + p_top, query)
+        cum = np.concatenate([np.zeros((len(qs), 1)), np.cumsum(np.exp((pos - p_top[:, None]) * self.scale), axis=1)], axis=1)
+        idx = np.arange(len(qs))
+        total = cum[:, -1]
+        t = np.stack([cum[idx, free - cs], total - cum[idx, cs]], axis=1)
+        token = lambda tok: np.exp((tok + p_top - top) * self.scale)[:, None]  # noqa: E731
+        return token(self.eqke[qs, m]) * t, token(self.eqke[qs, ks]) * (total[:, None] - t), np.exp((query - top) * self.scale)
+
+
+def _bounds(w_m, w_k, w_q, f_m, f_k, f_q, valid) -> np.ndarray:
+    """max over valid tests and arrangements of the attention-weighted value, per case."""
+    num = w_m[:, None, :] * f_m[:, :, None] + w_k[:, None, :] * f_k[:, :, None] + w_q[:, None, None] * f_q[:, :, None]
+    den = (w_m + w_k + w_q[:, None])[:, None, :]
+    value = np.where(valid[:, :, None], num / den, -np.inf)
+    return value.max(axis=(1, 2))
+
+
+def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:
+    """The same bound at 200 bits, from exact coefficients and scores."""
+    mpmath.mp.prec = 200
+    p, n = scores.exact, scores.n
+    order = np.argsort(p.EQKP.ints[q, : n - 1], kind="stable")
+    s = lambda t, pos: mpmath.mpf(int(p.EQKE.ints[q, t])) * mpmath.mpf(2) ** p.EQKE.exp + mpmath.mpf(int(p.EQKP.ints[q, pos])) * mpmath.mpf(2) ** p.EQKP.exp  # noqa: E731
+    root = mpmath.sqrt(p.d_head)
+    best = mpmath.mpf("-inf")
+    f_m, f_k, f_q, valid, exp = coeffs
+    for arrangement in (0, 1):
+        m_slots, k_slots = (order[: n - 1 - c], order[n - 1 - c :]) if arrangement == 0 else (order[c:], order[:c])
+        weights = [(s(m, i), "m") for i in m_slots] + [(s(k, i), "k") for i in k_slots] + [(s(q, n - 1), "q")]
+        top = max(w for w, _ in weights)
+        ws = [(mpmath.exp((w - top) / root), slot) for w, slot in weights]
+        total = sum(w for w, _ in ws)
+        for j in range(len(f_m)):
+            if not valid[j]:
+                continue
+            value = {"m": f_m[j], "k": f_k[j], "q": f_q[j]}
+            num = sum(w * mpmath.mpf(int(value[slot])) * mpmath.mpf(2) ** exp for w, slot in ws)
+            best = max(best, num / total)
+    return best
+
+
+def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = False) -> Draft:
+    model = model_from_weights(weights)
+    V, N = model.d_vocab, model.n_ctx
+    p = paths(model)
+    (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
+    ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
+    scores = _Scores(p, N)
+    cases = np.array(list(definition.case_order(V, N)), dtype=np.int64).reshape(-1, 4)
+    claims = np.full(len(cases), -1.0, dtype=np.float32)  # V = 1: no wrong output exists
+    candidates = []
+    bounds = np.searchsorted(cases[:, 0], np.arange(V + 1))
+    for m in range(V):
+        progress("cubic search", m, V)
+        if V == 1:
+            candidates.append(np.zeros((1, 0), np.int64))
+            break
+        exact_tab = definition._tables(ov, m, N, reference)
+        float_tab = {key: Dyadic(value, ov_exp).to_float() for key, value in exact_tab.items()}
+        cand_out = _candidates(float_tab, m)
+        candidates.append(cand_out)
+        cand_cols = cand_out - (cand_out > m)
+        block = cases[bounds[m] : bounds[m + 1]]
+        out = np.empty(len(block))
+        for c_zero in (True, False):
+            rows = block[:, 2] == 0 if c_zero else block[:, 2] > 0
+            if not rows.any():
+                continue
+            qs, cs, ks = block[rows, 1], block[rows, 2], block[rows, 3]
+
+            def tests(tab, add, qs, ks):
+                if c_zero:
+                    return tab["c0_m"][qs], tab["c0_m"][qs] * 0, tab["c0_q"][qs], np.ones(tab["c0_m"][qs].shape, bool)
+                return definition._Tests(tab, add, None if reference else cand_cols)(qs, ks)
+
+            f = tests(float_tab, np.add, qs, ks)
+            w = scores.slot_weights(m, qs, cs, ks)
+            b = _bounds(*w, *f)
+            slack = 1e-12 * (max(float(np.abs(x).max()) for x in f[:3]) + np.abs(b))
+            lo, hi = round_up_f32(b - slack), round_up_f32(b + slack)
+            claim = hi.copy()
+            unsure = np.flatnonzero(lo != hi)
+            if len(unsure):
+                fe = tests(exact_tab, lambda a, b_: a + b_, qs[unsure], ks[unsure])
+                for i, j in enumerate(unsure):
+                    coeffs = (fe[0][i], fe[1][i], fe[2][i], fe[3][i], ov_exp)
+                    precise = _precise_bound(scores, m, qs[j], cs[j], ks[j], coeffs)
+                    claim[j] = round_up_f32(np.array([float(precise + abs(precise) * mpmath.mpf(2) ** -150)]))[0]
+            out[rows] = claim
+        claims[bounds[m] : bounds[m + 1]] = out
+    progress("cubic search", V, V)
+    evidence = {"claims": claims}
+    if not reference:
+        evidence["candidates"] = np.concatenate(candidates).astype(np.int64)
+    return Draft(evidence=evidence)
