@@ -62,11 +62,15 @@ class _Scores:
 
 
 def _bounds(w_m, w_k, w_q, f_m, f_k, f_q, valid) -> np.ndarray:
-    """max over valid tests and arrangements of the attention-weighted value, per case."""
+    """max over valid tests and arrangements of the attention-weighted value, per case. Where the
+    float weights degenerate, the largest slot value (an upper bound of any weighted mean)."""
     num = w_m[:, None, :] * f_m[:, :, None] + w_k[:, None, :] * f_k[:, :, None] + w_q[:, None, None] * f_q[:, :, None]
     den = (w_m + w_k + w_q[:, None])[:, None, :]
-    value = np.where(valid[:, :, None], num / den, -np.inf)
-    return value.max(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = num / den
+    fallback = np.maximum(np.maximum(f_m, f_k), f_q)[:, :, None]
+    value = np.where(np.isfinite(value), value, fallback)
+    return np.where(valid[:, :, None], value, -np.inf).max(axis=(1, 2))
 
 
 def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:

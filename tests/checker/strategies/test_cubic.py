@@ -1,0 +1,121 @@
+"""The cubic proof: sound on benign and adversarial tiny models, and every strengthened claim is rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from checker import certificate
+from checker.strategies.cubic import case_order
+from generator.prover import prove
+from generator.strategies import REGISTRY
+from tests.helpers import check_bytes, encode
+from tests.models import build, tiny_models
+from tests.reference.evaluator import exact_correct_count
+
+VARIANTS = ("cubic", "cubic/reference")
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+@given(weights=tiny_models(max_inputs=400))
+def test_verified_bound_never_exceeds_exact_accuracy(strategy, weights):
+    proof = prove(weights, strategy)
+    assert proof.verdict.accepted, proof.verdict.reason
+    assert proof.verdict.verified_correct <= exact_correct_count(weights)
+
+
+@given(weights=tiny_models(max_inputs=400, kinds=("gaussian", "coarse", "tie", "equal-residual")))
+def test_tight_variant_dominates_reference_and_both_stay_below_brute_force(weights):
+    tight, reference = (prove(weights, s).verdict.verified_correct for s in VARIANTS)
+    brute = prove(weights, "brute-force").verdict.verified_correct
+    assert reference <= tight <= brute
+
+
+@pytest.fixture(scope="module")
+def small_trained():
+    """A d_vocab-12, K=4 model trained briefly: a real cubic certificate that checks in well under a second."""
+    from generator.model import ModelConfig
+    from generator.train import TrainConfig, train
+
+    model = train(0, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=600))
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def draft(weights, strategy):
+    return REGISTRY[strategy](weights, lambda *a: None)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+def test_real_model_certificate_is_tight_to_one_ulp_per_claim(small_trained, strategy):
+    d = draft(small_trained, strategy)
+    proof = prove(small_trained, strategy)
+    assert proof.verdict.accepted and proof.verdict.verified_correct > 0
+    claims = d.evidence["claims"]
+    rng = np.random.default_rng(0)
+    for index in rng.choice(len(claims), size=12, replace=False):
+        tampered = dict(d.evidence, claims=claims.copy())
+        tampered["claims"][index] = np.nextafter(claims[index], np.float32(-np.inf))
+        verdict = check_bytes(encode(small_trained, strategy, 0, tampered))
+        assert not verdict.accepted and "below the bound" in verdict.reason, (index, verdict.reason)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+def test_one_more_token_in_g_is_rejected(small_trained, strategy):
+    d = draft(small_trained, strategy)
+    claims = d.evidence["claims"]
+    cases = list(case_order(12, 4))
+    unproved = [i for i, (m, q, c, k) in enumerate(cases) if c > 0 and claims[i] >= 0]
+    assert unproved
+    for index in unproved[:5]:
+        tampered = dict(d.evidence, claims=claims.copy())
+        tampered["claims"][index] = np.float32(-1e-30)
+        assert not check_bytes(encode(small_trained, strategy, 0, tampered)).accepted
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+def test_count_plus_one_is_rejected(small_trained, strategy):
+    proof = prove(small_trained, strategy)
+    body = certificate.decode(proof.raw)
+    raw = encode(small_trained, strategy, body.claimed_correct + 1, body.evidence)
+    verdict = check_bytes(raw)
+    assert not verdict.accepted and verdict.verified_correct == body.claimed_correct
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_garbage_candidates_are_rejected_or_sound(seed):
+    weights = build("gaussian", seed, V=5, N=3, D=4, H=3, scale=1.0, biases=False, dtype=np.float32)
+    d = draft(weights, "cubic")
+    rng = np.random.default_rng(seed)
+    cand = d.evidence["candidates"]
+    m_of_pair = np.repeat(np.arange(5), np.arange(1, 6))[:, None]
+    garbage = (m_of_pair + rng.integers(1, 5, size=cand.shape)) % 5  # any outputs other than m
+    verdict = check_bytes(encode(weights, "cubic", 0, dict(d.evidence, candidates=garbage)))
+    if verdict.accepted:
+        assert verdict.verified_correct <= exact_correct_count(weights)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda e: e.update(claims=e["claims"][:-1]),
+        lambda e: e.update(claims=e["claims"].astype(np.float64)),
+        lambda e: e.pop("candidates"),
+        lambda e: e.update(candidates=e["candidates"] * 0),  # m = 0 rows now name output m
+        lambda e: e.update(candidates=e["candidates"] + 100),
+        lambda e: e.update(extra=np.zeros(1)),
+    ],
+)
+def test_malformed_evidence_is_invalid(edit):
+    weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    evidence = dict(draft(weights, "cubic").evidence)
+    edit(evidence)
+    verdict = check_bytes(encode(weights, "cubic", 0, evidence))
+    assert not verdict.accepted and verdict.invalid
+
+
+def test_k4_seed123_bounds(trained_k4):
+    tight, reference = (prove(trained_k4, s).verdict for s in VARIANTS)
+    assert reference.verified_correct / reference.total > 0.95
+    assert tight.verified_correct / tight.total > 0.99
