@@ -63,6 +63,10 @@ class Dyadic:
     def __sub__(self, other: "Dyadic") -> "Dyadic":
         return self._binary(other, np.subtract)
 
+    def __mul__(self, other: "Dyadic") -> "Dyadic":
+        """Elementwise (broadcasting) product."""
+        return Dyadic(self.ints * other.ints, self.exp + other.exp)
+
     def __neg__(self) -> "Dyadic":
         return Dyadic(-self.ints, self.exp)
 
@@ -82,6 +86,16 @@ class Dyadic:
         a = fmpz_mat(r, k, self.ints.ravel().tolist())
         b = fmpz_mat(k, c, other.ints.ravel().tolist())
         return Dyadic(_int_array((a * b).entries(), (r, c)), self.exp + other.exp)
+
+    def __abs__(self) -> "Dyadic":
+        return Dyadic(np.abs(self.ints), self.exp)
+
+    def reshape(self, *shape: int) -> "Dyadic":
+        return Dyadic(self.ints.reshape(*shape), self.exp)
+
+    def spread(self) -> "Dyadic":
+        """Per row: max - min (the row's range)."""
+        return self.max(axis=1) - self.min(axis=1)
 
     def max(self, axis=None) -> "Dyadic":
         return Dyadic(np.asarray(self.ints.max(axis=axis), dtype=object), self.exp)
@@ -111,3 +125,16 @@ def align(*arrays: Dyadic) -> tuple[list[np.ndarray], int]:
     """Integer parts of several dyadic arrays at one shared exponent."""
     exp = min(a.exp for a in arrays)
     return [a.at_exp(exp) for a in arrays], exp
+
+
+def concat(arrays: list[Dyadic], axis: int) -> Dyadic:
+    ints, exp = align(*arrays)
+    return Dyadic(np.concatenate(ints, axis=axis), exp)
+
+
+def mean_rows(array: Dyadic) -> Dyadic:
+    """The mean of the rows, rounded to float64 (a dyadic row vector [1, n]). Exactness of the
+    mean is never needed: it is only used as a centre, and any centre is sound."""
+    total = array.ints.sum(axis=0)
+    rows = array.shape[0]
+    return Dyadic.from_floats(np.array([[float(Fraction(int(t)) * Fraction(2) ** array.exp / rows) for t in total]]))

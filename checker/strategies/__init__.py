@@ -6,7 +6,7 @@ from typing import Callable
 
 from checker.context import Context, Outcome
 from checker.errors import InvalidCertificate
-from checker.strategies import brute_force, cubic
+from checker.strategies import brute_force, cubic, subcubic
 
 Verify = Callable[[Context], Outcome]
 
@@ -14,6 +14,7 @@ REGISTRY: dict[str, Verify] = {
     "brute-force": brute_force.verify,
     "cubic": cubic.verify,
     "cubic/reference": cubic.verify_reference,
+    **{name: (lambda ctx, name=name: subcubic.verify(ctx, name)) for name in subcubic.NAMES},
 }
 
 

@@ -41,10 +41,26 @@ def _cubic_reference(weights: dict[str, np.ndarray], progress: Progress) -> Draf
     return cubic.prove(weights, progress, reference=True)
 
 
+def _subcubic(variant: str) -> Prover:
+    def prove(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+        from generator.strategies import subcubic
+
+        return subcubic.prove(weights, progress, variant)
+
+    return prove
+
+
+def _subcubic_names() -> list[str]:
+    from checker.strategies.subcubic import NAMES
+
+    return NAMES
+
+
 REGISTRY: dict[str, Prover] = {
     "brute-force": _brute_force,
     "cubic": _cubic,
     "cubic/reference": _cubic_reference,
+    **{name: _subcubic(name) for name in _subcubic_names()},
 }
 
 

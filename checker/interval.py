@@ -1,0 +1,156 @@
+"""Float64 interval arithmetic with outward rounding, vectorised over numpy arrays.
+
+An Interval holds arrays lo <= hi with lo <= x <= hi for the exact values x it stands for.
+Every operation computes its result in round-to-nearest and then steps one ulp outward
+(np.nextafter), which contains the exact result because round-to-nearest errs by at most half
+an ulp (and subnormal sums are exact). NaN never arises from finite inputs except through
+inf - inf; anything non-finite makes a bound useless, and callers only accept finite, certain
+comparisons.
+
+exp uses tables built in ball arithmetic (arb): for the grid point g = n + f1 2^-8 + f2 2^-16 with
+g <= x < g + 2^-16, e^g <= e^x <= e^g e^{2^-16}, and e^g = e^n e^{f1/2^8} e^{f2/2^16} is a product of
+certified table entries, rounded outward.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from flint import arb
+
+from checker.enclosure import precision
+from checker.exact import Dyadic
+
+INF = np.inf
+EXP_MIN, EXP_MAX = -1100, 709  # below: e^x < 2^-1500 (lower bound 0); above: overflow (upper bound inf)
+
+
+def _down(x):
+    return np.nextafter(x, -INF)
+
+
+def _up(x):
+    return np.nextafter(x, INF)
+
+
+class Interval:
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi=None):
+        self.lo = np.asarray(lo, dtype=np.float64)
+        self.hi = self.lo if hi is None else np.asarray(hi, dtype=np.float64)
+
+    @classmethod
+    def of(cls, exact: Dyadic) -> "Interval":
+        """An enclosure of an exact dyadic array (one ulp either side of the nearest float)."""
+        nearest = exact.to_float()
+        return cls(_down(nearest), _up(nearest))
+
+    def __add__(self, other) -> "Interval":
+        other = _as_interval(other)
+        return Interval(_down(self.lo + other.lo), _up(self.hi + other.hi))
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "Interval":
+        return Interval(-self.hi, -self.lo)
+
+    def __sub__(self, other) -> "Interval":
+        return self + (-_as_interval(other))
+
+    def __rsub__(self, other) -> "Interval":
+        return _as_interval(other) - self
+
+    def __mul__(self, other) -> "Interval":
+        other = _as_interval(other)
+        products = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
+        return Interval(_down(np.minimum.reduce(products)), _up(np.maximum.reduce(products)))
+
+    __rmul__ = __mul__
+
+    def __getitem__(self, index) -> "Interval":
+        return Interval(self.lo[index], self.hi[index])
+
+    def maximum(self, other) -> "Interval":
+        other = _as_interval(other)
+        return Interval(np.maximum(self.lo, other.lo), np.maximum(self.hi, other.hi))
+
+    def reciprocal(self) -> "Interval":
+        """1/x for intervals of positive numbers."""
+        return Interval(_down(1.0 / self.hi), _up(1.0 / self.lo))
+
+    def exp(self) -> "Interval":
+        return Interval(exp_lower(self.lo), exp_upper(self.hi))
+
+
+def _as_interval(value) -> Interval:
+    return value if isinstance(value, Interval) else Interval(value)
+
+
+@lru_cache(maxsize=1)
+def _exp_tables():
+    """Certified [lower, upper] floats of e^n (n in EXP_MIN..EXP_MAX), e^{i/2^8}, e^{i/2^16} (i < 256), e^{2^-16}."""
+    def bounds(values):
+        lo, hi = [], []
+        with precision(128):
+            for v in values:
+                ball = v.exp()
+                lo.append(_floor_float(ball.lower()))
+                hi.append(_ceil_float(ball.upper()))
+        return np.array(lo), np.array(hi)
+
+    ints = bounds(arb(n) for n in range(EXP_MIN, EXP_MAX + 1))
+    coarse = bounds(arb(i) / 256 for i in range(256))
+    fine = bounds(arb(i) / 65536 for i in range(256))
+    tail = bounds([arb(1) / 65536])
+    return ints, coarse, fine, tail
+
+
+def _exact(ball_endpoint) -> Fraction:
+    man, exp = ball_endpoint.mid().man_exp()
+    return Fraction(int(man)) * Fraction(2) ** int(exp)
+
+
+def _floor_float(endpoint) -> float:
+    """The largest float <= an exact arb value."""
+    value = _exact(endpoint)
+    f = float(value)  # correctly rounded
+    return f if Fraction(f) <= value else float(_down(f))
+
+
+def _ceil_float(endpoint) -> float:
+    """The smallest float >= an exact arb value."""
+    value = _exact(endpoint)
+    f = float(value)
+    return f if Fraction(f) >= value else float(_up(f))
+
+
+def _split(x: np.ndarray):
+    """The grid point g = n + f1/2^8 + f2/2^16 with g <= x < g + 2^-16, as (n, f1, f2). Exact:
+    x * 2^16 and floor are exact in float64, and the rest is integer arithmetic."""
+    grid = np.floor(x * 65536).astype(np.int64)
+    return grid >> 16, (grid >> 8) & 255, grid & 255
+
+
+def exp_lower(x: np.ndarray) -> np.ndarray:
+    """A float <= e^x for each finite x (0 below EXP_MIN)."""
+    (ints_lo, _), (c_lo, _), (f_lo, _), _ = _exp_tables()
+    x = np.asarray(x, dtype=np.float64)
+    clipped = np.clip(x, EXP_MIN, EXP_MAX)  # out-of-range entries are replaced below
+    n, f1, f2 = _split(clipped)
+    value = _down(_down(ints_lo[n - EXP_MIN] * c_lo[f1]) * f_lo[f2])
+    value = np.where(x < EXP_MIN, 0.0, value)
+    return np.where(x > EXP_MAX, ints_lo[-1], value)
+
+
+def exp_upper(x: np.ndarray) -> np.ndarray:
+    """A float >= e^x for each finite x (inf above EXP_MAX)."""
+    (_, ints_hi), (_, c_hi), (_, f_hi), (_, tail_hi) = _exp_tables()
+    x = np.asarray(x, dtype=np.float64)
+    clipped = np.clip(x, EXP_MIN, EXP_MAX)
+    n, f1, f2 = _split(clipped)
+    value = _up(_up(_up(ints_hi[n - EXP_MIN] * c_hi[f1]) * f_hi[f2]) * tail_hi[0])
+    value = np.where(x < EXP_MIN, ints_hi[0], value)
+    return np.where(x > EXP_MAX, INF, value)

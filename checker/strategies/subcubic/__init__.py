@@ -1,0 +1,239 @@
+"""The subcubic proofs: 5 x 2 x 10 variants, named subcubic/<eupu>/<attention>/<attention-error>.
+
+Cells (q, m, c): query token q <= m = max token, c = number of non-max tokens including the query
+when q != m (so c >= 1 then), with a gap g: the cell covers the inputs whose non-max tokens (the
+query included) are all <= m - g. It covers C(n-1, c') (m - g + 1)^c' inputs, c' the non-max count
+among the non-query positions (c - 1 if q != m, else c), and none if q != m and q > m - g.
+
+For an input x of a cell and an output o != m, with a_M the attention on the copies of m,
+    logits[o] - logits[m] = EUPU_c[q,o] + a_M EV[o] + sum_{non-max i} a_i (EVOU[x_i,o] - EVOU[x_i,m])
+                            + sum_i a_i PVc[i,o]
+                         <= err[q] + base[o] + a_M EV[o] + (1 - a_M) W(m, g)
+with EV[o] = EVOU[m,o] - EVOU[m,m], base[o] = mean[o] - mean[m] + max_p PVc[p,o] (eupu.py for
+mean, err), W(m, g) = max over tokens k <= m - g of (max_x EVOU[k,x] - min_x EVOU[k,x]). So the
+largest wrong logit is at most err[q] + phi(a_M), phi(a) = max_o (base[o] + a EV[o]) + (1 - a) W.
+
+1. Attention on the max copies. Scores split exactly as EQKE'[q, x_i] + pos[q, i]
+   (attention_error.py for EQKE'; pos[q, i] = (Ebar[q] W_Q + b_Q).((W_pos[i] - c) W_K), c the key
+   centre). For every non-max token k <= m - g, EQKE'[q,m] - EQKE'[q,k] lies in
+   [lo, hi] = [approx[q,m] - max_{k<=m-g} approx[q,k] - spread[q], approx[q,m] - min_{k<=m-g} approx[q,k] + spread[q]],
+   and a_M = A / (A + B) with A = e^{EQKE'[q,m]} (sum of e^{pos} over the max slots) and B the same
+   over the non-max slots, is increasing in the first and decreasing in each non-max score. So
+   a_M >= the value with every non-max score at EQKE'[q,m] - lo and the copies of m on the lowest
+   positional terms (a_min), and a_M <= the value at EQKE'[q,m] - hi with the copies on the highest
+   (a_max); the query's slot is fixed (a copy of m when q = m, non-max otherwise).
+2. From attention to logits. chi(a) = max_o (base[o] + a EV[o]) is convex with slopes in
+   [min_o EV, max_o EV], so for an anchor a* (the certificate's `anchors`, any value in [0, 1];
+   the attention handling drop_average_... fixes a* = 0)
+       phi(a) <= chi(a*) + (a - a*) s(a) + (1 - a) W,  s(a) = max_o EV if a >= a* else min_o EV,
+   a convex function of a (this fixes the reference's mean_query+diff step, which used max_o EV on
+   both sides of a*). Its maximum over [a_min, a_max] is at an end: the cell's bound is
+   err[q] + max(f(a_min), f(a_max)). The case q = m, c = 0 (every token m) is bounded exactly:
+   max_o (EUPU[m,o] - EUPU[m,m] + EV[o] + max_p PVc[p,o]).
+3. Claims. A cell with a negative claim counts its inputs, and its claim must be at least the
+   checker's bound (computed in exact integers and outward-rounded float intervals, interval.py,
+   so the generator reproduces it exactly). A claim >= 0 asserts nothing and is not checked.
+
+Cost: no d_vocab^3 term and no enumeration of inputs: everything is O(d_vocab^2 n_ctx) per-cell
+work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_vocab^2 d_model).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from flint import arb
+
+from checker.context import Context, Evidence, Outcome
+from checker.counting import inputs_covered
+from checker.enclosure import precision
+from checker.errors import CheckError, InvalidCertificate
+from checker.exact import Dyadic, mean_rows
+from checker.interval import Interval
+from checker.strategies.subcubic import attention_error, eupu
+from checker.weights import Model
+
+ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning")
+NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
+
+
+def axes(name: str) -> tuple[str, str, str]:
+    _, e, a, r = name.split("/", 3)
+    return e, a, r
+
+
+def _rows(row: Dyadic, count: int) -> Dyadic:
+    return Dyadic(np.repeat(row.ints, count, axis=0), row.exp)
+
+
+def valid_cells(d_vocab: int, n_ctx: int) -> np.ndarray:
+    """valid[q, m, c]: the cells that can hold inputs (non-max tokens need m >= 1)."""
+    q, m, c = np.meshgrid(np.arange(d_vocab), np.arange(d_vocab), np.arange(n_ctx), indexing="ij")
+    return ((q == m) & ((c == 0) | (m >= 1))) | ((q < m) & (c >= 1))
+
+
+def cell_inputs(q: int, m: int, c: int, g: int, n_ctx: int) -> int:
+    """Inputs of cell (q, m, c) whose non-max tokens (query included) are all <= m - g."""
+    if q != m and q > m - g:
+        return 0
+    return inputs_covered(n_ctx, c if q == m else c - 1, m - g + 1)
+
+
+def _rsqrt(d_head: int) -> Interval:
+    with precision(128):
+        ball = arb(d_head).rsqrt()
+        lo, hi = float(ball.lower()), float(ball.upper())
+    return Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
+
+
+def _running(values: np.ndarray, op) -> np.ndarray:
+    return op.accumulate(values, axis=1)
+
+
+class Bounds:
+    """Everything a variant's cell bounds need, computed once per certificate."""
+
+    def __init__(self, model: Model, variant: str, evidence: Evidence):
+        self.V, self.N = model.d_vocab, model.n_ctx
+        eupu_handling, _, error_handling = axes(variant)
+        V, N = self.V, self.N
+        e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
+        centre = mean_rows(model.W_pos)
+        direct = eupu.direct_bound(eupu_handling, model, e_bar, evidence)
+        split = attention_error.qk_split(error_handling, model, e_bar, centre, evidence)
+        self.rsqrt = _rsqrt(model.d_head)
+
+        # positional part of the scores, relative to the query position
+        query = e_bar @ model.W_Q + _rows(model.b_Q, V)
+        pos = query @ ((model.W_pos - _rows(centre, N)) @ model.W_K).T  # [q, p]
+        rel = Interval.of(pos - Dyadic(np.repeat(pos.ints[:, N - 1 :], N, axis=1), pos.exp))
+        weights = (rel * self.rsqrt).exp()
+        order = np.argsort(pos.ints[:, : N - 1], axis=1, kind="stable").astype(np.int64)
+        ranked = Interval(np.take_along_axis(weights.lo[:, : N - 1], order, 1), np.take_along_axis(weights.hi[:, : N - 1], order, 1))
+        self.low_sums = self._partial_sums(ranked)  # [q, j]: the j lowest
+        self.high_sums = self._partial_sums(Interval(ranked.lo[:, ::-1], ranked.hi[:, ::-1]))
+
+        # token part: running max / min of the approximation over k
+        approx = split.approx
+        self.approx = Interval.of(approx)
+        self.run_max = Interval.of(Dyadic(_running(approx.ints, np.maximum), approx.exp))
+        self.run_min = Interval.of(Dyadic(_running(approx.ints, np.minimum), approx.exp))
+        self.spread = Interval.of(split.spread)[:, 0]
+
+        # logit part
+        p = model
+        evou = (p.W_E @ p.W_V + _rows(p.b_V, V)) @ (p.W_O @ p.W_U)
+        pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
+        diag = np.arange(V)
+        ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
+        pv = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp)  # [p, m, o]
+        pv_pess = pv.max(axis=0)  # [m, o]
+        mean = direct.mean.ints[0]
+        mean_c = Dyadic(mean[None, :] - mean[:, None], direct.mean.exp)  # [m, o]
+        self.base = mean_c + pv_pess
+        self.ev = ev
+        off = ~np.eye(V, dtype=bool)
+        self.ev_max = Interval.of(Dyadic(np.where(off, ev.ints, ev.ints.min()).max(axis=1), ev.exp)) if V > 1 else None
+        self.ev_min = Interval.of(Dyadic(np.where(off, ev.ints, ev.ints.max()).min(axis=1), ev.exp)) if V > 1 else None
+        self.w_run = Interval.of(Dyadic(np.maximum.accumulate(evou.spread().ints), evou.exp))  # W(m, g) = w_run[m - g]
+        self.err = Interval.of(direct.err)[:, 0]
+        # the all-m case: exact direct path of the query m, every attention weight on m
+        eupu_diag = (e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
+        all_m = Dyadic(eupu_diag.ints - eupu_diag.ints[diag, diag][:, None], eupu_diag.exp) + ev + pv_pess
+        self.all_m = Interval.of(Dyadic(np.where(off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp)) if V > 1 else None
+
+    @staticmethod
+    def _partial_sums(ranked: Interval) -> Interval:
+        zero = np.zeros((ranked.lo.shape[0], 1))
+        lo, hi = [zero], [zero]
+        for j in range(ranked.lo.shape[1]):
+            step = Interval(lo[-1], hi[-1]) + ranked[:, j : j + 1]
+            lo.append(step.lo)
+            hi.append(step.hi)
+        return Interval(np.concatenate(lo, axis=1), np.concatenate(hi, axis=1))
+
+    def attention(self, q, m, c, g) -> tuple[np.ndarray, np.ndarray]:
+        """(a_min lower bound, a_max upper bound) per cell."""
+        top = m - g
+        lo = self.approx[q, m] - self.run_max[q, top] - self.spread[q]
+        hi = self.approx[q, m] - self.run_min[q, top] + self.spread[q]
+        is_m = (q == m).astype(np.float64)
+        free_nonmax = np.where(q == m, c, c - 1)
+        copies = (self.N - 1) - free_nonmax
+        a_low = (lo * self.rsqrt).exp() * (self.low_sums[q, copies] + is_m)
+        b_low = self.high_sums[q, free_nonmax] + (1 - is_m)
+        a_high = (hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)
+        b_high = self.low_sums[q, free_nonmax] + (1 - is_m)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lower = np.nextafter(1 / np.nextafter(1 + np.nextafter(b_low.hi / a_low.lo, np.inf), np.inf), -np.inf)
+            upper = np.nextafter(1 / np.nextafter(1 + np.nextafter(b_high.lo / a_high.hi, -np.inf), -np.inf), np.inf)
+        lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
+        upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
+        return lower, upper
+
+    def chi(self, anchors: np.ndarray) -> np.ndarray:
+        """Upper bounds of chi(a*) = max_o (base[o] + a* EV[o]) per (m, c), exactly then rounded up."""
+        V = self.V
+        out = np.empty(anchors.shape)
+        off = ~np.eye(V, dtype=bool)
+        for m, c in itertools.product(range(V), range(anchors.shape[1])):
+            value = self.base[m] + self.ev[m] * Dyadic.from_floats(np.array([anchors[m, c]]))  # exact
+            out[m, c] = Interval.of(Dyadic(np.array([value.ints[off[m]].max()], dtype=object), value.exp)).hi[0]
+        return out
+
+    def cell_bounds(self, q, m, c, g, chi: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
+        a_min, a_max = self.attention(q, m, c, g)
+        w = self.w_run[np.maximum(m - g, 0)]
+        anchor = anchors[m, c]
+        chi_at = Interval(chi[m, c], chi[m, c])
+        best = None
+        for a in (a_min, a_max):
+            slope = Interval(np.where(a >= anchor, self.ev_max.lo[m], self.ev_min.lo[m]),
+                             np.where(a >= anchor, self.ev_max.hi[m], self.ev_min.hi[m]))
+            value = chi_at + (Interval(a) - Interval(anchor)) * slope + (1 - Interval(a)) * w + self.err[q]
+            best = value.hi if best is None else np.maximum(best, value.hi)
+        return np.where((q == m) & (c == 0), self.all_m.hi[m], best)
+
+
+def _read(ctx: Context, variant: str):
+    V, N = ctx.model.d_vocab, ctx.model.n_ctx
+    gaps = ctx.evidence.tensor("gaps", "<i8", (V, V, N))
+    claims = ctx.evidence.tensor("claims", "<f4", (V, V, N)).astype(np.float64)
+    if axes(variant)[1] == ATTENTION[0]:
+        anchors = ctx.evidence.tensor("anchors", "<f8", (V, N))
+        if not ((anchors >= 0) & (anchors <= 1)).all():
+            raise InvalidCertificate("evidence", "anchors must lie in [0, 1]")
+    else:
+        anchors = np.zeros((V, N))
+    valid = valid_cells(V, N)
+    m_of = np.broadcast_to(np.arange(V)[None, :, None], valid.shape)
+    if (gaps[~valid] != 0).any() or (claims[~valid] != 0).any():
+        raise InvalidCertificate("evidence", "gaps and claims of cells that hold no inputs must be 0")
+    if ((gaps[valid] < 1) | (gaps[valid] > np.maximum(m_of[valid], 1))).any():
+        raise InvalidCertificate("evidence", "every gap must lie in [1, max(m, 1)]")
+    return gaps, claims, anchors, valid
+
+
+def verify(ctx: Context, variant: str) -> Outcome:
+    V, N = ctx.model.d_vocab, ctx.model.n_ctx
+    gaps, claims, anchors, valid = _read(ctx, variant)
+    q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
+    g = gaps[q, m, c]
+    claimed = claims[q, m, c]
+    if V > 1:  # with one token there is no wrong output, and every claim holds
+        ctx.progress("subcubic", 0, 2)
+        bounds = Bounds(ctx.model, variant, ctx.evidence)
+        ctx.progress("subcubic", 1, 2)
+        counted = claimed < 0  # only these claims are used; a claim >= 0 asserts nothing
+        derived = bounds.cell_bounds(q[counted], m[counted], c[counted], g[counted], bounds.chi(anchors), anchors)
+        bad = np.flatnonzero(~(claimed[counted] >= derived))
+        if len(bad):
+            i, j = np.flatnonzero(counted)[bad[0]], bad[0]
+            raise CheckError("subcubic", f"claim {claimed[i]!r} for cell (q={q[i]}, m={m[i]}, c={c[i]}, gap {g[i]}) "
+                             f"is below the bound the checker derives ({derived[j]!r})")
+        ctx.progress("subcubic", 2, 2)
+    verified = sum(cell_inputs(int(q[i]), int(m[i]), int(c[i]), int(g[i]), N) for i in np.flatnonzero(claimed < 0))
+    ctx.counters["cells"] += len(q)
+    return Outcome(verified_correct=verified, notes={"cells": len(q)})
