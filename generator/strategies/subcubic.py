@@ -50,56 +50,88 @@ def _hints(model, variant: str) -> dict[str, np.ndarray]:
     return hints
 
 
+CHORD_QUANTILES = (0.1, 0.3, 0.6, 0.9)
+
+
+def _anchors(bounds, handling: str, q, m, c, V: int, N: int) -> np.ndarray:
+    """mean_query+diff: the mean over queries of the paper's chosen extreme attention;
+    per_output+chords: 0, 1 and quantiles of the cells' attention bounds; drop_average: 0."""
+    if handling == definition.ATTENTION[1]:
+        return np.zeros((V, N, 1))
+    a_min, a_max = bounds.attention(q, m, c, np.ones_like(q))
+    if handling == definition.ATTENTION[0]:
+        w = bounds.w_run[np.maximum(m - 1, 0)].astype(float)
+        ev_max = np.array([float(max(bounds.ev.ints[i][bounds.off[i]], default=0)) for i in range(V)])
+        chosen = np.where(ev_max[m] * 2.0**bounds.ev.exp < w * 2.0**bounds.evou.exp, a_min, a_max)
+        total, count = np.zeros((V, N)), np.zeros((V, N))
+        np.add.at(total, (m, c), chosen)
+        np.add.at(count, (m, c), 1)
+        return np.clip(np.divide(total, count, out=np.zeros((V, N)), where=count > 0), 0, 1)[:, :, None]
+    width = len(CHORD_QUANTILES) + 2
+    anchors = np.zeros((V, N, width))
+    for mm, cc in np.ndindex(V, N):
+        sel = (m == mm) & (c == cc)
+        samples = np.concatenate([a_min[sel], a_max[sel]]) if sel.any() else np.array([0.5])
+        anchors[mm, cc] = _spread_points(np.quantile(samples, CHORD_QUANTILES), width)
+    return anchors
+
+
+def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
+    """0, 1 and the inner points, made strictly increasing, then the widest gaps halved to `width` points."""
+    points = sorted({0.0, 1.0, *np.clip(inner, 0, 1).tolist()})
+    while len(points) < width:
+        i = int(np.argmax(np.diff(points)))
+        points.insert(i + 1, (points[i] + points[i + 1]) / 2)
+    return np.array(points)
+
+
 def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> Draft:
     model = model_from_weights(weights)
     V, N = model.d_vocab, model.n_ctx
     hints = _hints(model, variant)
-    attention = definition.axes(variant)[1]
+    handling = definition.axes(variant)[1]
     valid = definition.valid_cells(V, N)
     gaps = np.where(valid, 1, 0).astype(np.int64)
     claims = np.zeros((V, V, N), dtype=np.float32)
-    anchors = np.zeros((V, N))
     if V == 1:
         claims[0, 0, 0] = -1.0
-        return Draft(evidence=_evidence(hints, gaps, claims, anchors, attention))
+        return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling))
     progress("subcubic search", 0, 3)
     bounds = definition.Bounds(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
-    if attention == definition.ATTENTION[0]:
-        a_min, a_max = bounds.attention(q, m, c, np.ones_like(q))
-        w = bounds.w_run[np.maximum(m - 1, 0)]
-        chosen = np.where(bounds.ev_max.hi[m] < w.lo, a_min, a_max)  # the paper's choice of extreme
-        total, count = np.zeros((V, N)), np.zeros((V, N))
-        np.add.at(total, (m, c), chosen)
-        np.add.at(count, (m, c), 1)
-        anchors = np.clip(np.divide(total, count, out=np.zeros((V, N)), where=count > 0), 0, 1)
+    anchors = _anchors(bounds, handling, q, m, c, V, N)
     progress("subcubic search", 1, 3)
-    chi = bounds.chi(anchors)
-    # every (cell, gap) pair a cell may use: gaps 1..max(m, 1)
+    # every (cell, gap) pair a cell may use, first with the loosest g* = 1
     reps = np.maximum(m, 1)
     cell = np.repeat(np.arange(len(q)), reps)
     gap = np.concatenate([np.arange(1, r + 1) for r in reps])
-    derived = bounds.cell_bounds(q[cell], m[cell], c[cell], gap, chi, anchors)
+    tables = bounds.chi_tables(np.ones((V, N), np.int64), anchors)
+    derived = bounds.cell_bounds(q[cell], m[cell], c[cell], gap, tables, anchors)
     usable = (derived < 0) & ((q[cell] == m[cell]) | (q[cell] <= m[cell] - gap))
-    progress("subcubic search", 2, 3)
-    best = np.full(len(q), -1)
-    order = np.lexsort((gap, cell))  # by cell, then increasing gap
+    order = np.lexsort((gap, cell))  # by cell, then increasing gap: the first usable gap is the smallest
     first = order[usable[order]]
     cells_with, idx = np.unique(cell[first], return_index=True)
-    best[cells_with] = first[idx]
-    fallback = np.flatnonzero(best < 0)
-    chosen_gap = np.where(best >= 0, gap[best], 1)
-    value = np.where(best >= 0, derived[best], 0.0)
-    # cells without a negative bound claim nothing (0 >= anything unverified)
-    gaps[q, m, c] = chosen_gap
-    claims[q, m, c] = np.where(best >= 0, round_up_f32(value), 0.0)
+    chosen = np.zeros(len(q), bool)
+    chosen[cells_with] = True
+    gaps[q[cells_with], m[cells_with], c[cells_with]] = gap[first[idx]]
+    progress("subcubic search", 2, 3)
+    # the checker uses g* from the counted cells: recompute with it until the counted set is stable
+    for _ in range(4):
+        counted = np.zeros(valid.shape, bool)
+        counted[q[chosen], m[chosen], c[chosen]] = True
+        tables = bounds.chi_tables(definition.smallest_gaps(gaps, counted), anchors)
+        final = bounds.cell_bounds(q, m, c, gaps[q, m, c], tables, anchors)
+        still = chosen & (final < 0)
+        if (still == chosen).all():
+            break
+        chosen = still
+    claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
     progress("subcubic search", 3, 3)
-    del fallback
-    return Draft(evidence=_evidence(hints, gaps, claims, anchors, attention))
+    return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling))
 
 
-def _evidence(hints, gaps, claims, anchors, attention) -> dict:
+def _evidence(hints, gaps, claims, anchors, handling) -> dict:
     evidence = {"gaps": gaps, "claims": claims, **hints}
-    if attention == definition.ATTENTION[0]:
+    if handling != definition.ATTENTION[1]:
         evidence["anchors"] = anchors
     return evidence

@@ -22,13 +22,20 @@ largest wrong logit is at most err[q] + phi(a_M), phi(a) = max_o (base[o] + a EV
    a_M >= the value with every non-max score at EQKE'[q,m] - lo and the copies of m on the lowest
    positional terms (a_min), and a_M <= the value at EQKE'[q,m] - hi with the copies on the highest
    (a_max); the query's slot is fixed (a copy of m when q = m, non-max otherwise).
-2. From attention to logits. chi(a) = max_o (base[o] + a EV[o]) is convex with slopes in
-   [min_o EV, max_o EV], so for an anchor a* (the certificate's `anchors`, any value in [0, 1];
-   the attention handling drop_average_... fixes a* = 0)
-       phi(a) <= chi(a*) + (a - a*) s(a) + (1 - a) W,  s(a) = max_o EV if a >= a* else min_o EV,
-   a convex function of a (this fixes the reference's mean_query+diff step, which used max_o EV on
-   both sides of a*). Its maximum over [a_min, a_max] is at an end: the cell's bound is
-   err[q] + max(f(a_min), f(a_max)). The case q = m, c = 0 (every token m) is bounded exactly:
+2. From attention to logits. For every (m, c) with g* = the smallest gap among its counted cells,
+   the non-max slots' value at output o is at most N[o]: N[o] = W(m, g*) for the paper's two
+   attention handlings, and N[o] = min(W(m, g*), max_{k<=m-g*} EVOU[k,o] - min_{k<=m-g*} EVOU[k,m])
+   for `per_output+chords` (new). Then the largest wrong logit is at most err[q] + chi(a_M) with
+       chi(a) = max_o (base[o] + a EV[o] + (1 - a) N[o]),
+   convex in a with slopes in [min_o (EV - N), max_o (EV - N)]. With anchors A_1 < ... < A_J in
+   [0, 1] (the certificate's `anchors`; drop_average_... fixes the single anchor 0; mean_query+diff
+   takes one), chi lies below its chords between anchors and below the lines through the extreme
+   anchors with the extreme slopes outside them: call that piecewise-linear function F. (With one
+   anchor this is the paper's mean_query+diff step, fixed: below the anchor it must use the
+   smallest slope, not the largest.) A piecewise-linear function's maximum over [a_min, a_max] is
+   at an end or a breakpoint, so the cell's bound is
+       err[q] + max(F(a_min), F(a_max), chi(A_j) for the anchors in between).
+   The case q = m, c = 0 (every token m) is bounded exactly:
    max_o (EUPU[m,o] - EUPU[m,m] + EV[o] + max_p PVc[p,o]).
 3. Claims. A cell with a negative claim counts its inputs, and its claim must be at least the
    checker's bound (computed in exact integers and outward-rounded float intervals, interval.py,
@@ -40,7 +47,6 @@ work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_voc
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 from flint import arb
@@ -54,7 +60,9 @@ from checker.interval import Interval
 from checker.strategies.subcubic import attention_error, eupu
 from checker.weights import Model
 
-ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning")
+ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")
+REFERENCE_ATTENTION = ATTENTION[:2]
+MAX_ANCHORS = 16
 NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
 
 
@@ -87,8 +95,8 @@ def _rsqrt(d_head: int) -> Interval:
     return Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
 
 
-def _running(values: np.ndarray, op) -> np.ndarray:
-    return op.accumulate(values, axis=1)
+def _running(values: np.ndarray, op, axis: int = 1) -> np.ndarray:
+    return op.accumulate(values, axis=axis)
 
 
 class Bounds:
@@ -96,7 +104,7 @@ class Bounds:
 
     def __init__(self, model: Model, variant: str, evidence: Evidence):
         self.V, self.N = model.d_vocab, model.n_ctx
-        eupu_handling, _, error_handling = axes(variant)
+        eupu_handling, self.handling, error_handling = axes(variant)
         V, N = self.V, self.N
         e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
         centre = mean_rows(model.W_pos)
@@ -120,28 +128,26 @@ class Bounds:
         self.run_max = Interval.of(Dyadic(_running(approx.ints, np.maximum), approx.exp))
         self.run_min = Interval.of(Dyadic(_running(approx.ints, np.minimum), approx.exp))
         self.spread = Interval.of(split.spread)[:, 0]
+        self.err = Interval.of(direct.err)[:, 0]
 
-        # logit part
+        # logit part (exact): EV[m, o], base[m, o], prefix tables over the non-max tokens
         p = model
         evou = (p.W_E @ p.W_V + _rows(p.b_V, V)) @ (p.W_O @ p.W_U)
         pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
         diag = np.arange(V)
-        ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
-        pv = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp)  # [p, m, o]
-        pv_pess = pv.max(axis=0)  # [m, o]
+        self.off = ~np.eye(V, dtype=bool)
+        self.evou = evou
+        self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
+        pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
         mean = direct.mean.ints[0]
-        mean_c = Dyadic(mean[None, :] - mean[:, None], direct.mean.exp)  # [m, o]
-        self.base = mean_c + pv_pess
-        self.ev = ev
-        off = ~np.eye(V, dtype=bool)
-        self.ev_max = Interval.of(Dyadic(np.where(off, ev.ints, ev.ints.min()).max(axis=1), ev.exp)) if V > 1 else None
-        self.ev_min = Interval.of(Dyadic(np.where(off, ev.ints, ev.ints.max()).min(axis=1), ev.exp)) if V > 1 else None
-        self.w_run = Interval.of(Dyadic(np.maximum.accumulate(evou.spread().ints), evou.exp))  # W(m, g) = w_run[m - g]
-        self.err = Interval.of(direct.err)[:, 0]
+        self.base = Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + pv_pess
+        self.w_run = _running(evou.spread().ints, np.maximum, axis=0)  # W(m, g) = w_run[m - g] (exp: evou.exp)
+        self.col_max = _running(evou.ints, np.maximum, axis=0)  # [j, o] = max_{k <= j} EVOU[k, o]
+        self.col_min = _running(evou.ints, np.minimum, axis=0)
         # the all-m case: exact direct path of the query m, every attention weight on m
-        eupu_diag = (e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
-        all_m = Dyadic(eupu_diag.ints - eupu_diag.ints[diag, diag][:, None], eupu_diag.exp) + ev + pv_pess
-        self.all_m = Interval.of(Dyadic(np.where(off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp)) if V > 1 else None
+        eupu_full = (e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
+        all_m = Dyadic(eupu_full.ints - eupu_full.ints[diag, diag][:, None], eupu_full.exp) + self.ev + pv_pess
+        self.all_m = Interval.of(Dyadic(np.where(self.off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp))
 
     @staticmethod
     def _partial_sums(ranked: Interval) -> Interval:
@@ -172,28 +178,60 @@ class Bounds:
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
         return lower, upper
 
-    def chi(self, anchors: np.ndarray) -> np.ndarray:
-        """Upper bounds of chi(a*) = max_o (base[o] + a* EV[o]) per (m, c), exactly then rounded up."""
-        V = self.V
-        out = np.empty(anchors.shape)
-        off = ~np.eye(V, dtype=bool)
-        for m, c in itertools.product(range(V), range(anchors.shape[1])):
-            value = self.base[m] + self.ev[m] * Dyadic.from_floats(np.array([anchors[m, c]]))  # exact
-            out[m, c] = Interval.of(Dyadic(np.array([value.ints[off[m]].max()], dtype=object), value.exp)).hi[0]
-        return out
+    def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
+        """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
+        smallest / largest slope [V, N]. Exact integers, rounded outward at the end."""
+        V, N, J = anchors.shape
+        ms = np.arange(V)[:, None]
+        top = np.maximum(ms - g_star, 0)  # [m, c]: the largest allowed non-max token
+        nonmax = np.broadcast_to(self.w_run[top][:, :, None], (V, N, V))  # W(m, g*) for every o
+        if self.handling == "per_output+chords":
+            per_output = self.col_max[top] - self.col_min[top, ms][:, :, None]
+            nonmax = np.minimum(nonmax, per_output)
+        nonmax = Dyadic(nonmax, self.evou.exp)  # [m, c, o]
+        ev = Dyadic(self.ev.ints[:, None, :], self.ev.exp)
+        a = Dyadic.from_floats(anchors)[:, :, :, None]  # [m, c, j, 1]
+        one = Dyadic.from_floats(np.ones(1))
+        base = Dyadic(self.base.ints[:, None, None, :], self.base.exp)
+        chi = base + Dyadic(ev.ints[:, :, None, :], ev.exp) * a + Dyadic(nonmax.ints[:, :, None, :], nonmax.exp) * (one - a)
+        mask = self.off[:, None, None, :]
+        values = Interval.of(Dyadic(np.where(mask, chi.ints, chi.ints.min()).max(axis=3), chi.exp)).hi
+        slopes = ev - nonmax
+        mask = self.off[:, None, :]
+        slope_min = Interval.of(Dyadic(np.where(mask, slopes.ints, slopes.ints.max()).min(axis=2), slopes.exp)).lo
+        slope_max = Interval.of(Dyadic(np.where(mask, slopes.ints, slopes.ints.min()).max(axis=2), slopes.exp)).hi
+        return values, slope_min, slope_max
 
-    def cell_bounds(self, q, m, c, g, chi: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
         """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
+        with np.errstate(all="ignore"):  # cells of the all-m case compute unused infinities
+            return self._cell_bounds(q, m, c, g, tables, anchors)
+
+    def _cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
+        values, slope_min, slope_max = tables
         a_min, a_max = self.attention(q, m, c, g)
-        w = self.w_run[np.maximum(m - g, 0)]
-        anchor = anchors[m, c]
-        chi_at = Interval(chi[m, c], chi[m, c])
-        best = None
-        for a in (a_min, a_max):
-            slope = Interval(np.where(a >= anchor, self.ev_max.lo[m], self.ev_min.lo[m]),
-                             np.where(a >= anchor, self.ev_max.hi[m], self.ev_min.hi[m]))
-            value = chi_at + (Interval(a) - Interval(anchor)) * slope + (1 - Interval(a)) * w + self.err[q]
-            best = value.hi if best is None else np.maximum(best, value.hi)
+        A, chi = anchors[m, c], values[m, c]  # [cells, J]
+        J = A.shape[1]
+
+        def upper_f(a):
+            first, last = A[:, 0], A[:, J - 1]
+            left = Interval(chi[:, 0]) + (Interval(a) - Interval(first)) * Interval(slope_min[m, c])
+            right = Interval(chi[:, J - 1]) + (Interval(a) - Interval(last)) * Interval(slope_max[m, c])
+            out = np.where(a <= first, left.hi, right.hi)
+            for j in range(J - 1):
+                lo_a, hi_a = A[:, j], A[:, j + 1]
+                inside = (a >= lo_a) & (a <= hi_a)
+                share = (Interval(a) - Interval(lo_a)) * (Interval(hi_a) - Interval(lo_a)).reciprocal()
+                share = Interval(np.clip(share.lo, 0, 1), np.clip(share.hi, 0, 1))
+                chord = Interval(chi[:, j]) + share * (Interval(chi[:, j + 1]) - Interval(chi[:, j]))
+                out = np.where(inside, chord.hi, out)
+            return out
+
+        best = np.maximum(upper_f(a_min), upper_f(a_max))
+        for j in range(J):
+            between = (A[:, j] >= a_min) & (A[:, j] <= a_max)
+            best = np.where(between, np.maximum(best, chi[:, j]), best)
+        best = (Interval(best) + self.err[q]).hi
         return np.where((q == m) & (c == 0), self.all_m.hi[m], best)
 
 
@@ -201,12 +239,14 @@ def _read(ctx: Context, variant: str):
     V, N = ctx.model.d_vocab, ctx.model.n_ctx
     gaps = ctx.evidence.tensor("gaps", "<i8", (V, V, N))
     claims = ctx.evidence.tensor("claims", "<f4", (V, V, N)).astype(np.float64)
-    if axes(variant)[1] == ATTENTION[0]:
-        anchors = ctx.evidence.tensor("anchors", "<f8", (V, N))
-        if not ((anchors >= 0) & (anchors <= 1)).all():
-            raise InvalidCertificate("evidence", "anchors must lie in [0, 1]")
+    handling = axes(variant)[1]
+    if handling == ATTENTION[1]:
+        anchors = np.zeros((V, N, 1))
     else:
-        anchors = np.zeros((V, N))
+        anchors = ctx.evidence.tensor("anchors", "<f8", (V, N, 1 if handling == ATTENTION[0] else None))
+        if not (1 <= anchors.shape[2] <= MAX_ANCHORS and ((anchors >= 0) & (anchors <= 1)).all()
+                and (np.diff(anchors, axis=2) > 0).all()):
+            raise InvalidCertificate("evidence", f"anchors must be 1 to {MAX_ANCHORS} increasing values in [0, 1] per (m, c)")
     valid = valid_cells(V, N)
     m_of = np.broadcast_to(np.arange(V)[None, :, None], valid.shape)
     if (gaps[~valid] != 0).any() or (claims[~valid] != 0).any():
@@ -216,24 +256,31 @@ def _read(ctx: Context, variant: str):
     return gaps, claims, anchors, valid
 
 
+def smallest_gaps(gaps: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """g*[m, c]: the smallest gap among the counted cells of (m, c) (1 if none)."""
+    V, _, N = gaps.shape
+    big = np.where(counted, gaps, V + 1).min(axis=0)
+    return np.where(big > V, 1, big)
+
+
 def verify(ctx: Context, variant: str) -> Outcome:
     V, N = ctx.model.d_vocab, ctx.model.n_ctx
     gaps, claims, anchors, valid = _read(ctx, variant)
-    q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
-    g = gaps[q, m, c]
-    claimed = claims[q, m, c]
-    if V > 1:  # with one token there is no wrong output, and every claim holds
+    counted = valid & (claims < 0)  # only these claims are used; a claim >= 0 asserts nothing
+    q, m, c = (axis.astype(np.int64) for axis in np.nonzero(counted))
+    g, claimed = gaps[q, m, c], claims[q, m, c]
+    if V > 1 and len(q):  # with one token there is no wrong output, and every claim holds
         ctx.progress("subcubic", 0, 2)
         bounds = Bounds(ctx.model, variant, ctx.evidence)
         ctx.progress("subcubic", 1, 2)
-        counted = claimed < 0  # only these claims are used; a claim >= 0 asserts nothing
-        derived = bounds.cell_bounds(q[counted], m[counted], c[counted], g[counted], bounds.chi(anchors), anchors)
-        bad = np.flatnonzero(~(claimed[counted] >= derived))
+        tables = bounds.chi_tables(smallest_gaps(gaps, counted), anchors)
+        derived = bounds.cell_bounds(q, m, c, g, tables, anchors)
+        bad = np.flatnonzero(~(claimed >= derived))
         if len(bad):
-            i, j = np.flatnonzero(counted)[bad[0]], bad[0]
+            i = bad[0]
             raise CheckError("subcubic", f"claim {claimed[i]!r} for cell (q={q[i]}, m={m[i]}, c={c[i]}, gap {g[i]}) "
-                             f"is below the bound the checker derives ({derived[j]!r})")
+                             f"is below the bound the checker derives ({derived[i]!r})")
         ctx.progress("subcubic", 2, 2)
-    verified = sum(cell_inputs(int(q[i]), int(m[i]), int(c[i]), int(g[i]), N) for i in np.flatnonzero(claimed < 0))
-    ctx.counters["cells"] += len(q)
-    return Outcome(verified_correct=verified, notes={"cells": len(q)})
+    verified = sum(cell_inputs(int(q[i]), int(m[i]), int(c[i]), int(g[i]), N) for i in range(len(q)))
+    ctx.counters["cells"] += int(valid.sum())
+    return Outcome(verified_correct=verified, notes={"cells": int(valid.sum()), "counted_cells": len(q)})

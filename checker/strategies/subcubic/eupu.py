@@ -41,7 +41,7 @@ def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence)
         eupu = (e_bar + _rows(model.b_O, V)) @ model.W_U + _rows(model.b_U, V)
         err = eupu.spread().reshape(V, 1)
         if handling == "global_max_diff_exact":
-            err = _rows((eupu.max() - eupu.min()).reshape(1, 1), V)
+            err = _rows(Dyadic(np.array([[eupu.ints.max() - eupu.ints.min()]], dtype=object), eupu.exp), V)
         return DirectBound(Dyadic.zeros(1, V), err)
     if handling == "mean_query+max_diff":
         w = mean_rows(e_bar)
