@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from flint import arb, ctx, fmpq
 
+from checker import cost
 from checker.errors import CheckError
 from checker.exact import Dyadic
 
@@ -44,6 +45,7 @@ def exp_table(scores: Dyadic, d_head: int) -> np.ndarray:
     (never seen at this precision) is NaN, which makes every float sum using it undecided.
     """
     ints = scores.ints
+    cost.add(3 * ints.size)  # subtract the row maximum, scale, exp
     top = ints.max(axis=1, keepdims=True)
     out = np.empty(ints.shape, dtype=np.float64)
     with precision(WORKING_PREC):
@@ -67,6 +69,8 @@ def exp_sum_sign(terms: Iterable[tuple[int, int]], score_exp: int, d_head: int) 
     MAX_PREC bits do not, CheckError (the caller counts the case as not established).
     """
     merged: dict[int, int] = {}
+    terms = list(terms)
+    cost.add(3 * len(terms))
     for s, c in terms:
         merged[s] = merged.get(s, 0) + c
     merged = {s: c for s, c in merged.items() if c != 0}

@@ -13,6 +13,8 @@ from fractions import Fraction
 import numpy as np
 from flint import fmpz_mat
 
+from checker import cost
+
 
 def _int_array(values, shape) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
@@ -55,7 +57,9 @@ class Dyadic:
 
     def _binary(self, other: "Dyadic", op) -> "Dyadic":
         exp = min(self.exp, other.exp)
-        return Dyadic(op(self.at_exp(exp), other.at_exp(exp)), exp)
+        out = Dyadic(op(self.at_exp(exp), other.at_exp(exp)), exp)
+        cost.add(out.ints.size)
+        return out
 
     def __add__(self, other: "Dyadic") -> "Dyadic":
         return self._binary(other, np.add)
@@ -65,7 +69,9 @@ class Dyadic:
 
     def __mul__(self, other: "Dyadic") -> "Dyadic":
         """Elementwise (broadcasting) product."""
-        return Dyadic(self.ints * other.ints, self.exp + other.exp)
+        out = Dyadic(self.ints * other.ints, self.exp + other.exp)
+        cost.add(out.ints.size)
+        return out
 
     def __neg__(self) -> "Dyadic":
         return Dyadic(-self.ints, self.exp)
@@ -83,6 +89,7 @@ class Dyadic:
             raise ValueError("shape mismatch in matmul")
         if r * k * c == 0:
             return Dyadic(_int_array([0] * (r * c), (r, c)), 0)
+        cost.add(r * c * (2 * k - 1))
         a = fmpz_mat(r, k, self.ints.ravel().tolist())
         b = fmpz_mat(k, c, other.ints.ravel().tolist())
         return Dyadic(_int_array((a * b).entries(), (r, c)), self.exp + other.exp)
@@ -98,10 +105,15 @@ class Dyadic:
         return self.max(axis=1) - self.min(axis=1)
 
     def max(self, axis=None) -> "Dyadic":
-        return Dyadic(np.asarray(self.ints.max(axis=axis), dtype=object), self.exp)
+        return self._reduce(np.max, axis)
 
     def min(self, axis=None) -> "Dyadic":
-        return Dyadic(np.asarray(self.ints.min(axis=axis), dtype=object), self.exp)
+        return self._reduce(np.min, axis)
+
+    def _reduce(self, op, axis) -> "Dyadic":
+        out = np.asarray(op(self.ints, axis=axis), dtype=object)
+        cost.add(self.ints.size - out.size)
+        return Dyadic(out, self.exp)
 
     def fraction(self, index=()) -> Fraction:
         return Fraction(int(self.ints[index])) * Fraction(2) ** self.exp

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 from flint import arb
 
+from checker import cost
 from checker.enclosure import precision
 from checker.exact import Dyadic
 
@@ -50,7 +51,10 @@ class Interval:
 
     def __add__(self, other) -> "Interval":
         other = _as_interval(other)
-        return Interval(_down(self.lo + other.lo), _up(self.hi + other.hi))
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN propagate; no accept uses them
+            out = Interval(_down(self.lo + other.lo), _up(self.hi + other.hi))
+        cost.add(out.lo.size, 2 * out.lo.size)
+        return out
 
     __radd__ = __add__
 
@@ -65,8 +69,11 @@ class Interval:
 
     def __mul__(self, other) -> "Interval":
         other = _as_interval(other)
-        products = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-        return Interval(_down(np.minimum.reduce(products)), _up(np.maximum.reduce(products)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            products = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
+            out = Interval(_down(np.minimum.reduce(products)), _up(np.maximum.reduce(products)))
+        cost.add(out.lo.size, 4 * out.lo.size)
+        return out
 
     __rmul__ = __mul__
 
@@ -79,9 +86,11 @@ class Interval:
 
     def reciprocal(self) -> "Interval":
         """1/x for intervals of positive numbers."""
+        cost.add(self.lo.size, 2 * self.lo.size)
         return Interval(_down(1.0 / self.hi), _up(1.0 / self.lo))
 
     def exp(self) -> "Interval":
+        cost.add(self.lo.size, 2 * self.lo.size)
         return Interval(exp_lower(self.lo), exp_upper(self.hi))
 
 

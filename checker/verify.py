@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from checker import strategies
+from checker import cost, metrics, strategies
 from checker.certificate import Certificate
 from checker.context import Context, Evidence, Progress, no_progress
 from checker.errors import CheckError, InvalidCertificate
@@ -24,6 +24,10 @@ class Verdict:
     seconds: float
     invalid: bool = False  # the file is not a valid certificate (as opposed to a false claim)
     digest: str | None = None
+    flops: int | None = None
+    checker_ops: int | None = None
+    unexplained_dimension: int | None = None
+    complexity: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -34,7 +38,7 @@ class Verdict:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["bound"] = self.bound
-        for key in ("claimed_correct", "verified_correct", "total"):
+        for key in ("claimed_correct", "verified_correct", "total", "flops", "checker_ops", "unexplained_dimension"):
             if out[key] is not None and out[key] >= 2**53:
                 out[key] = str(out[key])  # exact beyond what JSON numbers carry
         return out
@@ -56,9 +60,13 @@ def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
             raise CheckError("claim", "claimed count exceeds the number of inputs")
         evidence = Evidence(cert.evidence)
         ctx = Context(model, evidence, progress)
-        outcome = verify(ctx)
+        with cost.counting() as tally:
+            outcome = verify(ctx)
         evidence.finish()
         verdict.verified_correct = outcome.verified_correct
+        verdict.flops, verdict.checker_ops = tally.flops, tally.ops
+        verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model)
+        verdict.complexity = metrics.complexity(cert.strategy)
         verdict.notes = {**outcome.notes, "counters": dict(ctx.counters)}
         if cert.claimed_correct <= outcome.verified_correct:
             verdict.accepted = True

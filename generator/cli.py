@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from generator import strategies, weights_io
+from generator import weights_io
 
 app = typer.Typer(
     add_completion=False,
@@ -93,10 +93,10 @@ def prove(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate."""
-    from generator.prover import ProofError, prove as run_prover
     from checker.cli import summary
+    from generator.prover import ProofError, names, prove as run_prover
 
-    if strategy not in strategies.names():
+    if strategy not in names():
         fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", 2)
     weights = load_weights(model)
     with progress_bar(progress) as update:
@@ -126,8 +126,9 @@ def check(
 @app.command("strategies")
 def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
     """List every strategy name `prove --strategy` accepts."""
-    names = strategies.names()
-    print(json.dumps(names) if as_json else "\n".join(names))
+    from generator.prover import names
+
+    print(json.dumps(names()) if as_json else "\n".join(names()))
 
 
 def main() -> None:

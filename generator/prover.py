@@ -33,12 +33,35 @@ def _encode(strategy: str, weights: dict[str, np.ndarray], draft: Draft, claimed
     )
 
 
+BEST_SUBCUBIC = "subcubic/best"
+
+
+def names() -> list[str]:
+    """Every strategy name `prove` accepts."""
+    return list(REGISTRY) + [BEST_SUBCUBIC]
+
+
+def prove_best_subcubic(weights: dict[str, np.ndarray], progress: Progress = no_progress) -> Proof:
+    """Every subcubic variant; the certificate with the largest established count (first on ties)."""
+    variants = [name for name in REGISTRY if name.startswith("subcubic/")]
+    best = None
+    for i, name in enumerate(variants):
+        progress("subcubic/best", i, len(variants))
+        proof = prove(weights, name)
+        if best is None or proof.verdict.verified_correct > best.verdict.verified_correct:
+            best = proof
+    progress("subcubic/best", len(variants), len(variants))
+    return best
+
+
 def prove(weights: dict[str, np.ndarray], strategy: str, progress: Progress = no_progress) -> Proof:
     """Draft with `strategy`, let the checker establish the count, and claim exactly that count.
 
     The checker's established count does not depend on the claim, so the final certificate (same
     weights and evidence, claim = established count) is accepted by the same computation.
     """
+    if strategy == BEST_SUBCUBIC:
+        return prove_best_subcubic(weights, progress)
     draft = REGISTRY[strategy](weights, progress)
     verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
     if not verdict.accepted:

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from checker import float_filter
+from checker import cost, float_filter
 from checker.context import Context, Outcome
 from checker.enclosure import exp_sum_sign, exp_table
 from checker.errors import CheckError
@@ -88,6 +88,7 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
         w = w_tok[q][:, None] * w_pos[q][None, :]  # [token, position], Lemma 3
         coeff = (evou[None, :, :] + pvou[:, None, :]) + eupu[q][None, None, :]  # [position, token, out]
         terms = w.T[:, :, None] * coeff  # [position, token, out]
+        cost.add(4 * terms.size)
         block_sum = np.zeros((len(block_tokens), V))
         block_weight = np.zeros(len(block_tokens))
         for j in range(r):
@@ -105,6 +106,7 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
             logits[rows, label] = -np.inf
             margin = at_label - logits.max(axis=1)
             positive, negative = threshold.classify(margin, weight)
+            cost.add(logits.size * 2 + 4 * len(margin), logits.size * 2 + 8 * len(margin))
             correct += int(np.count_nonzero(positive))
             for j in np.flatnonzero(~(positive | negative)):
                 filtered += 1

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from checker import cost
 from checker.context import Context, Outcome
 from checker.counting import check_partition, copy_counts, inputs_covered
 from checker.enclosure import exp_sum_sign, exp_table
@@ -209,6 +210,7 @@ def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta):
     sums = (w_m[:, None, :] * d[0] + w_k[:, None, :] * d[1]) + w_q[:, None, None] * d[2]
     weights = (w_m + w_k + w_q[:, None])[:, None, :]
     _, negative = threshold.classify(sums, np.broadcast_to(weights, sums.shape))
+    cost.add(8 * sums.size, 12 * sums.size)
     return ~negative & valid[:, :, None]
 
 

@@ -63,6 +63,3 @@ REGISTRY: dict[str, Prover] = {
     **{name: _subcubic(name) for name in _subcubic_names()},
 }
 
-
-def names() -> list[str]:
-    return list(REGISTRY)
