@@ -80,9 +80,9 @@ class Interval:
     def __getitem__(self, index) -> "Interval":
         return Interval(self.lo[index], self.hi[index])
 
-    def maximum(self, other) -> "Interval":
+    def minimum(self, other) -> "Interval":
         other = _as_interval(other)
-        return Interval(np.maximum(self.lo, other.lo), np.maximum(self.hi, other.hi))
+        return Interval(np.minimum(self.lo, other.lo), np.minimum(self.hi, other.hi))
 
     def reciprocal(self) -> "Interval":
         """1/x for intervals of positive numbers."""

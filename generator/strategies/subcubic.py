@@ -60,9 +60,9 @@ def _anchors(bounds, handling: str, q, m, c, V: int, N: int) -> np.ndarray:
         return np.zeros((V, N, 1))
     a_min, a_max = bounds.attention(q, m, c, np.ones_like(q))
     if handling == definition.ATTENTION[0]:
-        w = bounds.w_run[np.maximum(m - 1, 0)].astype(float)
-        ev_max = np.array([float(max(bounds.ev.ints[i][bounds.off[i]], default=0)) for i in range(V)])
-        chosen = np.where(ev_max[m] * 2.0**bounds.ev.exp < w * 2.0**bounds.evou.exp, a_min, a_max)
+        w = bounds.w_run_i.hi[np.maximum(m - 1, 0)]
+        ev_max = np.where(bounds.off, bounds.ev_i.hi, -np.inf).max(axis=1)
+        chosen = np.where(ev_max[m] < w, a_min, a_max)
         total, count = np.zeros((V, N)), np.zeros((V, N))
         np.add.at(total, (m, c), chosen)
         np.add.at(count, (m, c), 1)
@@ -101,19 +101,19 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
     anchors = _anchors(bounds, handling, q, m, c, V, N)
     progress("subcubic search", 1, 3)
-    # every (cell, gap) pair a cell may use, first with the loosest g* = 1
-    reps = np.maximum(m, 1)
-    cell = np.repeat(np.arange(len(q)), reps)
-    gap = np.concatenate([np.arange(1, r + 1) for r in reps])
+    # the smallest gap with a negative bound, by bisection (a cell's bound does not increase with
+    # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)
     tables = bounds.chi_tables(np.ones((V, N), np.int64), anchors)
-    derived = bounds.cell_bounds(q[cell], m[cell], c[cell], gap, tables, anchors)
-    usable = (derived < 0) & ((q[cell] == m[cell]) | (q[cell] <= m[cell] - gap))
-    order = np.lexsort((gap, cell))  # by cell, then increasing gap: the first usable gap is the smallest
-    first = order[usable[order]]
-    cells_with, idx = np.unique(cell[first], return_index=True)
-    chosen = np.zeros(len(q), bool)
-    chosen[cells_with] = True
-    gaps[q[cells_with], m[cells_with], c[cells_with]] = gap[first[idx]]
+    limit = np.where(q == m, np.maximum(m, 1), m - q)  # beyond m - q the query itself is excluded
+    low, high = np.ones_like(q), limit + 1  # answer in [low, high]; high = limit + 1: none
+    while (low < high).any():
+        active = np.flatnonzero(low < high)
+        mid = (low[active] + high[active]) // 2
+        negative = bounds.cell_bounds(q[active], m[active], c[active], mid, tables, anchors) < 0
+        high[active] = np.where(negative, mid, high[active])
+        low[active] = np.where(negative, low[active], mid + 1)
+    chosen = low <= limit
+    gaps[q[chosen], m[chosen], c[chosen]] = low[chosen]
     progress("subcubic search", 2, 3)
     # the checker uses g* from the counted cells: recompute with it until the counted set is stable
     for _ in range(4):

@@ -137,14 +137,14 @@ class Bounds:
         pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
         diag = np.arange(V)
         self.off = ~np.eye(V, dtype=bool)
-        self.evou = evou
         self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
         pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
         mean = direct.mean.ints[0]
         self.base = Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + pv_pess
-        self.w_run = _running(evou.spread().ints, np.maximum, axis=0)  # W(m, g) = w_run[m - g] (exp: evou.exp)
-        self.col_max = _running(evou.ints, np.maximum, axis=0)  # [j, o] = max_{k <= j} EVOU[k, o]
-        self.col_min = _running(evou.ints, np.minimum, axis=0)
+        self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
+        self.col_max_i = Interval.of(Dyadic(_running(evou.ints, np.maximum, axis=0), evou.exp))  # [j, o]: max_{k<=j} EVOU[k,o]
+        self.col_min_i = Interval.of(Dyadic(_running(evou.ints, np.minimum, axis=0), evou.exp))
+        self.base_i, self.ev_i = Interval.of(self.base), Interval.of(self.ev)
         # the all-m case: exact direct path of the query m, every attention weight on m
         eupu_full = (e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
         all_m = Dyadic(eupu_full.ints - eupu_full.ints[diag, diag][:, None], eupu_full.exp) + self.ev + pv_pess
@@ -182,27 +182,23 @@ class Bounds:
 
     def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
         """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
-        smallest / largest slope [V, N]. Exact integers, rounded outward at the end."""
-        V, N, J = anchors.shape
+        smallest / largest slope [V, N], in interval arithmetic over the exact tables."""
+        V, N = anchors.shape[:2]
         ms = np.arange(V)[:, None]
         top = np.maximum(ms - g_star, 0)  # [m, c]: the largest allowed non-max token
-        nonmax = np.broadcast_to(self.w_run[top][:, :, None], (V, N, V))  # W(m, g*) for every o
+        w = self.w_run_i[top]
+        nonmax = Interval(np.broadcast_to(w.lo[:, :, None], (V, N, V)), np.broadcast_to(w.hi[:, :, None], (V, N, V)))
         if self.handling == "per_output+chords":
-            per_output = self.col_max[top] - self.col_min[top, ms][:, :, None]
-            nonmax = np.minimum(nonmax, per_output)
-        nonmax = Dyadic(nonmax, self.evou.exp)  # [m, c, o]
-        ev = Dyadic(self.ev.ints[:, None, :], self.ev.exp)
-        a = Dyadic.from_floats(anchors)[:, :, :, None]  # [m, c, j, 1]
-        one = Dyadic.from_floats(np.ones(1))
-        base = Dyadic(self.base.ints[:, None, None, :], self.base.exp)
-        chi = base + Dyadic(ev.ints[:, :, None, :], ev.exp) * a + Dyadic(nonmax.ints[:, :, None, :], nonmax.exp) * (one - a)
-        mask = self.off[:, None, None, :]
-        values = Interval.of(Dyadic(np.where(mask, chi.ints, chi.ints.min()).max(axis=3), chi.exp)).hi
-        slopes = ev - nonmax
-        mask = self.off[:, None, :]
-        slope_min = Interval.of(Dyadic(np.where(mask, slopes.ints, slopes.ints.max()).min(axis=2), slopes.exp)).lo
-        slope_max = Interval.of(Dyadic(np.where(mask, slopes.ints, slopes.ints.min()).max(axis=2), slopes.exp)).hi
-        return values, slope_min, slope_max
+            col_min = self.col_min_i[top, ms]
+            per_output = self.col_max_i[top] - Interval(col_min.lo[:, :, None], col_min.hi[:, :, None])
+            nonmax = nonmax.minimum(per_output)  # [m, c, o]
+        a = Interval(anchors[:, :, :, None])  # [m, c, j, 1]
+        chi = self.base_i[:, None, None, :] + self.ev_i[:, None, None, :] * a + nonmax[:, :, None, :] * (1 - a)
+        others = self.off[:, None, None, :]
+        values = np.where(others, chi.hi, -np.inf).max(axis=3)
+        slopes = self.ev_i[:, None, :] - nonmax
+        others = self.off[:, None, :]
+        return values, np.where(others, slopes.lo, np.inf).min(axis=2), np.where(others, slopes.hi, -np.inf).max(axis=2)
 
     def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
         """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
