@@ -131,6 +131,80 @@ def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a 
     print(json.dumps(names()) if as_json else "\n".join(names()))
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def sweep(
+    k: List[int] = typer.Option(None, "--k", help="sequence lengths; `--k 4 5 10 20` or `--k 4 --k 5`"),
+    more_k: List[int] = typer.Argument(None, hidden=True),
+    seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
+    n_seeds: int = typer.Option(None, "--n-seeds", help="only the first N seeds"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="results directory (resumable)"),
+    models: Path = typer.Option(Path("results/models"), "--models", help="trained-model cache"),
+    strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: all feasible)"),
+    workers: int = typer.Option(2, help="local worker processes"),
+    scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train, prove with every feasible strategy, and check, for every (K, seed); resumable."""
+    from generator import sweep as sweeping
+    from generator.prover import names
+    from generator.zoo import paper_seeds
+
+    ks = list(k or []) + list(more_k or [])
+    if not ks:
+        fail("give at least one K, e.g. --k 4 5 10 20", 2)
+    if any(x < 1 for x in ks):
+        fail("every K must be positive", 2)
+    try:
+        seeds = [int(x) for x in seeds_file.read_text().split()] if seeds_file else paper_seeds()
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read seeds from {seeds_file}: {exc}")
+    seeds = seeds[:n_seeds] if n_seeds else seeds
+    unknown = sorted(set(strategy or []) - set(names()) | ({"subcubic/best"} & set(strategy or [])))
+    if unknown:
+        fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", 2)
+    work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
+    err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left; results in {results}")
+    with progress_bar(progress) as update:
+        done = 0
+
+        def on_done(k_: int, seed: int) -> None:
+            nonlocal done
+            done += 1
+            update("sweep (K, seed) tasks", done, len(work))
+
+        update("sweep (K, seed) tasks", 0, len(work))
+        sweeping.run(ks, seeds, results, models, list(strategy) if strategy else None, workers, scheduler, on_done)
+    err.print(f"done: {len(sweeping.load_rows(results))} rows in {results}")
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
+    output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),
+) -> None:
+    """Print the headline table per K, and write it (Markdown, CSV) with per-variant tables and figures."""
+    from rich.table import Table
+
+    from generator.report import write_report
+
+    out = output or results / "report"
+    try:
+        table, _ = write_report(results, out)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    console = Console()
+    for k in sorted({r["K"] for r in table}):
+        t = Table(title=f"K = {k}")
+        for col in ("proof family", "seeds", "bound", "normalised", "FLOPs", "unexpl. dim", "complexity", "check s"):
+            t.add_column(col)
+        for r in table:
+            if r["K"] == k:
+                t.add_row(r["family"], str(r["seeds"]), f"{r['bound_mean']:.4f} +- {r['bound_std']:.4f}", f"{r['normalised_mean']:.4f}",
+                          f"{r['flops_mean']:.3g}", f"{r['unexplained_dimension']:.4g}", r["complexity"], f"{r['check_seconds_mean']:.2f}")
+        console.print(t)
+    err.print(f"wrote tables and figures to {out}")
+
+
 def main() -> None:
     app()
 
