@@ -128,17 +128,17 @@ def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
             "label": "estimate (not a proof)"}
 
 
-def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None) -> int:
+def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None, d_vocab: int = 64) -> int:
     """Everything missing for one (K, seed); returns the number of rows written."""
     import torch
 
     torch.set_num_threads(1)
     results_path = Path(results)
     missing = [s for s in strategies if not row_path(results_path, k, seed, s).exists()]
-    need_estimate = _needs_estimate(k) and not estimate_path(results_path, k, seed).exists()
+    need_estimate = _needs_estimate(k, d_vocab) and not estimate_path(results_path, k, seed).exists()
     if not missing and not need_estimate:
         return 0
-    weights = zoo.trained(k, seed, None if models is None else Path(models))
+    weights = zoo.trained(k, seed, None if models is None else Path(models), d_vocab)
     version = _code_version()
     for strategy in missing:
         row = prove_and_check(weights, k, seed, strategy, version)
@@ -149,22 +149,23 @@ def run_task(k: int, seed: int, strategies: list[str], results: str, models: str
     return len(missing)
 
 
-def tasks_for(ks: Iterable[int], seeds: Iterable[int], strategies: list[str] | None, results: Path):
+def tasks_for(ks: Iterable[int], seeds: Iterable[int], strategies: list[str] | None, results: Path, d_vocab: int = 64):
     """(k, seed, strategies) units with work left, smallest K first."""
     out = []
     for k in ks:
-        names = strategies if strategies is not None else strategies_for(k)
+        names = strategies if strategies is not None else strategies_for(k, d_vocab)
         for seed in seeds:
-            if any(not row_path(results, k, seed, s).exists() for s in names) or (_needs_estimate(k) and not estimate_path(results, k, seed).exists()):
+            if any(not row_path(results, k, seed, s).exists() for s in names) or (_needs_estimate(k, d_vocab) and not estimate_path(results, k, seed).exists()):
                 out.append((k, seed, names))
     return out
 
 
 def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, strategies: list[str] | None = None,
-        workers: int = 2, scheduler: str | None = None, on_done: Callable[[int, int], None] | None = None) -> int:
+        workers: int = 2, scheduler: str | None = None, on_done: Callable[[int, int], None] | None = None,
+        d_vocab: int = 64) -> int:
     """Run every missing task; returns the number of tasks run. on_done(k, seed) after each."""
-    work = tasks_for(ks, seeds, strategies, results)
-    args = [(k, seed, names, str(results), None if models is None else str(models)) for k, seed, names in work]
+    work = tasks_for(ks, seeds, strategies, results, d_vocab)
+    args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab) for k, seed, names in work]
     if scheduler is not None:
         from distributed import Client, as_completed
 

@@ -1,0 +1,93 @@
+"""Sweeps: resumable, the same on a Dask cluster as locally, and reported as tables and figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from generator import sweep, weights_io, zoo
+from generator.model import AttentionOnly, ModelConfig
+from generator.prover import prove
+from generator.report import write_report
+
+STRATEGIES = ["brute-force", "cubic", "subcubic/max_diff_exact/per_output+chords/max_diff"]
+V = 6
+
+
+def tiny(seed: int, k: int) -> dict:
+    import torch
+
+    from generator.train import TrainConfig, train
+
+    model = train(seed, ModelConfig(d_vocab=V, n_ctx=k, d_model=8, d_head=4), TrainConfig(steps=150))
+    return {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """A model cache holding tiny models, so the sweep loads instead of training the paper's."""
+    models = tmp_path / "models"
+    for k in (2, 3):
+        for seed in (1, 2):
+            weights_io.save(zoo.model_path(models, k, seed, V), tiny(seed, k))
+    return models
+
+
+def run(results, models, **kwargs):
+    return sweep.run([2, 3], [1, 2], results, models, STRATEGIES, workers=1, d_vocab=V, **kwargs)
+
+
+def test_rows_are_complete_and_checked(tmp_path, cache):
+    assert run(tmp_path / "r", cache) == 4
+    rows = sweep.load_rows(tmp_path / "r")
+    assert len(rows) == 2 * 2 * len(STRATEGIES)
+    assert all(r["accepted"] and int(r["verified_correct"]) <= int(r["total"]) for r in rows)
+    brute = {(r["k"], r["seed"]): int(r["verified_correct"]) for r in rows if r["strategy"] == "brute-force"}
+    assert all(int(r["verified_correct"]) <= brute[(r["k"], r["seed"])] for r in rows)
+
+
+def test_a_killed_sweep_resumes_without_recomputing(tmp_path, cache):
+    results = tmp_path / "r"
+    sweep.run([2, 3], [1, 2], results, cache, STRATEGIES[:1], workers=1, d_vocab=V)  # stopped after one strategy
+    first = {p: p.stat().st_mtime_ns for p in results.glob("rows/**/*.json")}
+    victim = next(iter(first))
+    victim.unlink()  # a row that never got written
+    assert run(results, cache) == 4
+    after = {p: p.stat().st_mtime_ns for p in results.glob("rows/**/*.json")}
+    assert all(after[p] == t for p, t in first.items() if p != victim)  # nothing recomputed
+    assert victim in after and len(after) == 2 * 2 * len(STRATEGIES)
+    assert run(results, cache) == 0  # nothing left
+
+
+def test_dask_local_cluster_gives_the_same_rows(tmp_path, cache):
+    from distributed import LocalCluster
+
+    run(tmp_path / "local", cache)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        run(tmp_path / "dask", cache, scheduler=cluster.scheduler_address)
+    key = lambda r: (r["k"], r["seed"], r["strategy"])  # noqa: E731
+    local = {key(r): (r["verified_correct"], r["digest"]) for r in sweep.load_rows(tmp_path / "local")}
+    dask = {key(r): (r["verified_correct"], r["digest"]) for r in sweep.load_rows(tmp_path / "dask")}
+    assert local == dask
+
+
+def test_report_writes_tables_and_figures(tmp_path, cache):
+    run(tmp_path / "r", cache)
+    table, _ = write_report(tmp_path / "r", tmp_path / "out")
+    families = {(r["K"], r["family"]) for r in table}
+    assert (3, "brute-force") in families and (3, "cubic") in families and (3, "subcubic (best of all variants)") in families
+    for name in ("headline.md", "headline.csv", "variants.csv", "variants.md", "rows.csv",
+                 "bound_vs_flops.png", "bound_vs_unexplained_dimension.png", "best_bound_per_class.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 100, name
+    brute = [r for r in table if r["family"] == "brute-force"]
+    assert all(abs(r["normalised_mean"] - 1) < 1e-12 for r in brute)
+
+
+def test_sampled_estimate_brackets_the_exact_accuracy():
+    weights = tiny(3, 3)
+    exact = prove(weights, "brute-force").verdict
+    estimate = sweep.sampled_accuracy(weights, 1 << 14, seed=0)
+    assert estimate["ci_low"] <= exact.verified_correct / exact.total <= estimate["ci_high"]
+    assert "not a proof" in estimate["label"]
