@@ -23,13 +23,26 @@ def _int_array(values, shape) -> np.ndarray:
 
 
 class Dyadic:
-    """The exact array `ints * 2**exp` (ints: numpy object array of Python ints)."""
+    """The exact array `ints * 2**exp` (ints: numpy object array of Python ints). A matrix may
+    instead hold its integers as an fmpz_mat, converted to Python ints only when they are read,
+    so that chains of products stay in FLINT."""
 
-    __slots__ = ("ints", "exp")
+    __slots__ = ("_ints", "_mat", "exp")
 
-    def __init__(self, ints: np.ndarray, exp: int):
-        self.ints = ints
-        self.exp = exp
+    def __init__(self, ints: np.ndarray | None, exp: int, mat: fmpz_mat | None = None):
+        self._ints, self._mat, self.exp = ints, mat, exp
+
+    @property
+    def ints(self) -> np.ndarray:
+        if self._ints is None:
+            self._ints = _int_array(self._mat.entries(), (self._mat.nrows(), self._mat.ncols()))
+        return self._ints
+
+    def _fmpz(self) -> fmpz_mat:
+        if self._mat is None:
+            r, k = self.ints.shape
+            self._mat = fmpz_mat(r, k, self.ints.ravel().tolist())
+        return self._mat
 
     @classmethod
     def from_floats(cls, array: np.ndarray) -> "Dyadic":
@@ -47,7 +60,7 @@ class Dyadic:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.ints.shape
+        return self._ints.shape if self._ints is not None else (self._mat.nrows(), self._mat.ncols())
 
     def at_exp(self, exp: int) -> np.ndarray:
         """The integers representing self with the (smaller or equal) exponent `exp`."""
@@ -81,6 +94,8 @@ class Dyadic:
 
     @property
     def T(self) -> "Dyadic":
+        if self._ints is None:
+            return Dyadic(None, self.exp, self._mat.transpose())
         return Dyadic(self.ints.T, self.exp)
 
     def __matmul__(self, other: "Dyadic") -> "Dyadic":
@@ -90,9 +105,7 @@ class Dyadic:
         if r * k * c == 0:
             return Dyadic(_int_array([0] * (r * c), (r, c)), 0)
         cost.add(r * c * (2 * k - 1))
-        a = fmpz_mat(r, k, self.ints.ravel().tolist())
-        b = fmpz_mat(k, c, other.ints.ravel().tolist())
-        return Dyadic(_int_array((a * b).entries(), (r, c)), self.exp + other.exp)
+        return Dyadic(None, self.exp + other.exp, self._fmpz() * other._fmpz())
 
     def __abs__(self) -> "Dyadic":
         return Dyadic(np.abs(self.ints), self.exp)

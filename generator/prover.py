@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,17 +55,19 @@ def prove_best_subcubic(weights: dict[str, np.ndarray], progress: Progress = no_
 
 
 def prove(weights: dict[str, np.ndarray], strategy: str, progress: Progress = no_progress) -> Proof:
-    """Draft with `strategy`, let the checker establish the count, and claim exactly that count.
-
-    The checker's established count does not depend on the claim, so the final certificate (same
-    weights and evidence, claim = established count) is accepted by the same computation.
-    """
+    """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
+    the checker establishes on the draft). The verdict is the checker's on the returned bytes."""
     if strategy == BEST_SUBCUBIC:
         return prove_best_subcubic(weights, progress)
     draft = REGISTRY[strategy](weights, progress)
-    verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
-    if not verdict.accepted:
-        raise ProofError(f"the checker rejected the {strategy} evidence: {verdict.reason}")
-    claimed = verdict.verified_correct
+    claimed = draft.claimed_correct
+    if claimed is None:  # let the checker establish the count first
+        verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
+        if not verdict.accepted:
+            raise ProofError(f"the checker rejected the {strategy} evidence: {verdict.reason}")
+        claimed = verdict.verified_correct
     raw = _encode(strategy, weights, draft, claimed)
-    return Proof(raw, replace(verdict, claimed_correct=claimed, digest=certificate.decode(raw).digest))
+    verdict = check(certificate.decode(raw), progress)
+    if not verdict.accepted:
+        raise ProofError(f"the checker rejected the {strategy} certificate: {verdict.reason}")
+    return Proof(raw, verdict)

@@ -17,8 +17,11 @@ from checker.context import Progress
 
 @dataclass(frozen=True)
 class Draft:
+    """claimed_correct: the count the generator's own claims imply (None: let the checker find it)."""
+
     params: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
+    claimed_correct: int | None = None
 
 
 Prover = Callable[[dict[str, np.ndarray], Progress], Draft]

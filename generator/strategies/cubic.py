@@ -150,4 +150,6 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = 
     evidence = {"claims": claims}
     if not reference:
         evidence["candidates"] = np.concatenate(candidates).astype(np.int64)
-    return Draft(evidence=evidence)
+    count = sum(definition._count(cases[bounds[m] : bounds[m + 1]], claims[bounds[m] : bounds[m + 1]].astype(np.float64), N)
+                for m in range(V))
+    return Draft(evidence=evidence, claimed_correct=count)

@@ -95,7 +95,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
     claims = np.zeros((V, V, N), dtype=np.float32)
     if V == 1:
         claims[0, 0, 0] = -1.0
-        return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling))
+        return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling), claimed_correct=1)
     progress("subcubic search", 0, 3)
     bounds = definition.Bounds(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
@@ -127,7 +127,8 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
         chosen = still
     claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
     progress("subcubic search", 3, 3)
-    return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling))
+    count = sum(definition.cell_inputs(int(q[i]), int(m[i]), int(c[i]), int(gaps[q[i], m[i], c[i]]), N) for i in np.flatnonzero(chosen))
+    return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling), claimed_correct=count)
 
 
 def _evidence(hints, gaps, claims, anchors, handling) -> dict:
