@@ -45,15 +45,15 @@ def summary(path: str, verdict: Verdict) -> str:
     return f"REJECTED {path}: {verdict.reason}"
 
 
-def check_file(path: str, progress) -> Verdict:
+def check_file(path: str, progress, max_seconds: float | None = None) -> Verdict:
     try:
         cert = load(path)
     except InvalidCertificate as exc:
         return Verdict(False, "", None, None, None, str(exc), 0.0, invalid=True)
-    return check(cert, progress)
+    return check(cert, progress, max_seconds)
 
 
-def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None = None) -> int:
+def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None = None, max_seconds: float | None = None) -> int:
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     bar, progress = _progress_bar(show_progress)
@@ -61,9 +61,9 @@ def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None 
     for path in paths:
         if bar is not None:
             with bar:
-                verdict = check_file(path, progress)
+                verdict = check_file(path, progress, max_seconds)
         else:
-            verdict = check_file(path, progress)
+            verdict = check_file(path, progress, max_seconds)
         verdicts.append((path, verdict))
         if not as_json:
             print(summary(path, verdict), flush=True)
@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("certificates", nargs="*", metavar="CERT", help="certificate files (.msgpack)")
     parser.add_argument("--json", action="store_true", help="print machine-readable verdicts")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                        help="REJECT a certificate whose check takes longer than S seconds")
     parser.add_argument("--list-strategies", action="store_true", help="list the strategies this checker knows")
     args = parser.parse_args(argv)
     if args.list_strategies:
@@ -90,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ACCEPTED
     if not args.certificates:
         parser.error("give at least one certificate")
-    return run(args.certificates, as_json=args.json, show_progress=False if args.no_progress else None)
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        parser.error("--max-seconds must be positive")
+    return run(args.certificates, as_json=args.json, show_progress=False if args.no_progress else None,
+               max_seconds=args.max_seconds)
 
 
 def main_exit() -> None:

@@ -5,36 +5,44 @@
   an exp or a comparison = 1 each (so a sortedness check of n values is n - 1).
 - ops: the element operations the checker actually executes: an interval operation counts its two
   endpoints, the float filter counts its error test, the exact fallback its terms.
-Counts accumulate in the active Tally (a context variable), which verify.check opens per certificate.
+Counts accumulate in the active Tally (a context variable), which verify.check opens per certificate;
+it also carries the optional deadline of `--max-seconds`.
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
+
+from checker.errors import CheckError
 
 
 @dataclass
 class Tally:
     flops: int = 0
     ops: int = 0
+    deadline: float | None = None  # time.monotonic() after which the check is abandoned (REJECT)
 
 
 _active: ContextVar[Tally | None] = ContextVar("tally", default=None)
 
 
 def add(flops: int, ops: int | None = None) -> None:
+    """Count work; every step of a check passes here, so this is also where a time limit bites."""
     tally = _active.get()
     if tally is not None:
         tally.flops += int(flops)
         tally.ops += int(flops if ops is None else ops)
+        if tally.deadline is not None and time.monotonic() > tally.deadline:
+            raise CheckError("resources", "time limit exceeded")
 
 
 @contextmanager
-def counting() -> Iterator[Tally]:
-    tally = Tally()
+def counting(max_seconds: float | None = None) -> Iterator[Tally]:
+    tally = Tally(deadline=None if max_seconds is None else time.monotonic() + max_seconds)
     token = _active.set(tally)
     try:
         yield tally

@@ -44,9 +44,16 @@ class Verdict:
         return out
 
 
-def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
+def check(cert: Certificate, progress: Progress = no_progress, max_seconds: float | None = None) -> Verdict:
     """ACCEPT iff the claimed count is at most the count this checker establishes itself."""
     start = time.perf_counter()
+    with cost.counting(max_seconds) as tally:
+        verdict = _check(cert, progress, tally)
+    verdict.seconds = time.perf_counter() - start
+    return verdict
+
+
+def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
     verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
     try:
         verify = strategies.resolve(cert.strategy)
@@ -60,8 +67,7 @@ def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
             raise CheckError("claim", "claimed count exceeds the number of inputs")
         evidence = Evidence(cert.evidence)
         ctx = Context(model, evidence, progress)
-        with cost.counting() as tally:
-            outcome = verify(ctx)
+        outcome = verify(ctx)
         evidence.finish()
         verdict.verified_correct = outcome.verified_correct
         verdict.flops, verdict.checker_ops = tally.flops, tally.ops
@@ -79,5 +85,4 @@ def check(cert: Certificate, progress: Progress = no_progress) -> Verdict:
         verdict.reason = str(exc)
     except Exception as exc:  # a checker bug or resource failure is never an accept
         verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
-    verdict.seconds = time.perf_counter() - start
     return verdict

@@ -10,6 +10,7 @@ from checker.errors import InvalidCertificate
 from checker.exact import Dyadic
 
 MAX_VOCAB, MAX_CTX, MAX_WIDTH = 4096, 1024, 4096
+MAX_PATH_WORK = 1 << 31  # d_vocab^2 max(d_model, d_head): the cost of the exact path matrices
 
 # key -> (role, shape in terms of V=d_vocab, N=n_ctx, D=d_model, H=d_head); "1" is the head axis
 REQUIRED = {
@@ -65,6 +66,8 @@ def normalise(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for role, size in dims.items():
         if not 1 <= size <= limits[role]:
             raise _error(f"dimension {role} = {size} outside 1..{limits[role]}")
+    if dims["V"] ** 2 * max(dims["D"], dims["H"]) > MAX_PATH_WORK:
+        raise _error(f"d_vocab^2 max(d_model, d_head) exceeds {MAX_PATH_WORK}: the path matrices would take too long")
     return out
 
 

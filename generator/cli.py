@@ -116,11 +116,13 @@ def check(
     certificates: List[Path] = typer.Argument(..., help="certificate files"),
     as_json: bool = typer.Option(False, "--json", help="print machine-readable verdicts"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="REJECT a check that takes longer than this"),
 ) -> None:
     """Check certificates with the standalone checker (exit 0 iff all are accepted)."""
     from checker.cli import run
 
-    raise typer.Exit(run([str(c) for c in certificates], as_json=as_json, show_progress=progress and err.is_terminal and not as_json))
+    raise typer.Exit(run([str(c) for c in certificates], as_json=as_json,
+                         show_progress=progress and err.is_terminal and not as_json, max_seconds=max_seconds))
 
 
 @app.command("strategies")

@@ -24,7 +24,8 @@ Notation (exact; outputs o != m; every table centred on column m):
    maximises e^{E_k} A_k(o); that input lies in case (m,q,c,k*), whose tests cover o and stay below
    its claim < 0. So every such input is correct: (m,q,c) contributes C(n-1,c)|G|^c (counting.py).
 
-Variants (both in one case layout; evidence `claims`, <f4, one per case in `case_order`):
+Variants (both in one case layout; evidence `claims`, <f4, one per case in the canonical order of
+`cases_of` for m = 0, 1, ...):
 - `cubic/reference`, as in the paper's code: one test per case, f_t = EUpess[q] + Ev[t] with
   EUpess[q] = max_o EUc[q,o], Ev[t] = max_o (EVc[t,o] + Pall[o]), Pall[o] = max over all p of PVc[p,o].
 - `cubic` (default, tighter, same cost): the direct path is shared out over the slots inside the
@@ -56,19 +57,22 @@ from checker.float_filter import Threshold, coefficient_bound
 from checker.paths import paths
 
 MAX_CANDIDATES = 16
-
-
-def case_order(d_vocab: int, n_ctx: int):
-    """The canonical case order: (m, q, c, k) with k = m for c = 0."""
-    for m in range(d_vocab):
-        for q in range(m + 1):
-            for c in copy_counts(m, q, n_ctx):
-                for k in range(m) if c else (m,):
-                    yield m, q, c, k
+MAX_CASES = 1 << 24
 
 
 def count_cases(d_vocab: int, n_ctx: int) -> int:
-    return sum(1 if c == 0 else m for m in range(d_vocab) for q in range(m + 1) for c in copy_counts(m, q, n_ctx))
+    """The number of cases: per m, the query m has 1 + (n-1) m cases, each query q < m has 1 + (n-2) m."""
+    return sum(1 + (n_ctx - 1) * m + (m * (1 + (n_ctx - 2) * m) if n_ctx >= 2 else 0) for m in range(d_vocab))
+
+
+def cases_of(m: int, n_ctx: int) -> np.ndarray:
+    """The cases of max token m, in canonical order, as rows (m, q, c, k)."""
+    parts = []
+    for q in range(m + 1):
+        for c in copy_counts(m, q, n_ctx):
+            ks = np.arange(m) if c else np.array([m])
+            parts.append(np.column_stack([np.full_like(ks, m), np.full_like(ks, q), np.full_like(ks, c), ks]))
+    return np.concatenate(parts).astype(np.int64).reshape(-1, 4)
 
 
 # ------------------------------------------------------------------------------------------
@@ -274,6 +278,8 @@ def _count(block: np.ndarray, claims: np.ndarray, n_ctx: int) -> int:
 def _verify(ctx: Context, reference: bool) -> Outcome:
     model = ctx.model
     V, N = model.d_vocab, model.n_ctx
+    if count_cases(V, N) > MAX_CASES:
+        raise CheckError("cubic", f"{count_cases(V, N)} cases exceed the cubic limit {MAX_CASES}")
     claims = ctx.evidence.tensor("claims", "<f4", (count_cases(V, N),)).astype(np.float64)
     cand = None if reference else _candidates(ctx, V)
     if not check_partition(V, N):  # holds by counting.py; checked because the count rests on it
@@ -282,12 +288,12 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
     (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
     ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
     weights = _Weights(p, N)
-    cases = np.array(list(case_order(V, N)), dtype=np.int64).reshape(-1, 4)
-    bounds = np.searchsorted(cases[:, 0], np.arange(V + 1))
-    verified = exact_checks = 0
+    verified = exact_checks = start = 0
     for m in range(V):
         ctx.progress("cubic", m, V)
-        block, block_claims = cases[bounds[m] : bounds[m + 1]], claims[bounds[m] : bounds[m + 1]]
+        block = cases_of(m, N)
+        block_claims = claims[start : start + len(block)]
+        start += len(block)
         if V > 1:  # with one token there is no wrong output, and every claim holds
             exact_tab = _tables(ov, m, N, reference)
             up_tab = {key: _round_up(value, ov_exp) for key, value in exact_tab.items()}
@@ -295,9 +301,9 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
             exact_checks += _check_block(m, block, block_claims, exact_tab, up_tab, ov_exp, weights, local, V - 1)
         verified += _count(block, block_claims, N)
     ctx.progress("cubic", V, V)
-    ctx.counters["cases"] += len(cases)
+    ctx.counters["cases"] += len(claims)
     ctx.counters["exact_decisions"] += exact_checks
-    return Outcome(verified_correct=verified, notes={"cases": len(cases), "exact_decisions": exact_checks})
+    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks})
 
 
 def verify(ctx: Context) -> Outcome:

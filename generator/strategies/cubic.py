@@ -104,7 +104,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = 
     (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
     ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
     scores = _Scores(p, N)
-    cases = np.array(list(definition.case_order(V, N)), dtype=np.int64).reshape(-1, 4)
+    cases = np.concatenate([definition.cases_of(m, N) for m in range(V)])
     claims = np.full(len(cases), -1.0, dtype=np.float32)  # V = 1: no wrong output exists
     candidates = []
     bounds = np.searchsorted(cases[:, 0], np.arange(V + 1))

@@ -131,3 +131,27 @@ def test_bad_inputs_through_a_real_process(tmp_path):
         run = subprocess.run([sys.executable, "-m", "checker", str(path)], capture_output=True, text=True, timeout=60,
                              env={**os.environ, "PYTHONPATH": os.getcwd()})
         assert run.returncode == 3 and "Traceback" not in run.stderr and run.stdout.count("\n") == 1
+
+
+def test_max_seconds_rejects_a_check_that_runs_too_long(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "certificates" / "max4-seed123.brute-force.msgpack"
+    assert main([str(path), "--no-progress", "--max-seconds", "0.05"]) == 1
+    assert "time limit" in capsys.readouterr().out
+
+
+def test_models_too_costly_for_exact_paths_are_refused(tmp_path, capsys):
+    big = build("gaussian", 0, V=2048, N=2, D=1024, H=1, scale=1.0, biases=False, dtype=np.float32)
+    path = tmp_path / "big.msgpack"
+    path.write_bytes(encode(big))
+    assert main([str(path), "--no-progress"]) == 3
+    assert "too long" in capsys.readouterr().out
+
+
+def test_cubic_case_limit(tmp_path, capsys):
+    wide = build("gaussian", 0, V=512, N=4, D=1, H=1, scale=1.0, biases=False, dtype=np.float32)
+    path = tmp_path / "wide.msgpack"
+    path.write_bytes(encode(wide, strategy="cubic", evidence={"claims": np.zeros(1, np.float32), "candidates": np.zeros((1, 0), np.int64)}))
+    assert main([str(path), "--no-progress"]) == 1
+    assert "exceed the cubic limit" in capsys.readouterr().out

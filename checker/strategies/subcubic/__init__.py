@@ -64,6 +64,7 @@ from checker.weights import Model
 ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")
 REFERENCE_ATTENTION = ATTENTION[:2]
 MAX_ANCHORS = 16
+MAX_CELLS = 1 << 22
 NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
 
 
@@ -242,6 +243,8 @@ def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_m
 
 def _read(ctx: Context, variant: str):
     V, N = ctx.model.d_vocab, ctx.model.n_ctx
+    if V * V * N > MAX_CELLS:
+        raise CheckError("subcubic", f"{V * V * N} cells exceed the subcubic limit {MAX_CELLS}")
     gaps = ctx.evidence.tensor("gaps", "<i8", (V, V, N))
     claims = ctx.evidence.tensor("claims", "<f4", (V, V, N)).astype(np.float64)
     handling = axes(variant)[1]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from checker import certificate
-from checker.strategies.cubic import case_order
+from checker.strategies.cubic import cases_of, count_cases
 from generator.prover import prove
 from generator.strategies import REGISTRY
 from tests.helpers import check_bytes, encode
@@ -65,7 +65,7 @@ def test_real_model_certificate_is_tight_to_one_ulp_per_claim(small_trained, str
 def test_one_more_token_in_g_is_rejected(small_trained, strategy):
     d = draft(small_trained, strategy)
     claims = d.evidence["claims"]
-    cases = list(case_order(12, 4))
+    cases = np.concatenate([cases_of(m, 4) for m in range(12)]).tolist()
     unproved = [i for i, (m, q, c, k) in enumerate(cases) if c > 0 and claims[i] >= 0]
     assert unproved
     for index in unproved[:5]:
@@ -119,3 +119,11 @@ def test_k4_seed123_bounds(trained_k4):
     tight, reference = (prove(trained_k4, s).verdict for s in VARIANTS)
     assert reference.verified_correct / reference.total > 0.95
     assert tight.verified_correct / tight.total > 0.99
+
+
+@pytest.mark.parametrize("V, N", [(1, 1), (2, 1), (3, 2), (5, 4), (7, 6)])
+def test_case_count_and_order(V, N):
+    cases = np.concatenate([cases_of(m, N) for m in range(V)])
+    assert len(cases) == count_cases(V, N)
+    assert [tuple(c) for c in cases] == sorted(tuple(c) for c in cases)  # canonical: m, q, c, k increasing
+    assert len({tuple(c) for c in cases}) == len(cases)
