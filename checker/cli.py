@@ -45,7 +45,9 @@ def summary(path: str, verdict: Verdict) -> str:
     return f"REJECTED {path}: {verdict.reason}"
 
 
-def check_file(path: str, progress, max_seconds: float | None = None) -> Verdict:
+def check_file(path: str, progress, max_seconds: float | None = None, pure: bool = False) -> Verdict:
+    if pure:
+        return check_file_pure(path)
     try:
         cert = load(path)
     except InvalidCertificate as exc:
@@ -53,7 +55,25 @@ def check_file(path: str, progress, max_seconds: float | None = None) -> Verdict
     return check(cert, progress, max_seconds)
 
 
-def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None = None, max_seconds: float | None = None) -> int:
+def check_file_pure(path: str) -> Verdict:
+    """The standard-library second path (checker/pure): brute-force and cubic certificates."""
+    import time
+
+    from checker.pure import check_bytes
+
+    start = time.perf_counter()
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        return Verdict(False, "", None, None, None, f"read: cannot read {path}: {exc.strerror or exc}", 0.0, invalid=True)
+    pure = check_bytes(raw)
+    return Verdict(pure.accepted, "", pure.claimed_correct, pure.verified_correct, pure.total, f"pure: {pure.reason}",
+                   time.perf_counter() - start, invalid=pure.invalid)
+
+
+def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None = None, max_seconds: float | None = None,
+        pure: bool = False) -> int:
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     bar, progress = _progress_bar(show_progress)
@@ -61,9 +81,9 @@ def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None 
     for path in paths:
         if bar is not None:
             with bar:
-                verdict = check_file(path, progress, max_seconds)
+                verdict = check_file(path, progress, max_seconds, pure)
         else:
-            verdict = check_file(path, progress, max_seconds)
+            verdict = check_file(path, progress, max_seconds, pure)
         verdicts.append((path, verdict))
         if not as_json:
             print(summary(path, verdict), flush=True)
@@ -85,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
                         help="REJECT a certificate whose check takes longer than S seconds")
+    parser.add_argument("--pure", action="store_true",
+                        help="check with the standard-library second path (exact, slow; brute-force and cubic, small models)")
     parser.add_argument("--list-strategies", action="store_true", help="list the strategies this checker knows")
     args = parser.parse_args(argv)
     if args.list_strategies:
@@ -94,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give at least one certificate")
     if args.max_seconds is not None and not args.max_seconds > 0:
         parser.error("--max-seconds must be positive")
-    return run(args.certificates, as_json=args.json, show_progress=False if args.no_progress else None,
-               max_seconds=args.max_seconds)
+    return run(args.certificates, as_json=args.json, show_progress=False if args.no_progress or args.pure else None,
+               max_seconds=args.max_seconds, pure=args.pure)
 
 
 def main_exit() -> None:

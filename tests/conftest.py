@@ -2,12 +2,14 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-# `ci` (default): derandomised and bounded, for `make test`; `thorough`: long local runs.
+# `ci` (default): derandomised and bounded, for `make test`; `thorough`: long local runs;
+# `fuzz`: the fuzzing run of `make fuzz`.
 settings.register_profile(
     "ci", max_examples=25, deadline=None, derandomize=True, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("thorough", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("fuzz", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

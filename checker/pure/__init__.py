@@ -1,0 +1,297 @@
+"""The checker's second path: the standard library only (integers, Fraction, hashlib, struct).
+
+No numpy, no python-flint, no msgpack: the certificate is decoded by msgpack_lite, the model is
+held in Fractions, every exp is enclosed by arith's fixed-point series, and every decision is
+exact (no float filter). It re-checks small brute-force and cubic certificates, so that neither
+the fast path's libraries nor its float filter is trusted alone; tests cross-check the two paths.
+It is slow by design: use it on small models (`compact-proofs-check --pure`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+from math import comb
+
+from checker.pure import msgpack_lite
+from checker.pure.arith import sign_of_exp_sum
+
+SUPPORTED = ("brute-force", "cubic", "cubic/reference")
+MAX_INPUTS = 1 << 20
+TOP = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
+SHAPES = {  # key -> axes; "1" is the head axis, which may be omitted
+    "embed.W_E": "VD", "pos_embed.W_pos": "ND", "blocks.0.attn.W_Q": "1DH", "blocks.0.attn.W_K": "1DH",
+    "blocks.0.attn.W_V": "1DH", "blocks.0.attn.W_O": "1HD", "unembed.W_U": "DV",
+    "blocks.0.attn.b_Q": "1H", "blocks.0.attn.b_K": "1H", "blocks.0.attn.b_V": "1H", "blocks.0.attn.b_O": "D", "unembed.b_U": "V",
+}
+REQUIRED = [k for k in SHAPES if ".W_" in k]
+
+
+class Reject(Exception):
+    pass
+
+
+class Malformed(Reject):
+    """Not a valid certificate (as opposed to a claim not established)."""
+
+
+@dataclass
+class PureVerdict:
+    accepted: bool
+    claimed_correct: int | None
+    verified_correct: int | None
+    total: int | None
+    reason: str
+    invalid: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# the certificate
+
+
+def _tensor(value, what: str) -> tuple[list, tuple]:
+    if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
+        raise Malformed(f"{what} is not a tensor")
+    codes = {"<f4": "f", "<f8": "d", "<i8": "q"}
+    if value["dtype"] not in codes or not isinstance(value["shape"], list):
+        raise Malformed(f"{what} has an unsupported dtype or shape")
+    count = 1
+    for size in value["shape"]:
+        if type(size) is not int or size < 0:
+            raise Malformed(f"{what} has an invalid shape")
+        count *= size
+    code = codes[value["dtype"]]
+    if not isinstance(value["data"], bytes) or len(value["data"]) != count * struct.calcsize(code):
+        raise Malformed(f"{what} data length does not match its shape")
+    flat = list(struct.unpack(f"<{count}{code}", value["data"]))
+    if code != "q" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
+        raise Malformed(f"{what} contains NaN or infinity")
+    return flat, tuple(value["shape"])
+
+
+def _nest(flat: list, shape: tuple):
+    if len(shape) <= 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def parse(raw: bytes) -> dict:
+    try:
+        doc = msgpack_lite.decode(raw)
+        canonical = msgpack_lite.encode(doc) == raw
+    except msgpack_lite.Malformed as exc:
+        raise Malformed(f"not a certificate ({exc})") from None
+    if not isinstance(doc, dict) or set(doc) != TOP or doc["format"] != "compact-proofs/certificate" or type(doc["version"]) is not int or doc["version"] != 1:
+        raise Malformed("not a version-1 certificate")
+    if not canonical:
+        raise Malformed("not in canonical encoding")
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    if doc["digest"] != "sha256:" + hashlib.sha256(msgpack_lite.encode(body)).hexdigest():
+        raise Malformed("digest does not match")
+    claim = doc["claim"]
+    if not isinstance(claim, dict) or set(claim) != {"correct", "total"} or not all(
+            isinstance(claim[k], str) and re.fullmatch(r"0|[1-9][0-9]{0,999}", claim[k]) for k in claim):
+        raise Malformed("malformed claim")
+    if doc["params"] != {}:
+        raise Malformed("no strategy takes parameters")
+    return doc
+
+
+def model(weights: dict) -> dict:
+    """Dimensions and exact weights (lists of Fractions), biases zero when absent."""
+    if not isinstance(weights, dict) or not set(REQUIRED) <= set(weights) <= set(SHAPES):
+        raise Malformed("weights: missing or unsupported keys")
+    dims: dict[str, int] = {}
+    out = {}
+    for key, axes in SHAPES.items():
+        if key not in weights:
+            continue
+        flat, shape = _tensor(weights[key], key)
+        if weights[key]["dtype"] == "<i8":
+            raise Malformed(f"{key} must be float")
+        if axes[0] == "1" and len(shape) == len(axes) - 1:
+            shape = (1,) + shape
+        if len(shape) != len(axes):
+            raise Malformed(f"{key} has the wrong number of axes")
+        for size, axis in zip(shape, axes):
+            if size != (1 if axis == "1" else dims.setdefault(axis, size)):
+                raise Malformed(f"{key} has an inconsistent shape")
+        out[key] = _nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
+    V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
+    zero = lambda n: [Fraction(0)] * n  # noqa: E731
+    return {"V": V, "N": N, "D": D, "H": H,
+            **{k.rsplit(".", 1)[1]: out[k] for k in REQUIRED},
+            "b_Q": out.get("blocks.0.attn.b_Q", zero(H)), "b_K": out.get("blocks.0.attn.b_K", zero(H)),
+            "b_V": out.get("blocks.0.attn.b_V", zero(H)), "b_O": out.get("blocks.0.attn.b_O", zero(D)),
+            "b_U": out.get("unembed.b_U", zero(V))}
+
+
+# ---------------------------------------------------------------------------------------------
+# the path tables
+
+
+def _vm(v, m):
+    return [sum((v[i] * m[i][j] for i in range(len(v))), Fraction(0)) for j in range(len(m[0]))]
+
+
+def _add(a, b):
+    return [x + y for x, y in zip(a, b)]
+
+
+def _dot(a, b):
+    return sum((x * y for x, y in zip(a, b)), Fraction(0))
+
+
+def paths(w: dict) -> dict:
+    """EQKE[q][t], EQKP[q][i], EVOU[t][o], PVOU[i][o], EUPU[q][o] (see checker/paths.py)."""
+    V, N = w["V"], w["N"]
+    e_bar = [_add(w["W_E"][q], w["W_pos"][N - 1]) for q in range(V)]
+    query = [_add(_vm(e, w["W_Q"]), w["b_Q"]) for e in e_bar]
+    key_tok = [_add(_vm(e, w["W_K"]), w["b_K"]) for e in w["W_E"]]
+    key_pos = [_vm(p, w["W_K"]) for p in w["W_pos"]]
+    ou = [_vm(row, w["W_U"]) for row in w["W_O"]]
+    return {
+        "EQKE": [[_dot(qv, k) for k in key_tok] for qv in query],
+        "EQKP": [[_dot(qv, k) for k in key_pos] for qv in query],
+        "EVOU": [_vm(_add(_vm(e, w["W_V"]), w["b_V"]), ou) for e in w["W_E"]],
+        "PVOU": [_vm(_vm(p, w["W_V"]), ou) for p in w["W_pos"]],
+        "EUPU": [_add(_vm(_add(e, w["b_O"]), w["W_U"]), w["b_U"]) for e in e_bar],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the strategies
+
+
+def _settled(terms, d_head: int) -> int:
+    try:
+        return sign_of_exp_sum(terms, d_head)
+    except ArithmeticError:
+        return 1  # not settled: treated as failing (never as established)
+
+
+def brute_force(w: dict, p: dict) -> int:
+    """Every input decided exactly: correct iff every margin is certainly positive."""
+    V, N = w["V"], w["N"]
+    if V**N > MAX_INPUTS:
+        raise Reject("too many inputs for the pure checker")
+    correct = 0
+    for index in range(V**N):
+        x = [(index // V**i) % V for i in reversed(range(N))]
+        q, m = x[-1], max(x)
+        scores = [p["EQKE"][q][t] + p["EQKP"][q][i] for i, t in enumerate(x)]
+        rows = [[p["EVOU"][t][o] + p["PVOU"][i][o] + p["EUPU"][q][o] for o in range(V)] for i, t in enumerate(x)]
+        correct += all(_settled([(s, r[m] - r[o]) for s, r in zip(scores, rows)], w["H"]) > 0 for o in range(V) if o != m)
+    return correct
+
+
+def _cases(V: int, N: int):
+    for m in range(V):
+        for q in range(m + 1):
+            for c in (range(N) if q == m else range(N - 1)):
+                for k in (range(m) if c else (m,)):
+                    yield m, q, c, k
+
+
+def _tests(p: dict, m: int, q: int, c: int, k: int, N: int, cand: list | None):
+    """(f_m, f_k, f_q) triples of the case (checker/strategies/cubic.py)."""
+    V = len(p["EVOU"])
+    others = [o for o in range(V) if o != m]
+    eu = {o: p["EUPU"][q][o] - p["EUPU"][q][m] for o in others}
+    ev = lambda t, o: p["EVOU"][t][o] - p["EVOU"][t][m]  # noqa: E731
+    pv = lambda i, o: p["PVOU"][i][o] - p["PVOU"][i][m]  # noqa: E731
+    if cand is None:
+        p_all = {o: max(pv(i, o) for i in range(N)) for o in others}
+        if c == 0:
+            return [(eu[o] + ev(m, o) + p_all[o], Fraction(0), eu[o] + ev(q, o) + p_all[o]) for o in others]
+        eu_pess = max(eu.values())
+        value = lambda t: eu_pess + max(ev(t, o) + p_all[o] for o in others)  # noqa: E731
+        return [(value(m), value(k), value(q))]
+    p_k = {o: max(pv(i, o) for i in range(N - 1)) if N > 1 else pv(N - 1, o) for o in others}
+    a_m = {o: eu[o] + ev(m, o) + p_k[o] for o in others}
+    a_q = {o: eu[o] + ev(q, o) + pv(N - 1, o) for o in others}
+    if c == 0:
+        return [(a_m[o], Fraction(0), a_q[o]) for o in others]
+    chosen = [k] + cand
+    tests = [(a_m[o], eu[o] + ev(k, o) + p_k[o], a_q[o]) for o in chosen]
+    rest = [o for o in others if o not in chosen]
+    if rest:
+        kv = max(ev(k, o) + p_k[o] for o in others if o != k)
+        tests.append((max(a_m[o] for o in rest), max(eu.values()) + kv, max(a_q[o] for o in rest)))
+    return tests
+
+
+def cubic(w: dict, p: dict, evidence: dict, reference: bool) -> int:
+    V, N, H = w["V"], w["N"], w["H"]
+    cases = list(_cases(V, N))
+    expected = {"claims"} | (set() if reference else {"candidates"})
+    if set(evidence) != expected:
+        raise Malformed("cubic evidence fields")
+    claims, shape = _tensor(evidence["claims"], "claims")
+    if evidence["claims"]["dtype"] != "<f4" or shape != (len(cases),):
+        raise Malformed("claims must be float32, one per case")
+    cand_rows = None
+    if not reference:
+        flat, shape = _tensor(evidence["candidates"], "candidates")
+        pairs = V * (V + 1) // 2
+        if evidence["candidates"]["dtype"] != "<i8" or len(shape) != 2 or shape[0] != pairs:
+            raise Malformed("candidates must be int64 [(m, q) pairs, r]")
+        r = shape[1]
+        cand_rows = [flat[i * r : (i + 1) * r] for i in range(pairs)]
+    count = 0
+    negative: dict[tuple[int, int, int], int] = {}
+    for index, (m, q, c, k) in enumerate(cases):
+        claim = Fraction(claims[index])
+        cand = None
+        if cand_rows is not None:
+            cand = cand_rows[m * (m + 1) // 2 + q]
+            if any(not 0 <= o < V or o == m for o in cand):
+                raise Malformed("candidates must be outputs other than m")
+        order = sorted(range(N - 1), key=lambda i: p["EQKP"][q][i])
+        free_m = N - 1 - c
+        arrangements = [(order[:free_m], order[free_m:]), (order[c:], order[:c])]
+        for f_m, f_k, f_q in (_tests(p, m, q, c, k, N, cand) if V > 1 else []):
+            for m_slots, k_slots in arrangements:
+                terms = [(p["EQKE"][q][m] + p["EQKP"][q][i], f_m - claim) for i in m_slots]
+                terms += [(p["EQKE"][q][k] + p["EQKP"][q][i], f_k - claim) for i in k_slots]
+                terms.append((p["EQKE"][q][q] + p["EQKP"][q][N - 1], f_q - claim))
+                if _settled(terms, H) > 0:
+                    raise Reject(f"claim for case {(m, q, c, k)} is below its bound")
+        if claim < 0:
+            if c == 0:
+                count += 1
+            else:
+                negative[(m, q, c)] = negative.get((m, q, c), 0) + 1
+    return count + sum(comb(N - 1, c) * g**c for (m, q, c), g in negative.items())
+
+
+def check_bytes(raw: bytes) -> PureVerdict:
+    """ACCEPT iff the claimed count is at most the count established here."""
+    verdict = PureVerdict(False, None, None, None, "")
+    try:
+        doc = parse(raw)
+        verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
+        if doc["strategy"] not in SUPPORTED:
+            raise Malformed(f"strategy {doc['strategy']!r} is not supported by the pure checker")
+        w = model(doc["weights"])
+        verdict.total = w["V"] ** w["N"]
+        if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:
+            raise Reject("claim does not match d_vocab^n_ctx")
+        p = paths(w)
+        if doc["strategy"] == "brute-force":
+            if doc["evidence"] != {}:
+                raise Malformed("brute force takes no evidence")
+            verdict.verified_correct = brute_force(w, p)
+        else:
+            verdict.verified_correct = cubic(w, p, doc["evidence"], reference=doc["strategy"] == "cubic/reference")
+        verdict.accepted = verdict.claimed_correct <= verdict.verified_correct
+        verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
+    except Reject as exc:
+        verdict.reason, verdict.invalid = str(exc), isinstance(exc, Malformed)
+    except Exception as exc:  # never an accept
+        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
+    return verdict

@@ -1,0 +1,68 @@
+"""The standard-library second path agrees with the fast path, and depends on neither numpy, FLINT nor msgpack."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from checker.pure import check_bytes
+from generator.prover import prove
+from tests.helpers import encode
+from tests.models import tiny_models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("strategy", ["brute-force", "cubic", "cubic/reference"])
+@given(weights=tiny_models(max_vocab=4, max_ctx=3, max_inputs=64))
+def test_pure_and_fast_paths_agree(strategy, weights):
+    proof = prove(weights, strategy)
+    pure = check_bytes(proof.raw)
+    assert pure.accepted, pure.reason
+    assert pure.verified_correct == proof.verdict.verified_correct
+
+
+@given(weights=tiny_models(max_vocab=4, max_ctx=3, max_inputs=64, kinds=("gaussian", "coarse")))
+def test_pure_path_rejects_what_the_fast_path_rejects(weights):
+    proof = prove(weights, "cubic")
+    from checker import certificate
+
+    cert = certificate.decode(proof.raw)
+    claims = cert.evidence["claims"].copy()
+    i = int(np.argmin(claims))
+    claims[i] = np.nextafter(claims[i], np.float32(-np.inf))
+    tampered = encode(weights, "cubic", cert.claimed_correct, dict(cert.evidence, claims=claims))
+    assert not check_bytes(tampered).accepted
+    over = encode(weights, "brute-force", prove(weights, "brute-force").verdict.verified_correct + 1)
+    assert not check_bytes(over).accepted
+
+
+def test_pure_path_imports_only_the_standard_library():
+    for path in (ROOT / "checker" / "pure").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                top = name.split(".")[0]
+                assert top in sys.stdlib_module_names or name.startswith("checker.pure"), (path, name)
+
+
+def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path):
+    from tests.models import build
+
+    weights = build("gaussian", 1, V=3, N=3, D=3, H=2, scale=1.0, biases=True, dtype=np.float32)
+    path = tmp_path / "c.msgpack"
+    path.write_bytes(prove(weights, "cubic").raw)
+    blocker = "import sys\n" + "".join(f"sys.modules[{n!r}] = None\n" for n in ("numpy", "flint", "msgpack", "torch"))
+    code = blocker + f"from checker.pure import check_bytes\nv = check_bytes(open({str(path)!r}, 'rb').read())\nprint(v.accepted, v.reason)\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.startswith("True"), run.stdout + run.stderr
