@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORK := out/demo
 
-.PHONY: demo test bench check-certificates clean
+.PHONY: demo test bench fuzz mutation check-certificates clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ check-certificates: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/fuzz -p no:cacheprovider -W ignore::RuntimeWarning --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -135,13 +135,22 @@ class Dyadic:
         """The bit length of the largest |integer|: |entry| < 2**(abs_max_bits + exp)."""
         return max((abs(int(v)).bit_length() for v in self.ints.ravel()), default=0)
 
-    def to_float(self) -> np.ndarray:
-        """float64 nearest to every entry (correctly rounded, also when subnormal)."""
+    def to_float(self, saturate: bool = False) -> np.ndarray:
+        """float64 nearest to every entry (correctly rounded, also when subnormal). Beyond the
+        float range: OverflowError, or +-inf with saturate=True."""
         if self.exp >= 0:
             convert = lambda v: float(int(v) << self.exp)  # noqa: E731
         else:
             den = 1 << -self.exp
             convert = lambda v: int(v) / den  # noqa: E731  (int true division is correctly rounded)
+        if saturate:
+            exact = convert
+
+            def convert(v):
+                try:
+                    return exact(v)
+                except OverflowError:
+                    return np.inf if v > 0 else -np.inf
         flat = [convert(v) for v in self.ints.ravel()]
         return np.array(flat, dtype=np.float64).reshape(self.shape)
 

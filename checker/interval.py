@@ -45,8 +45,9 @@ class Interval:
 
     @classmethod
     def of(cls, exact: Dyadic) -> "Interval":
-        """An enclosure of an exact dyadic array (one ulp either side of the nearest float)."""
-        nearest = exact.to_float()
+        """An enclosure of an exact dyadic array (one ulp either side of the nearest float;
+        beyond the float range, the largest float to infinity)."""
+        nearest = exact.to_float(saturate=True)
         return cls(_down(nearest), _up(nearest))
 
     def __add__(self, other) -> "Interval":

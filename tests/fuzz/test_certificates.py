@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import msgpack
 import numpy as np
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from checker import certificate
@@ -83,6 +83,7 @@ def mutated(draw):
     strategy = draw(st.sampled_from(STRATEGIES))
     raw = seed_certificate(strategy)
     level = draw(st.sampled_from(["bytes", "structure", "tensor", "claim"]))
+    event(f"mutation: {level}")
     if level == "bytes":
         data = bytearray(raw)
         for _ in range(draw(st.integers(1, 8))):
@@ -118,9 +119,11 @@ def test_mutated_certificates_are_handled_soundly(raw):
     try:
         cert = certificate.decode(raw)
     except InvalidCertificate:
+        event("outcome: invalid container")
         return
     verdict = check(cert, max_seconds=TIME_LIMIT)
     assert time.monotonic() - start < TIME_LIMIT + 30
     assert not verdict.reason.startswith("internal error"), verdict.reason
+    event(f"outcome: {'accepted' if verdict.accepted else 'invalid' if verdict.invalid else 'rejected'}")
     if verdict.accepted:
         assert cert.claimed_correct <= exact_correct_count(cert.weights)
