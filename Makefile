@@ -27,6 +27,11 @@ check-certificates: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet mutmut==3.8.1
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut results
+
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/fuzz -p no:cacheprovider -W ignore::RuntimeWarning --hypothesis-show-statistics
 
