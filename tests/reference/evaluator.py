@@ -93,24 +93,7 @@ class ReferenceModel:
         return scores, [[row[m] - row[o] for row in rows] for o in range(self.V)]
 
     def sign(self, scores: list[Fraction], coeffs: list[Fraction]) -> int:
-        merged: dict[Fraction, Fraction] = {}
-        for s, c in zip(scores, coeffs):
-            merged[s] = merged.get(s, Fraction(0)) + c
-        merged = {s: c for s, c in merged.items() if c != 0}
-        if not merged:
-            return 0
-        top = max(merged)  # a common factor e^{-top/sqrt(d)} > 0 changes no sign
-        for bits in PRECISIONS:
-            lo = hi = Fraction(0)
-            for s, c in merged.items():
-                e_lo, e_hi = self._exp(s - top, bits)
-                lo += c * (e_lo if c > 0 else e_hi)
-                hi += c * (e_hi if c > 0 else e_lo)
-            if lo > 0:
-                return 1
-            if hi < 0:
-                return -1
-        raise RuntimeError("reference evaluator could not settle a sign")
+        return exp_sum_sign(list(zip(scores, coeffs)), self.H, self._exp)
 
     def correct(self, x: tuple[int, ...]) -> bool:
         scores, coeffs = self.margin_terms(x)
@@ -119,6 +102,30 @@ class ReferenceModel:
 
     def count_correct(self) -> int:
         return sum(self.correct(x) for x in itertools.product(range(self.V), repeat=self.N))
+
+
+def exp_sum_sign(terms: list[tuple[Fraction, Fraction]], d_head: int, exp=None) -> int:
+    """The sign of sum over (s, c) of e^{s/sqrt(d_head)} c: merged on equal s, zero iff every merged
+    coefficient is, else settled by rational enclosures at rising precision."""
+    exp = exp or (lambda score, bits: scaled_exp_enclosure(score, d_head, bits))
+    merged: dict[Fraction, Fraction] = {}
+    for s, c in terms:
+        merged[s] = merged.get(s, Fraction(0)) + c
+    merged = {s: c for s, c in merged.items() if c != 0}
+    if not merged:
+        return 0
+    top = max(merged)  # a common factor e^{-top/sqrt(d)} > 0 changes no sign
+    for bits in PRECISIONS:
+        lo = hi = Fraction(0)
+        for s, c in merged.items():
+            e_lo, e_hi = exp(s - top, bits)
+            lo += c * (e_lo if c > 0 else e_hi)
+            hi += c * (e_hi if c > 0 else e_lo)
+        if lo > 0:
+            return 1
+        if hi < 0:
+            return -1
+    raise RuntimeError("reference evaluator could not settle a sign")
 
 
 def exact_correct_count(weights: dict[str, np.ndarray]) -> int:
