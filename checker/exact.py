@@ -80,12 +80,6 @@ class Dyadic:
     def __sub__(self, other: "Dyadic") -> "Dyadic":
         return self._binary(other, np.subtract)
 
-    def __mul__(self, other: "Dyadic") -> "Dyadic":
-        """Elementwise (broadcasting) product."""
-        out = Dyadic(self.ints * other.ints, self.exp + other.exp)
-        cost.add(out.ints.size)
-        return out
-
     def __neg__(self) -> "Dyadic":
         return Dyadic(-self.ints, self.exp)
 

@@ -99,8 +99,7 @@ def _as_interval(value) -> Interval:
     return value if isinstance(value, Interval) else Interval(value)
 
 
-@lru_cache(maxsize=1)
-def _exp_tables():
+def build_exp_tables():
     """Certified [lower, upper] floats of e^n (n in EXP_MIN..EXP_MAX), e^{i/2^8}, e^{i/2^16} (i < 256), e^{2^-16}."""
     def bounds(values):
         lo, hi = [], []
@@ -116,6 +115,9 @@ def _exp_tables():
     fine = bounds(arb(i) / 65536 for i in range(256))
     tail = bounds([arb(1) / 65536])
     return ints, coarse, fine, tail
+
+
+_exp_tables = lru_cache(maxsize=1)(build_exp_tables)
 
 
 def _exact(ball_endpoint) -> Fraction:
