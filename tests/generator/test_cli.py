@@ -44,3 +44,21 @@ def test_bad_model_file_is_one_line_nonzero(tmp_path):
 def test_unknown_strategy_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["prove", str(tmp_path / "m.npz"), "--strategy", "nope", "-o", str(tmp_path / "c")])
     assert result.exit_code == 2
+
+
+def test_sweep_and_report_commands(tmp_path):
+    results = tmp_path / "results"
+    args = ["sweep", "--k", "2", "--n-seeds", "1", "--results", str(results), "--models", str(tmp_path / "models"),
+            "-s", "cubic", "-s", "subcubic/max_diff_exact/per_output+chords/max_diff", "--workers", "1", "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(app, args)  # resumes: nothing left to do
+    assert again.exit_code == 0 and "0 of 1" in again.output
+    result = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report" / "headline.md").read_text().count("| cubic |") == 1
+
+
+def test_sweep_usage_errors():
+    assert runner.invoke(app, ["sweep"]).exit_code == 2
+    assert runner.invoke(app, ["sweep", "--k", "4", "-s", "nope"]).exit_code == 2
