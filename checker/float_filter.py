@@ -40,11 +40,12 @@ guarantees: |a~ - a| <= 2^-52 a + 2^-1074.
   (a) For w = a b, w~ = fl(a~ b~) meets Lemma 2 with eps = 2^-50, eta = 2^-1070: the product of
   the approximations errs by at most (2^-51 + 2^-103) w + 2^-1072, and rounding adds
   u (1 + 2^-50) w + 2^-1075.
-  (b) For w = a (b_1 + ... + b_r), with T~ the float sum of the b~_i in any order and
+  (b) For w = a (b_1 + ... + b_r), r <= 2^10, with T~ the float sum of the b~_i in any order and
   w~ = fl(a~ T~), Lemma 2 holds with eps = (r + 5) 2^-53 and eta = (r + 1) 2^-1072: T~ errs by at
-  most (2^-52 + 1.01 (r - 1) u (1 + 2^-52)) T + r 2^-1074 (the terms are non-negative), the product
-  of the approximations adds 2^-52 (1 + ...) relative and 2 r 2^-1074 absolute (T~ <= 2 r), and
-  rounding adds u relative and 2^-1075 absolute: (r + 5) u and (3 r + 1) 2^-1074 in all.
+  most (2^-52 + gamma_{r-1} (1 + 2^-52)) T + r 2^-1074 (the terms are non-negative), with
+  gamma_{r-1} <= (r - 1) u (1 + 2^-42); the product of the approximations adds 2^-52 (1 + 2^-50)
+  relative and 2 r 2^-1074 absolute (T~ <= 2 r); rounding adds u relative and 2^-1075 absolute.
+  In all (r + 4) u + O(r^2 u^2) <= (r + 5) u relative and (3 r + 1) 2^-1074 <= (r + 1) 2^-1072 absolute.
 """
 
 from __future__ import annotations

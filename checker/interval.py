@@ -3,9 +3,10 @@
 An Interval holds arrays lo <= hi with lo <= x <= hi for the exact values x it stands for.
 Every operation computes its result in round-to-nearest and then steps one ulp outward
 (np.nextafter), which contains the exact result because round-to-nearest errs by at most half
-an ulp (and subnormal sums are exact). NaN never arises from finite inputs except through
-inf - inf; anything non-finite makes a bound useless, and callers only accept finite, certain
-comparisons.
+an ulp (and subnormal sums are exact). Outward steps can push the lower end of a non-negative
+quantity just below zero (0 + 0 gives [-5e-324, 5e-324]; Interval.of(0) likewise), and infinities
+give NaN through inf - inf or 0 * inf. A caller that relies on a sign must clamp (`nonnegative`)
+and must map NaN to "no information"; no comparison with NaN is ever true.
 
 exp uses tables built in ball arithmetic (arb): for the grid point g = n + f1 2^-8 + f2 2^-16 with
 g <= x < g + 2^-16, e^g <= e^x <= e^g e^{2^-16}, and e^g = e^n e^{f1/2^8} e^{f2/2^16} is a product of
@@ -85,6 +86,10 @@ class Interval:
         other = _as_interval(other)
         return Interval(np.minimum(self.lo, other.lo), np.minimum(self.hi, other.hi))
 
+    def nonnegative(self) -> "Interval":
+        """For a quantity known to be >= 0: lower ends below zero (or NaN) become 0, NaN upper ends inf."""
+        return Interval(np.fmax(self.lo, 0.0), np.where(np.isnan(self.hi), INF, self.hi))
+
     def reciprocal(self) -> "Interval":
         """1/x for intervals of positive numbers."""
         cost.add(self.lo.size, 2 * self.lo.size)
@@ -147,22 +152,23 @@ def _split(x: np.ndarray):
 
 
 def exp_lower(x: np.ndarray) -> np.ndarray:
-    """A float <= e^x for each finite x (0 below EXP_MIN)."""
+    """A float in [0, e^x] for each x (0 below EXP_MIN and for NaN)."""
     (ints_lo, _), (c_lo, _), (f_lo, _), _ = _exp_tables()
     x = np.asarray(x, dtype=np.float64)
-    clipped = np.clip(x, EXP_MIN, EXP_MAX)  # out-of-range entries are replaced below
+    clipped = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)  # out-of-range entries are replaced below
     n, f1, f2 = _split(clipped)
-    value = _down(_down(ints_lo[n - EXP_MIN] * c_lo[f1]) * f_lo[f2])
+    value = np.maximum(_down(_down(ints_lo[n - EXP_MIN] * c_lo[f1]) * f_lo[f2]), 0.0)  # e^x > 0
     value = np.where(x < EXP_MIN, 0.0, value)
-    return np.where(x > EXP_MAX, ints_lo[-1], value)
+    value = np.where(x > EXP_MAX, ints_lo[-1], value)
+    return np.where(np.isnan(x), 0.0, value)
 
 
 def exp_upper(x: np.ndarray) -> np.ndarray:
-    """A float >= e^x for each finite x (inf above EXP_MAX)."""
+    """A float >= e^x for each x (inf above EXP_MAX and for NaN)."""
     (_, ints_hi), (_, c_hi), (_, f_hi), (_, tail_hi) = _exp_tables()
     x = np.asarray(x, dtype=np.float64)
-    clipped = np.clip(x, EXP_MIN, EXP_MAX)
+    clipped = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)
     n, f1, f2 = _split(clipped)
     value = _up(_up(_up(ints_hi[n - EXP_MIN] * c_hi[f1]) * f_hi[f2]) * tail_hi[0])
     value = np.where(x < EXP_MIN, ints_hi[0], value)
-    return np.where(x > EXP_MAX, INF, value)
+    return np.where((x > EXP_MAX) | np.isnan(x), INF, value)

@@ -169,13 +169,18 @@ class Bounds:
         is_m = (q == m).astype(np.float64)
         free_nonmax = np.where(q == m, c, c - 1)
         copies = (self.N - 1) - free_nonmax
-        a_low = (lo * self.rsqrt).exp() * (self.low_sums[q, copies] + is_m)
-        b_low = self.high_sums[q, free_nonmax] + (1 - is_m)
-        a_high = (hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)
-        b_high = self.low_sums[q, free_nonmax] + (1 - is_m)
+        # a_M = A / (A + B) with A, B > 0: lower end from A's lower and B's upper bound, and back.
+        # Outward rounding can leave a non-negative quantity's lower end below zero, and infinities
+        # give NaN: both mean "no information" (a_M >= 0, a_M <= 1), never a finite value.
+        a_low = ((lo * self.rsqrt).exp() * (self.low_sums[q, copies] + is_m)).nonnegative()
+        b_low = (self.high_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
+        a_high = ((hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)).nonnegative()
+        b_high = (self.low_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lower = np.nextafter(1 / np.nextafter(1 + np.nextafter(b_low.hi / a_low.lo, np.inf), np.inf), -np.inf)
-            upper = np.nextafter(1 / np.nextafter(1 + np.nextafter(b_high.lo / a_high.hi, -np.inf), -np.inf), np.inf)
+            ratio_hi = np.where(a_low.lo > 0, np.nextafter(b_low.hi / a_low.lo, np.inf), np.inf)  # >= B / A
+            ratio_lo = np.fmax(np.nextafter(b_high.lo / a_high.hi, -np.inf), 0.0)  # <= B / A (NaN: 0)
+            lower = np.nextafter(1 / np.nextafter(1 + ratio_hi, np.inf), -np.inf)
+            upper = np.nextafter(1 / np.nextafter(1 + ratio_lo, -np.inf), np.inf)
         cost.add(6 * len(lower), 12 * len(lower))
         lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))

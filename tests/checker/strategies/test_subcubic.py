@@ -199,3 +199,52 @@ def test_best_subcubic_on_the_k4_seed123_model(trained_k4):
     for attention in subcubic.REFERENCE_ATTENTION:  # the same cost with the paper's attention handlings
         reference = prove(trained_k4, f"subcubic/max_diff_exact/{attention}/exact_EQKE+max_diff_exact").verdict
         assert reference.verified_correct < new.verified_correct
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions from the independent soundness review (out of range exps turning into finite values).
+
+_f = np.float32
+
+
+def _underflow_model(n_ctx: int, key_scale: float, value_scale: float, b_u=None) -> dict:
+    w_pos = np.zeros((n_ctx, 4), _f)
+    if n_ctx == 2:
+        w_pos[:] = [[0, -1, 0, 0], [0, 0, 1, 0]]
+    else:
+        w_pos[-1] = [0, 1, 1, 0]
+    weights = {
+        "embed.W_E": np.array([[0, 0, 0, 0], [1, 0, 0, 0]] if n_ctx == 2 else [[1, 0, 0, 0], [0, 0, 0, 0]], _f),
+        "pos_embed.W_pos": w_pos,
+        "blocks.0.attn.W_Q": np.array([[0], [0], [1], [0]], _f)[None],
+        "blocks.0.attn.W_K": np.array([[key_scale], [1000], [0], [0]], _f)[None],
+        "blocks.0.attn.W_V": np.array([[value_scale], [0], [0], [0]], _f)[None],
+        "blocks.0.attn.b_V": np.array([[50]], _f),
+        "blocks.0.attn.W_O": np.array([[0, 0, 0, 1]], _f)[None],
+        "unembed.W_U": np.array([[0, 0], [0, 0], [0, 0], [1, -1]], _f),
+    }
+    if b_u is not None:
+        weights["unembed.b_U"] = np.array(b_u, _f)
+    return weights
+
+
+def test_underflowing_attention_weights_are_no_information_not_a_bound():
+    weights = _underflow_model(2, 720, -100)
+    variant = "subcubic/max_diff_exact/drop_average_query_per_output_logit_reasoning/exact_EQKE+max_diff_exact"
+    valid = subcubic.valid_cells(2, 2)
+    evidence = {"gaps": np.where(valid, 1, 0).astype(np.int64), "claims": np.where(valid, -99.0, 0).astype(np.float32)}
+    verdict = check_bytes(encode(weights, variant, 4, evidence))
+    assert not verdict.accepted and exact_correct_count(weights) == 3
+
+
+def test_generator_cannot_certify_above_exact_when_exps_overflow():
+    weights = _underflow_model(5, 800, -50, b_u=[0, 10])
+    verdict = prove(weights, "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/exact_EQKE+max_diff_exact").verdict
+    assert verdict.accepted and verdict.verified_correct <= exact_correct_count(weights) == 15
+
+
+def test_interval_exp_of_nan_is_no_information():
+    from checker.interval import exp_lower, exp_upper
+
+    x = np.array([np.nan, -1000.0, -745.5])
+    assert (exp_lower(x) >= 0).all() and exp_lower(x)[0] == 0 and exp_upper(x)[0] == np.inf
