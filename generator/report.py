@@ -4,6 +4,7 @@ bound vs FLOPs, bound vs unexplained dimension, and the best bound per complexit
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from collections import defaultdict
 from pathlib import Path
@@ -147,6 +148,7 @@ def _colour(strategy: str, complexity: str) -> str:
 
 def figures(rows: list[dict], table: list[dict], out: Path) -> list[Path]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -161,6 +163,7 @@ def figures(rows: list[dict], table: list[dict], out: Path) -> list[Path]:
             ax.scatter([r[key] for r in members], [r["bound"] for r in members], s=4, alpha=0.35,
                        c=[_colour(r["strategy"], r["complexity"]) for r in members])
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_title(f"K = {k}")
             ax.set_xlabel(label)
             ax.set_ylabel("certified accuracy bound")
@@ -199,7 +202,9 @@ def write_report(results: Path, out: Path) -> tuple[list[dict], dict]:
         raise ValueError(f"no results under {results}")
     table, variants = headline(rows, estimates), per_variant(rows)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "rows.csv", _csv(rows))
+    columns = ("k", "seed", "strategy", "accepted", "verified_correct", "total", "bound", "flops", "checker_ops",
+               "unexplained_dimension", "complexity", "prove_seconds", "check_seconds", "digest")
+    atomic_write(out / "rows.csv.gz", gzip.compress(_csv([{c: r[c] for c in columns} for r in rows]), mtime=0))
     atomic_write(out / "headline.csv", _csv(table))
     atomic_write(out / "headline.md", headline_markdown(table, estimates).encode())
     atomic_write(out / "variants.csv", _csv(variants))

@@ -78,7 +78,7 @@ def test_report_writes_tables_and_figures(tmp_path, cache):
     table, _ = write_report(tmp_path / "r", tmp_path / "out")
     families = {(r["K"], r["family"]) for r in table}
     assert (3, "brute-force") in families and (3, "cubic") in families and (3, "subcubic (best of all variants)") in families
-    for name in ("headline.md", "headline.csv", "variants.csv", "variants.md", "rows.csv",
+    for name in ("headline.md", "headline.csv", "variants.csv", "variants.md", "rows.csv.gz",
                  "bound_vs_flops.png", "bound_vs_unexplained_dimension.png", "best_bound_per_class.png"):
         assert (tmp_path / "out" / name).stat().st_size > 100, name
     brute = [r for r in table if r["family"] == "brute-force"]
