@@ -16,7 +16,8 @@ from flint import fmpz_mat
 from checker import cost
 
 
-def _int_array(values, shape) -> np.ndarray:
+def int_array(values, shape) -> np.ndarray:
+    """An object array of Python ints (never a fixed-width integer type) with the given shape."""
     out = np.empty(len(values), dtype=object)
     out[:] = [int(v) for v in values]
     return out.reshape(shape)
@@ -35,7 +36,7 @@ class Dyadic:
     @property
     def ints(self) -> np.ndarray:
         if self._ints is None:
-            self._ints = _int_array(self._mat.entries(), (self._mat.nrows(), self._mat.ncols()))
+            self._ints = int_array(self._mat.entries(), (self._mat.nrows(), self._mat.ncols()))
         return self._ints
 
     def _fmpz(self) -> fmpz_mat:
@@ -52,11 +53,11 @@ class Dyadic:
         exps = [1 - den.bit_length() for _, den in ratios]
         exp = min(exps, default=0)
         ints = [num << (e - exp) for (num, _), e in zip(ratios, exps)]
-        return cls(_int_array(ints, np.shape(array)), exp)
+        return cls(int_array(ints, np.shape(array)), exp)
 
     @classmethod
     def zeros(cls, *shape: int) -> "Dyadic":
-        return cls(_int_array([0] * int(np.prod(shape, dtype=np.int64)), shape), 0)
+        return cls(int_array([0] * int(np.prod(shape, dtype=np.int64)), shape), 0)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -80,9 +81,6 @@ class Dyadic:
     def __sub__(self, other: "Dyadic") -> "Dyadic":
         return self._binary(other, np.subtract)
 
-    def __neg__(self) -> "Dyadic":
-        return Dyadic(-self.ints, self.exp)
-
     def __getitem__(self, index) -> "Dyadic":
         return Dyadic(self.ints[index], self.exp)
 
@@ -97,7 +95,7 @@ class Dyadic:
         if k != k2:
             raise ValueError("shape mismatch in matmul")
         if r * k * c == 0:
-            return Dyadic(_int_array([0] * (r * c), (r, c)), 0)
+            return Dyadic(int_array([0] * (r * c), (r, c)), 0)
         cost.add(r * c * (2 * k - 1))
         return Dyadic(None, self.exp + other.exp, self._fmpz() * other._fmpz())
 
@@ -124,10 +122,6 @@ class Dyadic:
 
     def fraction(self, index=()) -> Fraction:
         return Fraction(int(self.ints[index])) * Fraction(2) ** self.exp
-
-    def abs_max_bits(self) -> int:
-        """The bit length of the largest |integer|: |entry| < 2**(abs_max_bits + exp)."""
-        return max((abs(int(v)).bit_length() for v in self.ints.ravel()), default=0)
 
     def to_float(self, saturate: bool = False) -> np.ndarray:
         """float64 nearest to every entry (correctly rounded, also when subnormal). Beyond the

@@ -104,11 +104,12 @@ def _as_interval(value) -> Interval:
     return value if isinstance(value, Interval) else Interval(value)
 
 
-def build_exp_tables():
-    """Certified [lower, upper] floats of e^n (n in EXP_MIN..EXP_MAX), e^{i/2^8}, e^{i/2^16} (i < 256), e^{2^-16}."""
+def build_exp_tables(bits: int = 128):
+    """Certified [lower, upper] floats of e^n (n in EXP_MIN..EXP_MAX), e^{i/2^8}, e^{i/2^16} (i < 256), e^{2^-16},
+    from arb balls at `bits` of working precision (any precision is sound; 128 makes them tight)."""
     def bounds(values):
         lo, hi = [], []
-        with precision(128):
+        with precision(bits):
             for v in values:
                 ball = v.exp()
                 lo.append(_floor_float(ball.lower()))

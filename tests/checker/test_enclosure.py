@@ -77,26 +77,3 @@ def test_near_cancellation_needs_more_precision():
     floor = int(man) << int(exp)
     assert exp_sum_sign([(1, 2**70), (0, -floor)], -1, 1) == 1
     assert exp_sum_sign([(1, 2**70), (0, -(floor + 1))], -1, 1) == -1
-
-
-def test_interval_exp_tables_enclose_exp():
-    from checker.interval import EXP_MIN, build_exp_tables
-
-    mpmath.mp.prec = 300
-    ints, coarse, fine, tail = build_exp_tables()
-    checks = [(ints, lambda i: mpmath.mpf(EXP_MIN + i)), (coarse, lambda i: mpmath.mpf(i) / 256),
-              (fine, lambda i: mpmath.mpf(i) / 65536), (tail, lambda i: mpmath.mpf(1) / 65536)]
-    for (lo, hi), point in checks:
-        for i in list(range(0, len(lo), 37)) + [len(lo) - 1]:
-            true = mpmath.exp(point(i))
-            assert mpmath.mpf(lo[i]) <= true <= mpmath.mpf(hi[i])
-            assert hi[i] == lo[i] or np.nextafter(lo[i], np.inf) >= hi[i] or true < 1e-300  # tight: within an ulp or two
-
-
-@given(st.floats(-1200, 800))
-def test_interval_exp_encloses_exp_at_random_points(x):
-    from checker.interval import exp_lower, exp_upper
-
-    mpmath.mp.prec = 200
-    true = mpmath.exp(mpmath.mpf(x))
-    assert mpmath.mpf(float(exp_lower(np.array([x]))[0])) <= true <= mpmath.mpf(float(exp_upper(np.array([x]))[0]))

@@ -36,7 +36,7 @@ from math import isqrt
 import numpy as np
 
 from checker.context import Evidence
-from checker.exact import Dyadic, concat, mean_rows
+from checker.exact import Dyadic, concat, int_array, mean_rows
 from checker.weights import Model
 
 HANDLINGS = (
@@ -120,7 +120,7 @@ def svd_bound(left: Dyadic, right: Dyadic) -> Dyadic:
     norm = np.abs(g4.ints).sum(axis=1).max()
     lam, lam_exp = _root_up(int(norm), g4.exp, 4)  # >= sigma_1^2
     root, root_exp = _root_up(2 * lam, lam_exp, 2)  # >= sqrt(2) sigma_1
-    return _column(Dyadic(np.array([[root]], dtype=object), root_exp), left.shape[0])
+    return _column(Dyadic(int_array([root], (1, 1)), root_exp), left.shape[0])
 
 
 def _hint(evidence: Evidence, name: str, size: int) -> Dyadic:

@@ -63,3 +63,23 @@ def test_changed_weights_are_reverified_not_trusted(trained_k4):
     tampered["unembed.b_U"][0] = 1e3  # token 0 now wins everywhere
     again = check_weights(tampered, claimed=verdict.verified_correct)
     assert not again.accepted and again.verified_correct < verdict.verified_correct
+
+
+
+def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
+    """If the exact sign decision gives up (precision limit), the input is wrong, and reported."""
+    from checker.errors import CheckError
+    from checker.strategies import brute_force
+
+    weights = build("tie", 7, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    monkeypatch.setattr(brute_force, "exp_sum_sign", lambda *args: -1)  # every exact decision: wrong
+    all_wrong = check_weights(weights)
+    assert all_wrong.notes["exact_decisions"] > 0 and all_wrong.notes["undecided"] == 0
+
+    def give_up(*args):
+        raise CheckError("enclosure", "precision limit reached")
+
+    monkeypatch.setattr(brute_force, "exp_sum_sign", give_up)
+    verdict = check_weights(weights)
+    assert verdict.verified_correct == all_wrong.verified_correct
+    assert verdict.notes["undecided"] == verdict.notes["exact_decisions"] == all_wrong.notes["exact_decisions"]

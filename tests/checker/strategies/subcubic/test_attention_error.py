@@ -1,0 +1,123 @@
+"""The row-spread bounds of the QK error, each against an independent Fraction evaluation of the
+same inequality, and against the true spread of the product it bounds."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import isqrt
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from checker.exact import Dyadic
+from checker.strategies.subcubic.attention_error import _root_up, recursive_bound, split_bound, svd_bound
+
+entries = st.floats(-4, 4, allow_nan=False, width=32)
+
+
+def exact(d: Dyadic) -> np.ndarray:
+    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
+
+
+def spread(m: np.ndarray) -> np.ndarray:
+    return np.array([max(row) - min(row) for row in m], dtype=object)
+
+
+def centre(m: np.ndarray) -> np.ndarray:
+    """The row mean rounded to float64, as the checker's (any centre is sound)."""
+    return np.array([Fraction(float(sum(m[:, k]) / m.shape[0])) for k in range(m.shape[1])], dtype=object)
+
+
+def chain(ms: list[np.ndarray]) -> np.ndarray:
+    out = ms[0]
+    for m in ms[1:]:
+        out = out.dot(m)
+    return out
+
+
+@st.composite
+def factor_lists(draw, min_factors=2, max_factors=4):
+    n = draw(st.integers(min_factors, max_factors))
+    dims = draw(st.lists(st.integers(1, 4), min_size=n + 1, max_size=n + 1))
+    return [draw(hnp.arrays(np.float32, (dims[i], dims[i + 1]), elements=entries)) for i in range(n)]
+
+
+def as_dyadic(factors):
+    return [Dyadic.from_floats(f) for f in factors]
+
+
+def as_fractions(factors):
+    return [np.vectorize(lambda x: Fraction(float(x)), otypes=[object])(f) for f in factors]
+
+
+@given(factor_lists(), st.integers(0, 4))
+def test_recursive_bound_is_the_recursion_and_bounds_the_product(factors, levels):
+    got = exact(recursive_bound(as_dyadic(factors), levels)).ravel()
+    fs = as_fractions(factors)
+    expected = spread(fs[-1])
+    for level in range(len(fs) - 2, -1, -1):
+        f = fs[level]
+        if level < levels:
+            mu = centre(f)
+            expected = abs(f - mu[None, :]).dot(expected) + spread(chain([mu[None, :]] + fs[level + 1 :]))[0]
+        else:
+            expected = abs(f).dot(expected)
+    assert list(got) == list(expected)
+    assert all(g >= s for g, s in zip(got, spread(chain(fs))))
+
+
+@given(factor_lists(), st.booleans())
+def test_split_bound_is_the_best_split_and_bounds_the_product(factors, centred):
+    got = exact(split_bound(as_dyadic(factors), centred)).ravel()
+    fs = as_fractions(factors)
+    candidates = []
+    for j in range(1, len(fs)):
+        left, right = chain(fs[:j]), chain(fs[j:])
+        if centred:
+            mu = centre(left)
+            candidates.append(abs(left - mu[None, :]).dot(spread(right)) + spread(mu[None, :].dot(right))[0])
+        else:
+            candidates.append(abs(left).dot(spread(right)))
+    assert list(got) == [min(c[q] for c in candidates) for q in range(len(got))]
+    assert all(g >= s for g, s in zip(got, spread(chain(fs))))
+
+
+@given(st.integers(0, 2**200), st.integers(-300, 300), st.sampled_from([2, 4]))
+def test_root_up_is_the_smallest_root_at_its_exponent(value, exp, degree):
+    root, e = _root_up(value, exp, degree)
+    x = Fraction(value) * Fraction(2) ** exp
+    assert (Fraction(root) * Fraction(2) ** e) ** degree >= x  # an upper bound of x^(1/degree)
+    assert root == 0 or (Fraction(root - 1) * Fraction(2) ** e) ** degree < x  # the least one at exponent e
+    assert e * degree <= exp  # at least the input's resolution: about 64 bits accurate
+
+
+@pytest.mark.parametrize("value, exp, degree, root", [(16, 0, 4, 2), (81 * 2**8, -4, 4, 6), (9, 2, 2, 6)])
+def test_root_up_of_exact_powers_is_exact(value, exp, degree, root):
+    r, e = _root_up(value, exp, degree)
+    assert Fraction(r) * Fraction(2) ** e == root
+
+
+@given(factor_lists(2, 2).filter(lambda fs: fs[0].shape[0] >= 1))
+def test_svd_bound_is_the_gram_norm_root_and_bounds_every_row_spread(factors):
+    left, right = as_dyadic(factors)
+    got = exact(svd_bound(left, right)).ravel()
+    assert len(got) == factors[0].shape[0] and len(set(got)) == 1
+    L, R = as_fractions(factors)
+    gram = L.T.dot(L).dot(R.dot(R.T))
+    g4 = chain([gram] * 4)
+    norm = max(sum(abs(v) for v in row) for row in g4)  # |G^4|_inf >= sigma_1(LR)^8
+    bound = got[0]
+    assert bound**8 >= 16 * norm  # bound >= sqrt(2) |G^4|^(1/8) >= sqrt(2) sigma_1
+    assert norm == 0 or bound**8 <= 16 * norm * (1 + Fraction(1, 2**40))  # and no looser than rounding
+    product = L.dot(R)
+    assert all(bound >= s for s in spread(product))
+
+
+def test_isqrt_floor_of_floor_is_the_fourth_root_floor():
+    """The identity _root_up relies on: floor(sqrt(floor(sqrt(x)))) = floor(x^(1/4))."""
+    for x in [0, 1, 15, 16, 17, 2**64 - 1, 2**64, 3**40 + 5]:
+        r = isqrt(isqrt(x))
+        assert r**4 <= x < (r + 1) ** 4

@@ -1,0 +1,150 @@
+"""Outward-rounded float intervals: every operation contains the exact result (checked with
+Fractions), stays within a few ulps of it, and exp encloses a 300-bit mpmath reference."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from flint import arb
+from hypothesis import given
+from hypothesis import strategies as st
+
+from checker.enclosure import precision
+from checker.exact import Dyadic
+from checker.interval import (EXP_MAX, EXP_MIN, Interval, _ceil_float, _floor_float, build_exp_tables, exp_lower,
+                              exp_upper)
+
+finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
+positive = st.floats(1e-12, 1e12)
+
+
+def up(x: float, steps: int = 1) -> float:
+    for _ in range(steps):
+        x = float(np.nextafter(x, np.inf))
+    return x
+
+
+def down(x: float, steps: int = 1) -> float:
+    for _ in range(steps):
+        x = float(np.nextafter(x, -np.inf))
+    return x
+
+
+def F(value) -> Fraction:
+    return Fraction(float(value))
+
+
+@given(finite, finite, finite, finite)
+def test_add_sub_mul_contain_the_exact_result(a, b, c, d):
+    x, y = Interval(min(a, b), max(a, b)), Interval(min(c, d), max(c, d))
+    total = x + y
+    assert F(total.lo) <= F(x.lo) + F(y.lo) and F(x.hi) + F(y.hi) <= F(total.hi)
+    assert float(total.lo) >= down(float(x.lo + y.lo)) and float(total.hi) <= up(float(x.hi + y.hi))
+    diff = x - y
+    assert F(diff.lo) <= F(x.lo) - F(y.hi) and F(x.hi) - F(y.lo) <= F(diff.hi)
+    assert float(diff.lo) >= down(float(x.lo - y.hi)) and float(diff.hi) <= up(float(x.hi - y.lo))
+    product = x * y
+    ends = [F(p) * F(q) for p in (x.lo, x.hi) for q in (y.lo, y.hi)]
+    assert F(product.lo) <= min(ends) and max(ends) <= F(product.hi)
+    assert float(product.lo) >= down(float(min(ends))) and float(product.hi) <= up(float(max(ends)))
+
+
+@given(finite, finite)
+def test_reflected_operators_and_negation(a, b):
+    x = Interval(min(a, b), max(a, b))
+    assert (float((-x).lo), float((-x).hi)) == (-float(x.hi), -float(x.lo))
+    right, left = 3.0 - x, Interval(3.0) - x
+    assert (float(right.lo), float(right.hi)) == (float(left.lo), float(left.hi))
+    scaled, scaled_left = 3.0 * x, x * 3.0
+    assert (float(scaled.lo), float(scaled.hi)) == (float(scaled_left.lo), float(scaled_left.hi))
+    assert Fraction(float((1.5 + x).lo)) <= Fraction(1.5) + Fraction(float(x.lo))
+
+
+@given(positive, positive)
+def test_reciprocal_contains_the_exact_result(a, b):
+    x = Interval(min(a, b), max(a, b))
+    r = x.reciprocal()
+    assert F(r.lo) <= 1 / F(x.hi) and 1 / F(x.lo) <= F(r.hi)
+    assert float(r.lo) >= down(float(1 / F(x.hi))) and float(r.hi) <= up(float(1 / F(x.lo)))
+
+
+def test_minimum_getitem_and_nonnegative():
+    x = Interval(np.array([1.0, -2.0, np.nan]), np.array([3.0, 5.0, np.nan]))
+    y = Interval(np.array([0.5, -1.0, 0.0]), np.array([4.0, 2.0, 1.0]))
+    m = x.minimum(y)
+    assert m.lo[:2].tolist() == [0.5, -2.0] and m.hi[:2].tolist() == [3.0, 2.0]
+    clamped = x.nonnegative()
+    assert clamped.lo.tolist() == [1.0, 0.0, 0.0] and clamped.hi.tolist()[:2] == [3.0, 5.0] and clamped.hi[2] == np.inf
+    assert x[1].lo == -2.0 and x[1].hi == 5.0
+
+
+@given(st.integers(-(2**80), 2**80), st.integers(-1200, 1000))
+def test_of_encloses_an_exact_dyadic_within_an_ulp(value, exp):
+    exact = Fraction(value) * Fraction(2) ** exp
+    box = Interval.of(Dyadic(np.array([value], dtype=object), exp))
+    lo, hi = float(box.lo[0]), float(box.hi[0])
+    assert Fraction(lo) <= exact if lo != -np.inf else True
+    assert exact <= Fraction(hi) if hi != np.inf else True
+    if abs(exact) < Fraction(2) ** 1023:
+        assert lo >= down(float(exact)) and hi <= up(float(exact))
+    else:  # saturated: the unbounded side is infinite
+        assert (hi == np.inf) if exact > 0 else (lo == -np.inf)
+
+
+def test_floor_and_ceil_of_exact_floats_are_the_floats_themselves():
+    for v in (1.0, 0.0, -3.5, 2.0**-1074, 1e300):
+        assert _floor_float(arb(v)) == v and _ceil_float(arb(v)) == v
+    with precision(128):
+        between = arb(1) + arb(2) ** -60  # exact at 128 bits, strictly between 1 and the next float
+        assert _floor_float(between) == 1.0 and _ceil_float(between) == up(1.0)
+        assert _floor_float(-between) == -up(1.0) and _ceil_float(-between) == -1.0
+
+
+@pytest.mark.parametrize("bits", [128, 12])
+def test_exp_tables_enclose_exp_at_any_working_precision(bits):
+    """The table ends are certified at any arb precision (12 bits: wide balls, still enclosing)."""
+    mpmath.mp.prec = 300
+    ints, coarse, fine, tail = build_exp_tables(bits)
+    assert len(ints[0]) == EXP_MAX - EXP_MIN + 1 and len(coarse[0]) >= 256 and len(fine[0]) >= 256
+    checks = [(ints, lambda i: mpmath.mpf(EXP_MIN + i)), (coarse, lambda i: mpmath.mpf(i) / 256),
+              (fine, lambda i: mpmath.mpf(i) / 65536), (tail, lambda i: mpmath.mpf(1) / 65536)]
+    for (lo, hi), point in checks:
+        for i in list(range(0, len(lo), 7)) + [len(lo) - 1]:
+            true = mpmath.exp(point(i))
+            assert mpmath.mpf(lo[i]) <= true <= mpmath.mpf(hi[i])
+            if bits == 128:  # tight: the two floats around e^x (equal when e^x is a float)
+                assert hi[i] == lo[i] == 1.0 if true == 1 else (up(lo[i]) == hi[i] or true < 1e-300)
+
+
+EDGES = [EXP_MIN - 0.5, EXP_MIN, EXP_MIN + 2**-20, -745.2, -708.5, -1e-300, 0.0, 2**-17, 1.0, 700.25,
+         EXP_MAX - 2**-16, EXP_MAX - 0.5, float(EXP_MAX), EXP_MAX + 0.5]
+
+
+@pytest.mark.parametrize("x", EDGES)
+def test_exp_encloses_exp_at_the_edges_of_its_tables(x):
+    mpmath.mp.prec = 300
+    true = mpmath.exp(mpmath.mpf(x))
+    lo, hi = float(exp_lower(np.array([x]))[0]), float(exp_upper(np.array([x]))[0])
+    assert mpmath.mpf(lo) <= true <= mpmath.mpf(hi)
+    if -700 < x < EXP_MAX:  # and tight: a few ulps plus the 2^-16 grid step
+        assert mpmath.mpf(hi) - mpmath.mpf(lo) <= true * mpmath.mpf(2) ** -15
+
+
+def test_exp_of_non_finite_inputs_is_the_trivial_enclosure():
+    x = np.array([np.nan, np.inf, -np.inf])
+    top = build_exp_tables()[0][0][-1]  # the certified lower end of e^EXP_MAX
+    assert exp_lower(x).tolist() == [0.0, top, 0.0]
+    assert exp_upper(x).tolist()[:2] == [np.inf, np.inf] and 0 <= exp_upper(x)[2] <= 2.0**-1074 * 2
+
+
+@given(st.floats(-1200, 800))
+def test_interval_exp_encloses_exp_at_random_points(x):
+    mpmath.mp.prec = 300
+    true = mpmath.exp(mpmath.mpf(x))
+    box = Interval(x).exp()
+    assert mpmath.mpf(float(box.lo)) <= true <= mpmath.mpf(float(box.hi))
+    if -700 < x < EXP_MAX:
+        assert mpmath.mpf(float(box.hi)) - mpmath.mpf(float(box.lo)) <= true * mpmath.mpf(2) ** -15
