@@ -1,0 +1,249 @@
+"""The subcubic cell bounds against a second, independent evaluation of the formulas in
+checker/strategies/subcubic/__init__.py and eupu.py: exact Fractions for every linear quantity,
+300-bit mpmath for exp. The checker's outward-rounded float intervals must contain the oracle's
+value (soundness) and stay within a relative 1e-9 of it (2^-13 where exp enters: interval.py's exp is exact to
+2^-16), so a changed formula cannot hide in slack."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checker.context import Evidence
+from checker.exact import Dyadic
+from checker.strategies import subcubic
+from checker.strategies.subcubic import attention_error, eupu
+from checker.weights import model_from_weights
+from generator.strategies.subcubic import _hints
+from tests.models import build, tiny_models
+
+TOL = 1e-9
+EXP_TOL = 2.0**-13
+ULP = 2.0**-50  # a few ulps of 1: the divisions near 1 round to the float grid
+
+
+def fr(d: Dyadic) -> np.ndarray:
+    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
+
+
+def mpf(x: Fraction) -> mpmath.mpf:
+    return mpmath.mpf(x.numerator) / x.denominator
+
+
+def close_above(got: float, true, scale) -> bool:
+    """got >= true, and not by more than TOL relative to `scale` (the size of the terms summed)."""
+    return mpmath.mpf(got) >= true and mpmath.mpf(got) - true <= TOL * scale
+
+
+class Oracle:
+    """The quantities of the subcubic bound, recomputed from the weights."""
+
+    def __init__(self, weights: dict, variant: str):
+        mpmath.mp.prec = 300
+        self.model = model = model_from_weights(weights)
+        self.variant = variant
+        self.eupu_handling, self.handling, self.error_handling = subcubic.axes(variant)
+        self.evidence = _hints(model, variant)
+        V, N = self.V, self.N = model.d_vocab, model.n_ctx
+        W = {name: fr(getattr(model, name)) for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U",
+                                                         "b_Q", "b_K", "b_V", "b_O", "b_U")}
+        self.W = W
+        self.e_bar = W["W_E"] + W["W_pos"][N - 1][None, :]
+        centre = np.array([Fraction(float(sum(W["W_pos"][:, d]) / N)) for d in range(model.d_model)], dtype=object)
+        query = self.e_bar.dot(W["W_Q"]) + W["b_Q"]
+        pos = query.dot((W["W_pos"] - centre[None, :]).dot(W["W_K"]).T)  # [q, i]
+        s = 1 / mpmath.sqrt(model.d_head)
+        self.s = s
+        self.low_sums, self.high_sums, self.pos_exponent = [], [], []
+        for q in range(V):
+            weights_q = sorted(mpmath.exp(mpf(pos[q, i] - pos[q, N - 1]) * s) for i in range(N - 1))
+            self.pos_exponent.append(max((abs(mpf(pos[q, i] - pos[q, N - 1])) * s for i in range(N - 1)), default=0))
+            self.low_sums.append([sum(weights_q[:j], mpmath.mpf(0)) for j in range(N)])
+            self.high_sums.append([sum(weights_q[N - 1 - j :], mpmath.mpf(0)) for j in range(N)])
+        split = attention_error.qk_split(self.error_handling, model, model.W_E + Dyadic(
+            np.repeat(model.W_pos.ints[N - 1 :], V, axis=0), model.W_pos.exp), Dyadic.from_floats(centre.astype(float)[None, :]),
+            Evidence(self.evidence))
+        self.approx, self.spread = fr(split.approx), fr(split.spread)[:, 0]
+        self.evou = (W["W_E"].dot(W["W_V"]) + W["b_V"]).dot(W["W_O"]).dot(W["W_U"])
+        pvou = W["W_pos"].dot(W["W_V"]).dot(W["W_O"]).dot(W["W_U"])
+        self.ev = self.evou - np.diag(self.evou)[:, None]
+        self.pv_pess = np.array([[max(pvou[p, o] - pvou[p, m] for p in range(N)) for o in range(V)] for m in range(V)],
+                                dtype=object)
+        self.mean, self.err = self.direct()
+        self.base = self.mean[None, :] - self.mean[:, None] + self.pv_pess
+        # the magnitude of the terms the logit-side quantities add up (rounding is relative to it)
+        self.scale = 1 + max(abs(x) for table in (self.evou, self.base, self.err) for x in np.ravel(table))
+
+    def direct(self):
+        """eupu.py: EUPU[q, o] - EUPU[q, m] <= mean[o] - mean[m] + err[q]."""
+        W, V, h = self.W, self.V, self.eupu_handling
+        full = (self.e_bar + W["b_O"]).dot(W["W_U"]) + W["b_U"]
+        if h in ("max_diff_exact", "global_max_diff_exact"):
+            spread = np.array([max(r) - min(r) for r in full], dtype=object)
+            if h == "global_max_diff_exact":
+                spread = np.full(V, max(full.ravel()) - min(full.ravel()), dtype=object)
+            return np.zeros(V, dtype=object) + Fraction(0), spread
+        if h == "mean_query+max_diff":
+            w = np.array([Fraction(float(sum(self.e_bar[:, d]) / V)) for d in range(self.e_bar.shape[1])], dtype=object)
+        elif h == "svd_query+max_diff":
+            w = np.array([Fraction(float(x)) for x in self.evidence["eupu_direction"]], dtype=object)
+        else:
+            w = np.zeros(self.e_bar.shape[1], dtype=object) + Fraction(0)
+        rho = np.array([max(r) - min(r) for r in W["W_U"]], dtype=object)
+        err = abs(self.e_bar - w[None, :]).dot(rho)
+        mean = (w[None, :] + W["b_O"]).dot(W["W_U"]) + W["b_U"]
+        return mean[0], err
+
+    def attention(self, q, m, c, g):
+        """(a_min, a_max): every non-max score at its extreme, the max copies on the lowest (highest) positions."""
+        top = m - g
+        lo = self.approx[q, m] - max(self.approx[q, : top + 1]) - self.spread[q]
+        hi = self.approx[q, m] - min(self.approx[q, : top + 1]) + self.spread[q]
+        is_m = 1 if q == m else 0
+        free = c if q == m else c - 1
+        copies = self.N - 1 - free
+        a_lo = mpmath.exp(mpf(lo) * self.s) * (self.low_sums[q][copies] + is_m)
+        b_hi = self.high_sums[q][free] + (1 - is_m)
+        a_hi = mpmath.exp(mpf(hi) * self.s) * (self.high_sums[q][copies] + is_m)
+        b_lo = self.low_sums[q][free] + (1 - is_m)
+        exponent = max(abs(mpf(lo)), abs(mpf(hi))) * self.s + self.pos_exponent[q]  # the largest |exp argument|
+        return a_lo / (a_lo + b_hi), a_hi / (a_hi + b_lo), exponent
+
+    def nonmax(self, m, g_star):
+        """N[o]: the largest value a non-max slot adds to output o relative to m."""
+        top = max(m - g_star, 0)
+        rows = self.evou[: top + 1]
+        w = max(max(r) - min(r) for r in rows)
+        if self.handling != "per_output+chords":
+            return [w] * self.V
+        return [min(w, max(rows[:, o]) - min(rows[:, m])) for o in range(self.V)]
+
+    def chi(self, m, g_star, a: Fraction):
+        n = self.nonmax(m, g_star)
+        return max(self.base[m, o] + self.ev[m, o] * a + n[o] * (1 - a) for o in range(self.V) if o != m)
+
+    def slopes(self, m, g_star):
+        n = self.nonmax(m, g_star)
+        values = [self.ev[m, o] - n[o] for o in range(self.V) if o != m]
+        return min(values), max(values)
+
+    def all_m(self, m):
+        W = self.W
+        full = (self.e_bar + W["b_O"]).dot(W["W_U"]) + W["b_U"]
+        return max(full[m, o] - full[m, m] + self.ev[m, o] + self.pv_pess[m, o] for o in range(self.V) if o != m)
+
+
+VARIANTS = [f"subcubic/{e}/{a}/{r}" for e, a, r in zip(
+    eupu.HANDLINGS * 2, subcubic.ATTENTION * 4, attention_error.HANDLINGS)]
+
+
+def check_against_oracle(weights, variant, data):
+    oracle = Oracle(weights, variant)
+    V, N = oracle.V, oracle.N
+    bounds = subcubic.Bounds(oracle.model, variant, Evidence(oracle.evidence))
+    # direct path
+    assert all(close_above(float(bounds.err.hi[q]), mpf(oracle.err[q]), 1 + oracle.err[q]) for q in range(V))
+    assert all(mpmath.mpf(float(bounds.err.lo[q])) <= mpf(oracle.err[q]) for q in range(V))
+    # attention on the max copies, every cell and gap
+    valid = subcubic.valid_cells(V, N)
+    cells = [(q, m, c, g) for q, m, c in zip(*valid.nonzero()) for g in range(1, max(m, 1) + 1)
+             if (q == m and c > 0) or q <= m - g]  # (q = m, c = 0): every token m, bounded by all_m
+    q, m, c, g = (np.array(axis, dtype=np.int64) for axis in zip(*cells)) if cells else [np.zeros(0, np.int64)] * 4
+    lower, upper = bounds.attention(q, m, c, g)
+    for i, cell in enumerate(cells):
+        a_min, a_max, exponent = oracle.attention(*(int(x) for x in cell))
+        assert mpmath.mpf(lower[i]) <= a_min and a_max <= mpmath.mpf(upper[i]), cell
+        if exponent < 600:  # beyond, float exp may saturate and the checker fall back to [0, 1]
+            # interval exp is exact to its 2^-16 grid step: each weight is within 2^-15 relative
+            assert a_min - mpmath.mpf(lower[i]) <= EXP_TOL * a_min + ULP
+            assert mpmath.mpf(upper[i]) - a_max <= EXP_TOL * (1 - a_max) + ULP, cell
+    # chi at anchors and its slopes, for random smallest gaps and anchors
+    if V < 2:
+        return
+    g_star = np.array([[data.draw(st.integers(1, max(mm, 1))) for _ in range(N)] for mm in range(V)], dtype=np.int64)
+    J = data.draw(st.integers(1, 3))
+    anchors = np.sort(np.array(data.draw(st.lists(st.floats(0, 1), min_size=V * N * J, max_size=V * N * J))).reshape(V, N, J), axis=2)
+    values, slope_min, slope_max = bounds.chi_tables(g_star, anchors)
+    for mm in range(V):
+        for cc in range(N):
+            lo_slope, hi_slope = oracle.slopes(mm, int(g_star[mm, cc]))
+            assert mpmath.mpf(slope_min[mm, cc]) <= mpf(lo_slope) and mpmath.mpf(slope_max[mm, cc]) >= mpf(hi_slope)
+            assert mpf(lo_slope) - mpmath.mpf(slope_min[mm, cc]) <= TOL * oracle.scale
+            assert mpmath.mpf(slope_max[mm, cc]) - mpf(hi_slope) <= TOL * oracle.scale
+            for j in range(J):
+                true = oracle.chi(mm, int(g_star[mm, cc]), Fraction(float(anchors[mm, cc, j])))
+                assert close_above(values[mm, cc, j], mpf(true), oracle.scale), (mm, cc, j)
+    for mm in range(V):
+        true = oracle.all_m(mm)
+        assert close_above(float(bounds.all_m.hi[mm]), mpf(true), oracle.scale)
+    # the cell bound: err[q] + the largest of F at a_min, a_max and chi at the anchors between
+    # (F from the tables checked above); every token m: the exact all-m bound
+    cells += [(mm, mm, 0, 1) for mm in range(V)]
+    q, m, c, g = (np.array(axis, dtype=np.int64) for axis in zip(*cells))
+    got = bounds.cell_bounds(q, m, c, g, (values, slope_min, slope_max), anchors)
+    lower, upper = bounds.attention(q, m, c, g)
+    for i, (qq, mm, cc, _) in enumerate(cells):
+        if qq == mm and cc == 0:
+            assert got[i] == bounds.all_m.hi[mm]
+            continue
+        A = [Fraction(float(x)) for x in anchors[mm, cc]]
+        chi = [Fraction(float(x)) for x in values[mm, cc]]
+        F = lambda a: chord_or_line(Fraction(float(a)), A, chi, Fraction(float(slope_min[mm, cc])), Fraction(float(slope_max[mm, cc])))  # noqa: E731
+        inner = [chi[j] for j in range(len(A)) if lower[i] <= A[j] <= upper[i]]
+        true = Fraction(float(bounds.err.hi[qq])) + max([F(lower[i]), F(upper[i])] + inner)
+        assert close_above(got[i], mpf(true), oracle.scale), (qq, mm, cc)
+
+
+FIXED = [
+    build("gaussian", 4, V=5, N=3, D=4, H=3, scale=1.0, biases=True, dtype=np.float32),
+    build("coarse", 9, V=4, N=4, D=3, H=2, scale=1.0, biases=False, dtype=np.float64),
+    build("gaussian", 6, V=6, N=2, D=5, H=4, scale=2.0, biases=True, dtype=np.float64),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@settings(max_examples=5)  # the models are fixed: only the gaps and anchors vary
+@given(data=st.data())
+def test_bounds_match_the_oracle_on_fixed_models(variant, data):
+    for weights in FIXED:
+        check_against_oracle(weights, variant, data)
+
+
+@given(weights=tiny_models(max_inputs=300), variant=st.sampled_from(subcubic.NAMES), data=st.data())
+def test_bounds_match_the_oracle_on_random_models(weights, variant, data):
+    check_against_oracle(weights, variant, data)
+
+
+def chord_or_line(a: Fraction, anchors: list[Fraction], chi: list[Fraction], slope_min: Fraction, slope_max: Fraction):
+    """F(a): the chord between the anchors around a; outside them, the line with the extreme slope."""
+    if a <= anchors[0]:
+        return chi[0] + (a - anchors[0]) * slope_min
+    if a >= anchors[-1]:
+        return chi[-1] + (a - anchors[-1]) * slope_max
+    j = max(i for i in range(len(anchors) - 1) if anchors[i] <= a)
+    share = (a - anchors[j]) / (anchors[j + 1] - anchors[j])
+    return chi[j] + share * (chi[j + 1] - chi[j])
+
+
+lines = st.lists(st.tuples(st.integers(-1000, 1000), st.integers(-1000, 1000)), min_size=1, max_size=5)
+
+
+@given(lines, st.lists(st.integers(0, 64), min_size=1, max_size=4, unique=True), st.lists(st.integers(0, 64), min_size=1, max_size=6))
+def test_piecewise_upper_is_the_chord_bound_of_a_convex_function(lines, anchor_points, points):
+    """chi(a) = max_o (b_o + s_o a) is convex: F >= chi everywhere, and F is the chord / line formula."""
+    anchors = sorted(Fraction(p, 64) for p in anchor_points)
+    chi = lambda a: max(Fraction(b, 8) + Fraction(s, 8) * a for b, s in lines)  # noqa: E731
+    slope_min, slope_max = min(Fraction(s, 8) for _, s in lines), max(Fraction(s, 8) for _, s in lines)
+    values = [chi(a) for a in anchors]  # dyadic: exact in float64
+    a = np.array([float(Fraction(p, 64)) for p in points])
+    got = subcubic.piecewise_upper(a, np.array([[float(x) for x in anchors]] * len(a)), np.array([[float(v) for v in values]] * len(a)),
+                                   np.full(len(a), float(slope_min)), np.full(len(a), float(slope_max)))
+    for x, upper in zip(a, got):
+        exact = chord_or_line(Fraction(x), anchors, values, slope_min, slope_max)
+        assert Fraction(upper) >= exact >= chi(Fraction(x))
+        assert Fraction(upper) - exact <= Fraction(1, 2**40) * (1 + abs(exact))
