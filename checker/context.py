@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -57,7 +56,6 @@ class Context:
     model: Model
     evidence: Evidence
     progress: Progress = no_progress
-    counters: Counter = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)

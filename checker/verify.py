@@ -73,7 +73,7 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
         verdict.flops, verdict.checker_ops = tally.flops, tally.ops
         verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model)
         verdict.complexity = metrics.complexity(cert.strategy)
-        verdict.notes = {**outcome.notes, "counters": dict(ctx.counters)}
+        verdict.notes = outcome.notes
         if cert.claimed_correct <= outcome.verified_correct:
             verdict.accepted = True
             verdict.reason = "claim established"

@@ -25,3 +25,15 @@ def trained_k4() -> dict[str, np.ndarray]:
 
     model = train(123, ModelConfig(n_ctx=4))
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def small_trained() -> tuple[dict[str, np.ndarray], int]:
+    """A small trained model (d_vocab 12, n_ctx 4; about 2 s) and its exact count by brute force."""
+    from generator.model import ModelConfig
+    from generator.prover import prove
+    from generator.train import TrainConfig, train
+
+    model = train(1, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=800))
+    weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return weights, prove(weights, "brute-force").verdict.verified_correct

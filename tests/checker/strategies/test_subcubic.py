@@ -132,15 +132,6 @@ def test_defect_5_the_direct_path_uses_the_query_position():
 # Tampering, on a small trained model whose exact count brute force gives.
 
 
-@pytest.fixture(scope="module")
-def small_trained():
-    from generator.model import ModelConfig
-    from generator.train import TrainConfig, train
-
-    model = train(1, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=800))
-    weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    return weights, prove(weights, "brute-force").verdict.verified_correct
-
 
 TAMPER_VARIANTS = ["subcubic/max_diff_exact/per_output+chords/max_diff", "subcubic/mean_query+max_diff/mean_query+diff/max_diff_subproduct",
                    "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/svd"]

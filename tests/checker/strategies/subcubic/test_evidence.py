@@ -1,0 +1,91 @@
+"""What a subcubic certificate's evidence must look like, and what the checker reports about it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from checker.strategies import subcubic
+from generator.strategies import REGISTRY
+from tests.helpers import check_bytes, encode
+
+CHORDS = "subcubic/max_diff_exact/per_output+chords/max_diff"
+ONE_ANCHOR = "subcubic/mean_query+max_diff/mean_query+diff/max_diff_subproduct"
+NO_ANCHOR = "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/svd"
+
+
+def draft(weights, variant):
+    d = REGISTRY[variant](weights, lambda *a: None)
+    return dict(d.evidence), d.claimed_correct
+
+
+@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR])
+def test_the_generated_certificate_is_accepted_with_exactly_its_claim(small_trained, variant):
+    weights, exact = small_trained
+    evidence, claimed = draft(weights, variant)
+    progress = []
+    from checker import certificate
+    from checker.verify import check
+
+    verdict = check(certificate.decode(encode(weights, variant, claimed, evidence)), lambda *a: progress.append(a))
+    assert verdict.accepted and 0 < verdict.verified_correct == claimed <= exact
+    valid = subcubic.valid_cells(12, 4)
+    assert verdict.notes == {"cells": int(valid.sum()), "counted_cells": int((evidence["claims"] < 0).sum())}
+    assert [p for p in progress if p[0] == "subcubic"] == [("subcubic", 0, 2), ("subcubic", 1, 2), ("subcubic", 2, 2)]
+
+
+def corrupt(evidence, key, index, value):
+    out = dict(evidence, **{key: evidence[key].copy()})
+    out[key][index] = value
+    return out
+
+
+GAPS = "evidence: every gap must lie in [1, max(m, 1)]"
+EMPTY = "evidence: gaps and claims of cells that hold no inputs must be 0"
+ANCHORS = f"evidence: anchors must be 1 to {subcubic.MAX_ANCHORS} increasing values in [0, 1] per (m, c)"
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda e: corrupt(e, "gaps", (3, 5, 1), 0), GAPS),
+    (lambda e: corrupt(e, "gaps", (3, 5, 1), 6), GAPS),
+    (lambda e: corrupt(e, "gaps", (0, 0, 0), 2), GAPS),  # m = 0: the only gap is 1
+    (lambda e: corrupt(e, "gaps", (5, 3, 1), 1), EMPTY),  # q > m holds no inputs
+    (lambda e: corrupt(e, "claims", (5, 3, 1), -1.0), EMPTY),
+    (lambda e: corrupt(e, "claims", (0, 0, 1), -1.0), EMPTY),  # m = 0 with a non-max token
+    (lambda e: corrupt(e, "anchors", (2, 1, 0), 1.5), ANCHORS),
+    (lambda e: corrupt(e, "anchors", (2, 1, 0), -0.25), ANCHORS),
+    (lambda e: corrupt(e, "anchors", (2, 1, 1), e["anchors"][2, 1, 0]), ANCHORS),  # not strictly increasing
+    (lambda e: dict(e, anchors=np.broadcast_to(np.linspace(0, 1, subcubic.MAX_ANCHORS + 1), e["anchors"].shape[:2] + (subcubic.MAX_ANCHORS + 1,)).copy()), ANCHORS),
+])
+def test_malformed_evidence_is_an_invalid_certificate(small_trained, tamper, reason):
+    weights, _ = small_trained
+    evidence, claimed = draft(weights, CHORDS)
+    verdict = check_bytes(encode(weights, CHORDS, claimed, tamper(evidence)))
+    assert verdict.invalid and not verdict.accepted and verdict.reason == reason
+
+
+def test_the_most_anchors_allowed_are_accepted(small_trained):
+    weights, _ = small_trained
+    evidence, _ = draft(weights, CHORDS)
+    evidence["anchors"] = np.broadcast_to(np.linspace(0, 1, subcubic.MAX_ANCHORS), (12, 4, subcubic.MAX_ANCHORS)).copy()
+    verdict = check_bytes(encode(weights, CHORDS, 0, evidence))
+    assert not verdict.invalid, verdict.reason
+
+
+def test_one_anchor_variants_take_exactly_one_anchor(small_trained):
+    weights, _ = small_trained
+    evidence, claimed = draft(weights, ONE_ANCHOR)
+    evidence["anchors"] = np.concatenate([evidence["anchors"] / 2, evidence["anchors"] / 2 + 0.5], axis=2)
+    verdict = check_bytes(encode(weights, ONE_ANCHOR, claimed, evidence))
+    assert verdict.invalid and verdict.reason.startswith("evidence: anchors must be a <f8 tensor of shape [12, 4, 1]")
+
+
+@pytest.mark.parametrize("limit, accepted", [(12 * 12 * 4, True), (12 * 12 * 4 - 1, False)])
+def test_the_cell_limit_is_checked_before_any_work(small_trained, monkeypatch, limit, accepted):
+    weights, _ = small_trained
+    evidence, claimed = draft(weights, NO_ANCHOR)
+    monkeypatch.setattr(subcubic, "MAX_CELLS", limit)
+    verdict = check_bytes(encode(weights, NO_ANCHOR, claimed, evidence))
+    assert verdict.accepted == accepted
+    if not accepted:
+        assert verdict.reason == f"subcubic: {12 * 12 * 4} cells exceed the subcubic limit {limit}"
