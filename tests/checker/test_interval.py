@@ -21,16 +21,12 @@ finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
 positive = st.floats(1e-12, 1e12)
 
 
-def up(x: float, steps: int = 1) -> float:
-    for _ in range(steps):
-        x = float(np.nextafter(x, np.inf))
-    return x
+def up(x: float) -> float:
+    return float(np.nextafter(x, np.inf))
 
 
-def down(x: float, steps: int = 1) -> float:
-    for _ in range(steps):
-        x = float(np.nextafter(x, -np.inf))
-    return x
+def down(x: float) -> float:
+    return float(np.nextafter(x, -np.inf))
 
 
 def F(value) -> Fraction:

@@ -83,3 +83,41 @@ def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
     verdict = check_weights(weights)
     assert verdict.verified_correct == all_wrong.verified_correct
     assert verdict.notes["undecided"] == verdict.notes["exact_decisions"] == all_wrong.notes["exact_decisions"]
+
+
+@pytest.mark.parametrize("chunk", [1, 16, 1 << 19])  # blocks of 0, 1 and all trailing positions
+def test_every_input_reaches_the_filter_with_its_own_margin_and_weight(monkeypatch, chunk):
+    """For each input x and its label m, the filter sees margin = min_o sum_i w_i (T_i[x_i, m] -
+    T_i[x_i, o]) (as a float sum) with weight = 2 sum_i w_i: checked against an independent
+    evaluation from the same tables, whatever the split into a looped prefix and a vectorised block."""
+    import itertools
+
+    from checker import float_filter
+    from checker.enclosure import exp_table
+    from checker.strategies import brute_force
+    from checker.weights import model_from_weights
+
+    weights = build("gaussian", 5, V=4, N=4, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    seen = []
+    original = float_filter.Threshold.classify
+    monkeypatch.setattr(float_filter.Threshold, "classify", lambda self, s, w: seen.append((s.copy(), w.copy())) or original(self, s, w))
+    monkeypatch.setattr(brute_force, "CHUNK", chunk)
+    verdict = check_weights(weights)
+    assert verdict.verified_correct == exact_correct_count(weights)
+
+    p = brute_force.paths(model_from_weights(weights))
+    _, (evou, pvou, eupu) = brute_force._scaled_floats([p.EVOU, p.PVOU, p.EUPU])
+    w_tok, w_pos = exp_table(p.EQKE, p.d_head), exp_table(p.EQKP, p.d_head)
+    V, N = 4, 4
+    margins = np.concatenate([s for s, _ in seen])
+    weight_sums = np.concatenate([w for _, w in seen])
+    assert len(margins) == V**N
+    # inputs in the checker's order: query outermost, then positions 0 .. N-2 (the block innermost)
+    inputs = [x + (q,) for q in range(V) for x in itertools.product(range(V), repeat=N - 1)]
+    for x, margin, weight in zip(inputs, margins, weight_sums):
+        q, m = x[-1], max(x)
+        w = [w_tok[q][t] * w_pos[q][i] for i, t in enumerate(x)]
+        assert abs(weight - 2 * sum(w)) <= 1e-12 * weight
+        logit = [sum(w[i] * (evou[t, o] + pvou[i, o] + eupu[q, o]) for i, t in enumerate(x)) for o in range(V)]
+        true = logit[m] - max(logit[o] for o in range(V) if o != m)
+        assert abs(margin - true) <= 1e-12 * weight

@@ -34,13 +34,9 @@ def test_tight_variant_dominates_reference_and_both_stay_below_brute_force(weigh
 
 
 @pytest.fixture(scope="module")
-def small_trained():
-    """A d_vocab-12, K=4 model trained briefly: a real cubic certificate that checks in well under a second."""
-    from generator.model import ModelConfig
-    from generator.train import TrainConfig, train
-
-    model = train(0, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=600))
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+def trained(small_trained):
+    """A real cubic certificate's model (d_vocab 12, K=4) that checks in well under a second."""
+    return small_trained[0]
 
 
 def draft(weights, strategy):
@@ -48,22 +44,22 @@ def draft(weights, strategy):
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
-def test_real_model_certificate_is_tight_to_one_ulp_per_claim(small_trained, strategy):
-    d = draft(small_trained, strategy)
-    proof = prove(small_trained, strategy)
+def test_real_model_certificate_is_tight_to_one_ulp_per_claim(trained, strategy):
+    d = draft(trained, strategy)
+    proof = prove(trained, strategy)
     assert proof.verdict.accepted and proof.verdict.verified_correct > 0
     claims = d.evidence["claims"]
     rng = np.random.default_rng(0)
     for index in rng.choice(len(claims), size=12, replace=False):
         tampered = dict(d.evidence, claims=claims.copy())
         tampered["claims"][index] = np.nextafter(claims[index], np.float32(-np.inf))
-        verdict = check_bytes(encode(small_trained, strategy, 0, tampered))
+        verdict = check_bytes(encode(trained, strategy, 0, tampered))
         assert not verdict.accepted and "below the bound" in verdict.reason, (index, verdict.reason)
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
-def test_one_more_token_in_g_is_rejected(small_trained, strategy):
-    d = draft(small_trained, strategy)
+def test_one_more_token_in_g_is_rejected(trained, strategy):
+    d = draft(trained, strategy)
     claims = d.evidence["claims"]
     cases = np.concatenate([cases_of(m, 4) for m in range(12)]).tolist()
     unproved = [i for i, (m, q, c, k) in enumerate(cases) if c > 0 and claims[i] >= 0]
@@ -71,14 +67,14 @@ def test_one_more_token_in_g_is_rejected(small_trained, strategy):
     for index in unproved[:5]:
         tampered = dict(d.evidence, claims=claims.copy())
         tampered["claims"][index] = np.float32(-1e-30)
-        assert not check_bytes(encode(small_trained, strategy, 0, tampered)).accepted
+        assert not check_bytes(encode(trained, strategy, 0, tampered)).accepted
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
-def test_count_plus_one_is_rejected(small_trained, strategy):
-    proof = prove(small_trained, strategy)
+def test_count_plus_one_is_rejected(trained, strategy):
+    proof = prove(trained, strategy)
     body = certificate.decode(proof.raw)
-    raw = encode(small_trained, strategy, body.claimed_correct + 1, body.evidence)
+    raw = encode(trained, strategy, body.claimed_correct + 1, body.evidence)
     verdict = check_bytes(raw)
     assert not verdict.accepted and verdict.verified_correct == body.claimed_correct
 
@@ -113,6 +109,50 @@ def test_malformed_evidence_is_invalid(edit):
     edit(evidence)
     verdict = check_bytes(encode(weights, "cubic", 0, evidence))
     assert not verdict.accepted and verdict.invalid
+
+
+CANDIDATES = "evidence: candidates must be outputs in [0, d_vocab) other than m"
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda c: c.__setitem__((5, 0), 4), CANDIDATES),  # d_vocab itself
+    (lambda c: c.__setitem__((5, 0), -1), CANDIDATES),
+    (lambda c: c.__setitem__((5, 0), 2), CANDIDATES),  # pair 5 is (m, q) = (2, 2): output m
+])
+def test_each_malformed_candidate_gets_its_reason(edit, reason):
+    weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    evidence = dict(draft(weights, "cubic").evidence)
+    evidence["candidates"] = evidence["candidates"].copy()
+    edit(evidence["candidates"])
+    verdict = check_bytes(encode(weights, "cubic", 0, evidence))
+    assert verdict.invalid and verdict.reason == reason
+
+
+@pytest.mark.parametrize("count, reason", [(16, None), (17, "evidence: at most 16 candidates per (m, q)")])
+def test_at_most_max_candidates_per_pair(count, reason):
+    weights = build("gaussian", 1, V=20, N=2, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    evidence = dict(draft(weights, "cubic").evidence)
+    m_of_pair = np.repeat(np.arange(20), np.arange(1, 21))[:, None]
+    evidence["candidates"] = (m_of_pair + 1 + np.arange(count)[None, :]) % 20  # distinct outputs other than m
+    verdict = check_bytes(encode(weights, "cubic", 0, evidence))
+    assert verdict.invalid == (reason is not None) and (reason is None or verdict.reason == reason)
+
+
+@given(st.integers(1, 6), st.integers(1, 6), st.data())
+def test_top2_gives_the_two_largest_remaining_entries(rows, cols, data):
+    from checker.strategies.cubic import _top2
+
+    values = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=rows * cols, max_size=rows * cols)), float).reshape(rows, cols)
+    excluded = np.array(data.draw(st.lists(st.booleans(), min_size=rows * cols, max_size=rows * cols))).reshape(rows, cols)
+    first, first_col, second, remaining = _top2(values, excluded)
+    for r in range(rows):
+        rest = sorted(values[r][~excluded[r]], reverse=True)
+        assert remaining[r] == len(rest)
+        if rest:
+            assert first[r] == rest[0]
+            assert excluded[r, first_col[r]] or values[r, first_col[r]] == first[r]  # an excluded column only on a tie
+        if len(rest) >= 2:
+            assert second[r] == rest[1]
 
 
 def test_k4_seed123_bounds(trained_k4):

@@ -89,3 +89,41 @@ def test_the_cell_limit_is_checked_before_any_work(small_trained, monkeypatch, l
     assert verdict.accepted == accepted
     if not accepted:
         assert verdict.reason == f"subcubic: {12 * 12 * 4} cells exceed the subcubic limit {limit}"
+
+
+def test_a_claim_equal_to_the_derived_bound_holds_and_one_below_is_named(small_trained, monkeypatch):
+    """claim >= derived is the accept test: equality holds; below it the cell is named in the reason."""
+    weights, _ = small_trained
+    evidence, claimed = draft(weights, CHORDS)
+    counted = evidence["claims"] < 0
+    derived = evidence["claims"][counted].astype(np.float64)
+    monkeypatch.setattr(subcubic.Bounds, "cell_bounds", lambda self, *a: derived.copy())
+    assert check_bytes(encode(weights, CHORDS, claimed, evidence)).accepted
+    derived[3] = np.nextafter(derived[3], np.inf)  # the bound now just above the fourth claim
+    q, m, c = (int(x[3]) for x in np.nonzero(counted))
+    verdict = check_bytes(encode(weights, CHORDS, claimed, evidence))
+    assert not verdict.accepted and verdict.reason == (
+        f"subcubic: claim {np.float64(evidence['claims'][q, m, c])!r} for cell (q={q}, m={m}, c={c}, gap {evidence['gaps'][q, m, c]}) "
+        f"is below the bound the checker derives ({derived[3]!r})")
+
+
+@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR])
+def test_a_one_token_model_is_certified_in_full(variant):
+    from tests.models import build
+
+    weights = build("gaussian", 2, V=1, N=3, D=2, H=2, scale=1.0, biases=True, dtype=np.float32)
+    evidence, claimed = draft(weights, variant)
+    verdict = check_bytes(encode(weights, variant, claimed, evidence))
+    assert verdict.accepted and verdict.verified_correct == claimed == 1
+
+
+def test_smallest_gaps_is_the_least_counted_gap_per_max_and_count():
+    rng = np.random.default_rng(0)
+    V, N = 6, 3
+    gaps = rng.integers(1, V, size=(V, V, N))
+    counted = rng.random((V, V, N)) < 0.3
+    g_star = subcubic.smallest_gaps(gaps, counted)
+    for m in range(V):
+        for c in range(N):
+            chosen = [gaps[q, m, c] for q in range(V) if counted[q, m, c]]
+            assert g_star[m, c] == (min(chosen) if chosen else 1)
