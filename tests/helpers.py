@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from checker import certificate
+from checker.exact import Dyadic
 from checker.verify import Verdict, check
 
 
@@ -27,3 +30,8 @@ def check_bytes(raw: bytes) -> Verdict:
 
 def check_weights(weights: dict, strategy: str = "brute-force", claimed: int = 0, evidence=None) -> Verdict:
     return check_bytes(encode(weights, strategy, claimed, evidence))
+
+
+def fractions(d: Dyadic) -> np.ndarray:
+    """The exact values of a dyadic array, as an object array of Fractions."""
+    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)

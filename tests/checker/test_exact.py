@@ -10,13 +10,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from checker.exact import Dyadic
+from tests.helpers import fractions
 
 finite64 = st.floats(allow_nan=False, allow_infinity=False, width=64)
 finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
 
-
-def fractions(d: Dyadic):
-    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
 
 
 @given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=2, max_side=5), elements=finite64))

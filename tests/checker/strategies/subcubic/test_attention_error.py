@@ -14,12 +14,10 @@ from hypothesis.extra import numpy as hnp
 
 from checker.exact import Dyadic
 from checker.strategies.subcubic.attention_error import _root_up, recursive_bound, split_bound, svd_bound
+from tests.helpers import fractions
 
 entries = st.floats(-4, 4, allow_nan=False, width=32)
 
-
-def exact(d: Dyadic) -> np.ndarray:
-    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
 
 
 def spread(m: np.ndarray) -> np.ndarray:
@@ -55,7 +53,7 @@ def as_fractions(factors):
 
 @given(factor_lists(), st.integers(0, 4))
 def test_recursive_bound_is_the_recursion_and_bounds_the_product(factors, levels):
-    got = exact(recursive_bound(as_dyadic(factors), levels)).ravel()
+    got = fractions(recursive_bound(as_dyadic(factors), levels)).ravel()
     fs = as_fractions(factors)
     expected = spread(fs[-1])
     for level in range(len(fs) - 2, -1, -1):
@@ -71,7 +69,7 @@ def test_recursive_bound_is_the_recursion_and_bounds_the_product(factors, levels
 
 @given(factor_lists(), st.booleans())
 def test_split_bound_is_the_best_split_and_bounds_the_product(factors, centred):
-    got = exact(split_bound(as_dyadic(factors), centred)).ravel()
+    got = fractions(split_bound(as_dyadic(factors), centred)).ravel()
     fs = as_fractions(factors)
     candidates = []
     for j in range(1, len(fs)):
@@ -103,7 +101,7 @@ def test_root_up_of_exact_powers_is_exact(value, exp, degree, root):
 @given(factor_lists(2, 2).filter(lambda fs: fs[0].shape[0] >= 1))
 def test_svd_bound_is_the_gram_norm_root_and_bounds_every_row_spread(factors):
     left, right = as_dyadic(factors)
-    got = exact(svd_bound(left, right)).ravel()
+    got = fractions(svd_bound(left, right)).ravel()
     assert len(got) == factors[0].shape[0] and len(set(got)) == 1
     L, R = as_fractions(factors)
     gram = L.T.dot(L).dot(R.dot(R.T))

@@ -20,15 +20,13 @@ from checker.strategies import subcubic
 from checker.strategies.subcubic import attention_error, eupu
 from checker.weights import model_from_weights
 from generator.strategies.subcubic import _hints
+from tests.helpers import fractions
 from tests.models import build, tiny_models
 
 TOL = 1e-9
 EXP_TOL = 2.0**-13
 ULP = 2.0**-50  # a few ulps of 1: the divisions near 1 round to the float grid
 
-
-def fr(d: Dyadic) -> np.ndarray:
-    return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
 
 
 def mpf(x: Fraction) -> mpmath.mpf:
@@ -46,11 +44,10 @@ class Oracle:
     def __init__(self, weights: dict, variant: str):
         mpmath.mp.prec = 300
         self.model = model = model_from_weights(weights)
-        self.variant = variant
         self.eupu_handling, self.handling, self.error_handling = subcubic.axes(variant)
         self.evidence = _hints(model, variant)
         V, N = self.V, self.N = model.d_vocab, model.n_ctx
-        W = {name: fr(getattr(model, name)) for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U",
+        W = {name: fractions(getattr(model, name)) for name in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U",
                                                          "b_Q", "b_K", "b_V", "b_O", "b_U")}
         self.W = W
         self.e_bar = W["W_E"] + W["W_pos"][N - 1][None, :]
@@ -68,7 +65,7 @@ class Oracle:
         split = attention_error.qk_split(self.error_handling, model, model.W_E + Dyadic(
             np.repeat(model.W_pos.ints[N - 1 :], V, axis=0), model.W_pos.exp), Dyadic.from_floats(centre.astype(float)[None, :]),
             Evidence(self.evidence))
-        self.approx, self.spread = fr(split.approx), fr(split.spread)[:, 0]
+        self.approx, self.spread = fractions(split.approx), fractions(split.spread)[:, 0]
         self.evou = (W["W_E"].dot(W["W_V"]) + W["b_V"]).dot(W["W_O"]).dot(W["W_U"])
         pvou = W["W_pos"].dot(W["W_V"]).dot(W["W_O"]).dot(W["W_U"])
         self.ev = self.evou - np.diag(self.evou)[:, None]
