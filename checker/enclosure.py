@@ -45,7 +45,7 @@ def exp_table(scores: Dyadic, d_head: int) -> np.ndarray:
     (never seen at this precision) is NaN, which makes every float sum using it undecided.
     """
     ints = scores.ints
-    cost.add(3 * ints.size)  # subtract the row maximum, scale, exp
+    cost.add(3 * ints.size)  # pragma: no mutate (accounting: subtract the row maximum, scale, exp)
     top = ints.max(axis=1, keepdims=True)
     out = np.empty(ints.shape, dtype=np.float64)
     with precision(WORKING_PREC):
@@ -53,7 +53,7 @@ def exp_table(scores: Dyadic, d_head: int) -> np.ndarray:
         tiny = arb(2) ** -1074
         for index, diff in np.ndenumerate(ints - top):
             if index[-1] == 0:
-                cost.add(0)  # a chance for the time limit, once per row
+                cost.add(0)  # pragma: no mutate (accounting: a chance for the time limit, once per row)
             ball = (arb(diff) * scale).exp()
             approx = float(ball)
             error = (ball - arb(approx)).abs_upper()
@@ -72,7 +72,7 @@ def exp_sum_sign(terms: Iterable[tuple[int, int]], score_exp: int, d_head: int) 
     """
     merged: dict[int, int] = {}
     terms = list(terms)
-    cost.add(3 * len(terms))
+    cost.add(3 * len(terms))  # pragma: no mutate (accounting)
     for s, c in terms:
         merged[s] = merged.get(s, 0) + c
     merged = {s: c for s, c in merged.items() if c != 0}

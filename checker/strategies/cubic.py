@@ -214,7 +214,7 @@ def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta):
     sums = (w_m[:, None, :] * d[0] + w_k[:, None, :] * d[1]) + w_q[:, None, None] * d[2]
     weights = (w_m + w_k + w_q[:, None])[:, None, :]
     _, negative = threshold.classify(sums, np.broadcast_to(weights, sums.shape))
-    cost.add(8 * sums.size, 12 * sums.size)
+    cost.add(8 * sums.size, 12 * sums.size)  # pragma: no mutate (accounting)
     return ~negative & valid[:, :, None]
 
 
@@ -290,7 +290,7 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
     weights = _Weights(p, N)
     verified = exact_checks = start = 0
     for m in range(V):
-        ctx.progress("cubic", m, V)
+        ctx.progress("cubic", m, V)  # pragma: no mutate (display)
         block = cases_of(m, N)
         block_claims = claims[start : start + len(block)]
         start += len(block)
@@ -300,7 +300,7 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
             exact_checks += _check_block(m, block, block_claims, exact_tab, up_tab, ov_exp, weights, local, V - 1)
         verified += _count(block, block_claims, N)
-    ctx.progress("cubic", V, V)
+    ctx.progress("cubic", V, V)  # pragma: no mutate (display)
     return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks})
 
 

@@ -77,3 +77,14 @@ def test_near_cancellation_needs_more_precision():
     floor = int(man) << int(exp)
     assert exp_sum_sign([(1, 2**70), (0, -floor)], -1, 1) == 1
     assert exp_sum_sign([(1, 2**70), (0, -(floor + 1))], -1, 1) == -1
+
+
+@pytest.mark.parametrize("terms, sign", [([(3, 1)], 1), ([(3, -1)], -1), ([(3, 2), (3, -2), (5, 1)], 1), ([(0, 0)], 0)])
+def test_exp_sum_sign_of_a_single_merged_term_is_its_coefficients_sign(terms, sign):
+    assert exp_sum_sign(terms, -2, 4) == sign
+
+
+def test_a_sum_unsettled_at_the_first_precision_is_settled_later_not_guessed():
+    # 2^62 e^{-2/16} - floor(2^62 e^{-2/16}): positive, below the 64-bit ball's radius and below 1
+    assert exp_sum_sign([(0, 2**62), (2, -4069798626954855183)], -4, 1) == 1
+    assert exp_sum_sign([(0, -(2**62)), (2, 4069798626954855183)], -4, 1) == -1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,3 +47,16 @@ def test_round_up_is_the_least_upper_float(value):
     up = round_up(value)
     assert Fraction(up) >= value
     assert Fraction(float(np.nextafter(up, -np.inf))) < value
+
+
+@pytest.mark.parametrize("summands", [1, 2, 3, 64, 1024])
+def test_product_weights_are_lemma_3s_constants(summands):
+    """Lemma 3 (float_filter's docstring): (a) eps = 2^-50, eta = 2^-1070 for one factor;
+    (b) eps = (r + 5) 2^-53, eta = (r + 1) 2^-1072 for a sum of r >= 2 exps."""
+    from fractions import Fraction
+
+    from checker.float_filter import EPS_W, Threshold
+
+    expected = (EPS_W, Fraction(1, 2**1070)) if summands == 1 else (Fraction(summands + 5, 2**53), Fraction(summands + 1, 2**1072))
+    assert EPS_W == Fraction(1, 2**50)
+    assert Threshold.product_weights(summands) == expected

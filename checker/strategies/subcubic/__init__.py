@@ -181,7 +181,7 @@ class Bounds:
             ratio_lo = np.fmax(np.nextafter(b_high.lo / a_high.hi, -np.inf), 0.0)  # <= B / A (NaN: 0)
             lower = np.nextafter(1 / np.nextafter(1 + ratio_hi, np.inf), -np.inf)
             upper = np.nextafter(1 / np.nextafter(1 + ratio_lo, -np.inf), np.inf)
-        cost.add(6 * len(lower), 12 * len(lower))
+        cost.add(6 * len(lower), 12 * len(lower))  # pragma: no mutate (accounting)
         lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
         return lower, upper

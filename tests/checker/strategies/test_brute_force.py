@@ -121,3 +121,15 @@ def test_every_input_reaches_the_filter_with_its_own_margin_and_weight(monkeypat
         logit = [sum(w[i] * (evou[t, o] + pvou[i, o] + eupu[q, o]) for i, t in enumerate(x)) for o in range(V)]
         true = logit[m] - max(logit[o] for o in range(V) if o != m)
         assert abs(margin - true) <= 1e-12 * weight
+
+
+@pytest.mark.parametrize("spare", [0, -1])
+def test_the_input_limit_is_checked_first(monkeypatch, spare):
+    from checker.strategies import brute_force
+
+    weights = build("gaussian", 1, V=3, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    monkeypatch.setattr(brute_force, "MAX_INPUTS", 27 + spare)
+    verdict = check_weights(weights, claimed=0)
+    assert verdict.accepted == (spare == 0)
+    if spare:
+        assert verdict.reason == "brute-force: 27 inputs exceed the brute-force limit 26"

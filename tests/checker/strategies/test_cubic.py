@@ -49,12 +49,16 @@ def test_real_model_certificate_is_tight_to_one_ulp_per_claim(trained, strategy)
     proof = prove(trained, strategy)
     assert proof.verdict.accepted and proof.verdict.verified_correct > 0
     claims = d.evidence["claims"]
+    cases = np.concatenate([cases_of(m, 4) for m in range(12)]).tolist()
     rng = np.random.default_rng(0)
     for index in rng.choice(len(claims), size=12, replace=False):
         tampered = dict(d.evidence, claims=claims.copy())
         tampered["claims"][index] = np.nextafter(claims[index], np.float32(-np.inf))
         verdict = check_bytes(encode(trained, strategy, 0, tampered))
-        assert not verdict.accepted and "below the bound" in verdict.reason, (index, verdict.reason)
+        m, q, c, k = cases[index]
+        assert not verdict.accepted and verdict.reason == (
+            f"cubic: claim {np.float64(tampered['claims'][index])!r} for case (m={m}, q={q}, c={c}, k={k}) "
+            "is below the bound the checker derives"), index
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
@@ -167,3 +171,50 @@ def test_case_count_and_order(V, N):
     assert len(cases) == count_cases(V, N)
     assert [tuple(c) for c in cases] == sorted(tuple(c) for c in cases)  # canonical: m, q, c, k increasing
     assert len({tuple(c) for c in cases}) == len(cases)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+@pytest.mark.parametrize("spare", [0, -1])
+def test_the_case_limit_is_checked_first(monkeypatch, strategy, spare):
+    from checker.strategies import cubic
+
+    weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    proof = prove(weights, strategy)
+    monkeypatch.setattr(cubic, "MAX_CASES", count_cases(4, 3) + spare)
+    verdict = check_bytes(proof.raw)
+    assert verdict.accepted == (spare == 0)
+    if spare:
+        assert verdict.reason == f"cubic: {count_cases(4, 3)} cases exceed the cubic limit {count_cases(4, 3) + spare}"
+
+
+def test_logits_beyond_float64_are_refused_not_misjudged():
+    weights = build("gaussian", 1, V=3, N=2, D=2, H=2, scale=1.0, biases=False, dtype=np.float64)
+    weights["blocks.0.attn.W_O"] = weights["blocks.0.attn.W_O"] * 1e200
+    weights["unembed.W_U"] = weights["unembed.W_U"] * 1e200
+    evidence = dict(draft(build("gaussian", 1, V=3, N=2, D=2, H=2, scale=1.0, biases=False, dtype=np.float64), "cubic").evidence)
+    verdict = check_bytes(encode(weights, "cubic", 0, evidence))
+    assert not verdict.accepted
+    assert verdict.reason == "cubic: logit magnitudes beyond float64; the cubic check does not cover them"
+
+
+def test_exact_decisions_are_counted_and_an_unsettled_one_is_a_rejection(monkeypatch):
+    """Every test the float filter leaves open is decided exactly (and counted); if the exact sign
+    cannot be settled, the claim is not established."""
+    from checker.errors import CheckError
+    from checker.strategies import cubic
+
+    weights = build("coarse", 0, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    proof = prove(weights, "cubic")
+    calls = []
+    original = cubic.exp_sum_sign
+    monkeypatch.setattr(cubic, "exp_sum_sign", lambda *a: calls.append(a) or original(*a))
+    verdict = check_bytes(proof.raw)
+    assert verdict.accepted and verdict.notes["exact_decisions"] == len(calls) > 0
+
+    def give_up(*args):
+        raise CheckError("exact-sign", "sign not settled")
+
+    monkeypatch.setattr(cubic, "exp_sum_sign", give_up)
+    verdict = check_bytes(proof.raw)
+    assert not verdict.accepted and verdict.reason.startswith("cubic: claim ")
+    assert verdict.reason.endswith("is below the bound the checker derives")
