@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.helpers import check_weights, total_inputs
 from tests.models import build, tiny_models
@@ -133,3 +134,24 @@ def test_the_input_limit_is_checked_first(monkeypatch, spare):
     assert verdict.accepted == (spare == 0)
     if spare:
         assert verdict.reason == "brute-force: 27 inputs exceed the brute-force limit 26"
+
+
+@given(st.lists(st.integers(-(2**70), 2**70), min_size=1, max_size=6), st.integers(-60, 10))
+def test_scaled_floats_are_the_exact_tables_shifted_below_one(values, exp):
+    """One power of two scales every table so that its largest entry lies in [1/2, 1): signs and
+    ratios are unchanged, and each float is the nearest to its exact scaled value."""
+    from fractions import Fraction
+
+    from checker.exact import Dyadic
+    from checker.strategies.brute_force import _scaled_floats
+
+    tables = [Dyadic(np.array([values], dtype=object), exp), Dyadic(np.array([[v // 3 for v in values]], dtype=object), exp - 2)]
+    _, floats = _scaled_floats(tables)
+    exact = [[Fraction(v) * Fraction(2) ** exp for v in values], [Fraction(v // 3) * Fraction(2) ** (exp - 2) for v in values]]
+    top = max(abs(x) for row in exact for x in row)
+    if top == 0:
+        assert all((f == 0).all() for f in floats)
+        return
+    scale = next(Fraction(2) ** -k for k in range(-400, 400) if Fraction(1, 2) <= top * Fraction(2) ** -k < 1)
+    for f, row in zip(floats, exact):
+        assert f.ravel().tolist() == [float(x * scale) for x in row]
