@@ -52,7 +52,7 @@ def exp_table(scores: Dyadic, d_head: int) -> np.ndarray:
         scale = dyadic_ball(1, scores.exp) * arb(d_head).rsqrt()
         tiny = arb(2) ** -1074
         for index, diff in np.ndenumerate(ints - top):
-            if index[-1] == 0:
+            if index[-1] == 0:  # pragma: no mutate (accounting)
                 cost.add(0)  # pragma: no mutate (accounting: a chance for the time limit, once per row)
             ball = (arb(diff) * scale).exp()
             approx = float(ball)

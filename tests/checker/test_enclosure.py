@@ -88,3 +88,25 @@ def test_a_sum_unsettled_at_the_first_precision_is_settled_later_not_guessed():
     # 2^62 e^{-2/16} - floor(2^62 e^{-2/16}): positive, below the 64-bit ball's radius and below 1
     assert exp_sum_sign([(0, 2**62), (2, -4069798626954855183)], -4, 1) == 1
     assert exp_sum_sign([(0, -(2**62)), (2, 4069798626954855183)], -4, 1) == -1
+
+
+def test_exp_table_shifts_each_row_by_its_own_maximum():
+    scores = Dyadic(np.array([[0, 5, 3], [40, 10, 40]], dtype=object), -3)
+    table = exp_table(scores, 2)
+    assert table.max(axis=1).tolist() == [1.0, 1.0] and table[1, 0] == table[1, 2] == 1.0
+
+
+def test_exp_table_entries_it_cannot_certify_are_nan_not_guessed(monkeypatch):
+    """At a working precision too low to certify 2^-52, entries become NaN (undecided downstream);
+    whatever is certified still meets the bound."""
+    from checker import enclosure
+
+    monkeypatch.setattr(enclosure, "WORKING_PREC", 20)
+    row = [0, -3, -17, -1000, 5]
+    table = exp_table(Dyadic(np.array([row], dtype=object), -4), 3)
+    assert np.isnan(table).any()
+    mpmath.mp.prec = 300
+    for s, w in zip(row, table[0]):
+        if not np.isnan(w):
+            true = mpmath.exp(mpmath.mpf(s - max(row)) / 16 / mpmath.sqrt(3))
+            assert abs(mpmath.mpf(w) - true) <= true * mpmath.mpf(2) ** -52 + mpmath.mpf(2) ** -1074
