@@ -1,6 +1,6 @@
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 # `ci` (default): derandomised and bounded, for `make test`; `thorough`: long local runs;
 # `fuzz`: the fuzzing run of `make fuzz`.
@@ -10,7 +10,12 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("fuzz", max_examples=40000, deadline=None, suppress_health_check=list(HealthCheck))
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# `mutation`: the ci profile without shrinking, for `make mutation` (mutmut sets MUTANT_UNDER_TEST):
+# a mutant is killed by the first failing example; shrinking it would only cost time.
+settings.register_profile("mutation", settings.get_profile("ci"), phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                          database=None)
+default = "mutation" if os.environ.get("MUTANT_UNDER_TEST") else "ci"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))
 
 
 import numpy as np  # noqa: E402
