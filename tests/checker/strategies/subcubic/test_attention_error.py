@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from checker.exact import Dyadic
-from checker.strategies.subcubic.attention_error import _root_up, recursive_bound, split_bound, svd_bound
+from checker.context import Evidence
+from checker.exact import mean_rows
+from checker.strategies.subcubic.attention_error import HANDLINGS, _root_up, qk_split, recursive_bound, split_bound, svd_bound
+from checker.weights import model_from_weights
+from generator.strategies.subcubic import _hints
 from tests.helpers import fractions
+from tests.models import build
 
 entries = st.floats(-4, 4, allow_nan=False, width=32)
 
@@ -119,3 +124,46 @@ def test_isqrt_floor_of_floor_is_the_fourth_root_floor():
     for x in [0, 1, 15, 16, 17, 2**64 - 1, 2**64, 3**40 + 5]:
         r = isqrt(isqrt(x))
         assert r**4 <= x < (r + 1) ** 4
+
+
+def _fixed_models():
+    return [build("gaussian", 4, V=5, N=3, D=4, H=3, scale=1.0, biases=True, dtype=np.float32),
+            build("coarse", 9, V=4, N=4, D=3, H=2, scale=1.0, biases=True, dtype=np.float64)]
+
+
+@pytest.mark.parametrize("handling", HANDLINGS)
+def test_qk_split_is_the_true_token_scores_plus_an_error_within_its_spread(handling):
+    """approx + err = EQKE'[q, k] = (Ebar[q] W_Q + b_Q).((W_E[k] + c) W_K + b_K), the key centre c
+    being the mean position row, computed here in Fractions; every row of err ranges within spread[q]."""
+    for weights in _fixed_models():
+        model = model_from_weights(weights)
+        V, N = model.d_vocab, model.n_ctx
+        W = {k: fractions(getattr(model, k)) for k in ("W_E", "W_pos", "W_Q", "W_K", "b_Q", "b_K")}
+        centre = fractions(mean_rows(model.W_pos))[0]
+        e_bar = W["W_E"] + W["W_pos"][N - 1][None, :]
+        true = (e_bar.dot(W["W_Q"]) + W["b_Q"]).dot(((W["W_E"] + centre[None, :]).dot(W["W_K"]) + W["b_K"]).T)
+        variant = f"subcubic/max_diff/mean_query+diff/{handling}"
+        hints = _hints(model, variant)
+        e_bar_d = model.W_E + Dyadic(np.repeat(model.W_pos.ints[N - 1 :], V, axis=0), model.W_pos.exp)
+        split = qk_split(handling, model, e_bar_d, mean_rows(model.W_pos), Evidence(hints))
+        err = true - fractions(split.approx)
+        spread = fractions(split.spread)[:, 0]
+        assert len(spread) == V and all(max(err[q]) - min(err[q]) <= spread[q] for q in range(V))
+        if handling in ("max_diff_exact", "exact_EQKE+max_diff_exact"):  # exact row ranges
+            assert all(max(err[q]) - min(err[q]) == spread[q] for q in range(V))
+        if handling == "exact_EQKE+max_diff_exact":
+            assert (err == 0).all()
+        if handling in ("max_diff", "mean+max_diff", "svd"):  # the residual of the rank-two hint, bounded as documented
+            u = np.array([Fraction(float(x)) for x in hints["eqke_u"]], dtype=object)[:, None]
+            v = np.array([Fraction(float(x)) for x in hints["eqke_v"]], dtype=object)[:, None]
+            left = e_bar.dot(W["W_Q"]) + W["b_Q"]
+            right = ((W["W_E"] + centre[None, :]).dot(W["W_K"]) + W["b_K"]).T
+            err_left, err_right = left - u.dot(u.T.dot(left)), right - right.dot(v).dot(v.T)
+            assert (err == err_left.dot(err_right)).all()
+            if handling == "max_diff":
+                assert list(spread) == list(abs(err_left).dot(np.array([max(r) - min(r) for r in err_right], dtype=object)))
+            elif handling == "mean+max_diff":
+                mu = np.array([Fraction(float(sum(err_left[:, d]) / V)) for d in range(err_left.shape[1])], dtype=object)
+                r_spread = np.array([max(r) - min(r) for r in err_right], dtype=object)
+                centred = abs(err_left - mu[None, :]).dot(r_spread) + (lambda row: max(row) - min(row))(mu.dot(err_right))
+                assert list(spread) == list(centred)
