@@ -42,3 +42,30 @@ def test_to_float_is_correctly_rounded(value, exp):
     if abs(exact) >= 2**1023:
         return
     assert d.to_float()[0] == float(exact)  # Fraction -> float rounds to nearest
+
+
+def test_to_float_saturates_each_sign_or_raises():
+    import pytest
+
+    huge = Dyadic(np.array([[1, -1, 3]], dtype=object), 1100)
+    assert huge.to_float(saturate=True).tolist() == [[np.inf, -np.inf, np.inf]]
+    with pytest.raises(OverflowError):
+        huge.to_float()
+
+
+def test_matmul_with_an_empty_dimension_and_mismatched_shapes():
+    import pytest
+
+    a, b = Dyadic.from_floats(np.ones((2, 0))), Dyadic.from_floats(np.ones((0, 3)))
+    product = a @ b
+    assert product.shape == (2, 3) and (fractions(product) == 0).all()
+    assert (Dyadic.from_floats(np.ones((0, 2))) @ Dyadic.from_floats(np.ones((2, 3)))).shape == (0, 3)
+    with pytest.raises(ValueError, match="^shape mismatch in matmul$"):
+        Dyadic.from_floats(np.ones((2, 3))) @ Dyadic.from_floats(np.ones((2, 3)))
+
+
+def test_reductions_stay_exact_python_integers():
+    d = Dyadic(np.array([[5, -(2**70)], [3, 1]], dtype=object), -2)
+    for reduced in (d.max(), d.min(), d.max(axis=1), d.min(axis=0)):
+        assert reduced.ints.dtype == object
+    assert int(d.max().at_exp(-102)) == 5 << 100 and fractions(d.min(axis=1)).tolist() == [Fraction(-(2**68)), Fraction(1, 4)]
