@@ -35,3 +35,13 @@ def check_weights(weights: dict, strategy: str = "brute-force", claimed: int = 0
 def fractions(d: Dyadic) -> np.ndarray:
     """The exact values of a dyadic array, as an object array of Fractions."""
     return np.vectorize(lambda v: Fraction(int(v)) * Fraction(2) ** d.exp, otypes=[object])(d.ints)
+
+
+def row_spreads(m: np.ndarray) -> np.ndarray:
+    """max - min of every row of a Fraction matrix."""
+    return np.array([max(row) - min(row) for row in m], dtype=object)
+
+
+def rounded_mean_row(m: np.ndarray) -> np.ndarray:
+    """The mean of the rows rounded to float64, as checker.exact.mean_rows (any centre is sound)."""
+    return np.array([Fraction(float(sum(m[:, k]) / m.shape[0])) for k in range(m.shape[1])], dtype=object)

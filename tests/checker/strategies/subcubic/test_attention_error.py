@@ -18,20 +18,11 @@ from checker.exact import mean_rows
 from checker.strategies.subcubic.attention_error import HANDLINGS, _root_up, qk_split, recursive_bound, split_bound, svd_bound
 from checker.weights import model_from_weights
 from generator.strategies.subcubic import _hints
-from tests.helpers import fractions
+from tests.helpers import fractions, rounded_mean_row, row_spreads
 from tests.models import build
 
 entries = st.floats(-4, 4, allow_nan=False, width=32)
 
-
-
-def spread(m: np.ndarray) -> np.ndarray:
-    return np.array([max(row) - min(row) for row in m], dtype=object)
-
-
-def centre(m: np.ndarray) -> np.ndarray:
-    """The row mean rounded to float64, as the checker's (any centre is sound)."""
-    return np.array([Fraction(float(sum(m[:, k]) / m.shape[0])) for k in range(m.shape[1])], dtype=object)
 
 
 def chain(ms: list[np.ndarray]) -> np.ndarray:
@@ -60,16 +51,16 @@ def as_fractions(factors):
 def test_recursive_bound_is_the_recursion_and_bounds_the_product(factors, levels):
     got = fractions(recursive_bound(as_dyadic(factors), levels)).ravel()
     fs = as_fractions(factors)
-    expected = spread(fs[-1])
+    expected = row_spreads(fs[-1])
     for level in range(len(fs) - 2, -1, -1):
         f = fs[level]
         if level < levels:
-            mu = centre(f)
-            expected = abs(f - mu[None, :]).dot(expected) + spread(chain([mu[None, :]] + fs[level + 1 :]))[0]
+            mu = rounded_mean_row(f)
+            expected = abs(f - mu[None, :]).dot(expected) + row_spreads(chain([mu[None, :]] + fs[level + 1 :]))[0]
         else:
             expected = abs(f).dot(expected)
     assert list(got) == list(expected)
-    assert all(g >= s for g, s in zip(got, spread(chain(fs))))
+    assert all(g >= s for g, s in zip(got, row_spreads(chain(fs))))
 
 
 @given(factor_lists(), st.booleans())
@@ -80,12 +71,12 @@ def test_split_bound_is_the_best_split_and_bounds_the_product(factors, centred):
     for j in range(1, len(fs)):
         left, right = chain(fs[:j]), chain(fs[j:])
         if centred:
-            mu = centre(left)
-            candidates.append(abs(left - mu[None, :]).dot(spread(right)) + spread(mu[None, :].dot(right))[0])
+            mu = rounded_mean_row(left)
+            candidates.append(abs(left - mu[None, :]).dot(row_spreads(right)) + row_spreads(mu[None, :].dot(right))[0])
         else:
-            candidates.append(abs(left).dot(spread(right)))
+            candidates.append(abs(left).dot(row_spreads(right)))
     assert list(got) == [min(c[q] for c in candidates) for q in range(len(got))]
-    assert all(g >= s for g, s in zip(got, spread(chain(fs))))
+    assert all(g >= s for g, s in zip(got, row_spreads(chain(fs))))
 
 
 @given(st.integers(0, 2**200), st.integers(-300, 300), st.sampled_from([2, 4]))
@@ -116,7 +107,7 @@ def test_svd_bound_is_the_gram_norm_root_and_bounds_every_row_spread(factors):
     assert bound**8 >= 16 * norm  # bound >= sqrt(2) |G^4|^(1/8) >= sqrt(2) sigma_1
     assert norm == 0 or bound**8 <= 16 * norm * (1 + Fraction(1, 2**40))  # and no looser than rounding
     product = L.dot(R)
-    assert all(bound >= s for s in spread(product))
+    assert all(bound >= s for s in row_spreads(product))
 
 
 def test_isqrt_floor_of_floor_is_the_fourth_root_floor():
@@ -141,7 +132,9 @@ def test_qk_split_is_the_true_token_scores_plus_an_error_within_its_spread(handl
         W = {k: fractions(getattr(model, k)) for k in ("W_E", "W_pos", "W_Q", "W_K", "b_Q", "b_K")}
         centre = fractions(mean_rows(model.W_pos))[0]
         e_bar = W["W_E"] + W["W_pos"][N - 1][None, :]
-        true = (e_bar.dot(W["W_Q"]) + W["b_Q"]).dot(((W["W_E"] + centre[None, :]).dot(W["W_K"]) + W["b_K"]).T)
+        left = e_bar.dot(W["W_Q"]) + W["b_Q"]
+        right = ((W["W_E"] + centre[None, :]).dot(W["W_K"]) + W["b_K"]).T
+        true = left.dot(right)
         variant = f"subcubic/max_diff/mean_query+diff/{handling}"
         hints = _hints(model, variant)
         e_bar_d = model.W_E + Dyadic(np.repeat(model.W_pos.ints[N - 1 :], V, axis=0), model.W_pos.exp)
@@ -156,14 +149,11 @@ def test_qk_split_is_the_true_token_scores_plus_an_error_within_its_spread(handl
         if handling in ("max_diff", "mean+max_diff", "svd"):  # the residual of the rank-two hint, bounded as documented
             u = np.array([Fraction(float(x)) for x in hints["eqke_u"]], dtype=object)[:, None]
             v = np.array([Fraction(float(x)) for x in hints["eqke_v"]], dtype=object)[:, None]
-            left = e_bar.dot(W["W_Q"]) + W["b_Q"]
-            right = ((W["W_E"] + centre[None, :]).dot(W["W_K"]) + W["b_K"]).T
             err_left, err_right = left - u.dot(u.T.dot(left)), right - right.dot(v).dot(v.T)
             assert (err == err_left.dot(err_right)).all()
             if handling == "max_diff":
-                assert list(spread) == list(abs(err_left).dot(np.array([max(r) - min(r) for r in err_right], dtype=object)))
+                assert list(spread) == list(abs(err_left).dot(row_spreads(err_right)))
             elif handling == "mean+max_diff":
-                mu = np.array([Fraction(float(sum(err_left[:, d]) / V)) for d in range(err_left.shape[1])], dtype=object)
-                r_spread = np.array([max(r) - min(r) for r in err_right], dtype=object)
-                centred = abs(err_left - mu[None, :]).dot(r_spread) + (lambda row: max(row) - min(row))(mu.dot(err_right))
+                mu = rounded_mean_row(err_left)
+                centred = abs(err_left - mu[None, :]).dot(row_spreads(err_right)) + row_spreads(mu[None, :].dot(err_right))[0]
                 assert list(spread) == list(centred)

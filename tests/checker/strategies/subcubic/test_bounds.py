@@ -20,7 +20,7 @@ from checker.strategies import subcubic
 from checker.strategies.subcubic import attention_error, eupu
 from checker.weights import model_from_weights
 from generator.strategies.subcubic import _hints
-from tests.helpers import fractions
+from tests.helpers import fractions, rounded_mean_row, row_spreads
 from tests.models import build, tiny_models
 
 TOL = 1e-9
@@ -51,7 +51,7 @@ class Oracle:
                                                          "b_Q", "b_K", "b_V", "b_O", "b_U")}
         self.W = W
         self.e_bar = W["W_E"] + W["W_pos"][N - 1][None, :]
-        centre = np.array([Fraction(float(sum(W["W_pos"][:, d]) / N)) for d in range(model.d_model)], dtype=object)
+        centre = rounded_mean_row(W["W_pos"])
         query = self.e_bar.dot(W["W_Q"]) + W["b_Q"]
         pos = query.dot((W["W_pos"] - centre[None, :]).dot(W["W_K"]).T)  # [q, i]
         s = 1 / mpmath.sqrt(model.d_head)
@@ -71,6 +71,7 @@ class Oracle:
         self.ev = self.evou - np.diag(self.evou)[:, None]
         self.pv_pess = np.array([[max(pvou[p, o] - pvou[p, m] for p in range(N)) for o in range(V)] for m in range(V)],
                                 dtype=object)
+        self.eupu = (self.e_bar + W["b_O"]).dot(W["W_U"]) + W["b_U"]  # [q, o]
         self.mean, self.err = self.direct()
         self.base = self.mean[None, :] - self.mean[:, None] + self.pv_pess
         # the magnitude of the terms the logit-side quantities add up (rounding is relative to it)
@@ -79,19 +80,19 @@ class Oracle:
     def direct(self):
         """eupu.py: EUPU[q, o] - EUPU[q, m] <= mean[o] - mean[m] + err[q]."""
         W, V, h = self.W, self.V, self.eupu_handling
-        full = (self.e_bar + W["b_O"]).dot(W["W_U"]) + W["b_U"]
+        full = self.eupu
         if h in ("max_diff_exact", "global_max_diff_exact"):
-            spread = np.array([max(r) - min(r) for r in full], dtype=object)
+            spread = row_spreads(full)
             if h == "global_max_diff_exact":
                 spread = np.full(V, max(full.ravel()) - min(full.ravel()), dtype=object)
             return np.zeros(V, dtype=object) + Fraction(0), spread
         if h == "mean_query+max_diff":
-            w = np.array([Fraction(float(sum(self.e_bar[:, d]) / V)) for d in range(self.e_bar.shape[1])], dtype=object)
+            w = rounded_mean_row(self.e_bar)
         elif h == "svd_query+max_diff":
             w = np.array([Fraction(float(x)) for x in self.evidence["eupu_direction"]], dtype=object)
         else:
             w = np.zeros(self.e_bar.shape[1], dtype=object) + Fraction(0)
-        rho = np.array([max(r) - min(r) for r in W["W_U"]], dtype=object)
+        rho = row_spreads(W["W_U"])
         err = abs(self.e_bar - w[None, :]).dot(rho)
         mean = (w[None, :] + W["b_O"]).dot(W["W_U"]) + W["b_U"]
         return mean[0], err
@@ -115,7 +116,7 @@ class Oracle:
         """N[o]: the largest value a non-max slot adds to output o relative to m."""
         top = max(m - g_star, 0)
         rows = self.evou[: top + 1]
-        w = max(max(r) - min(r) for r in rows)
+        w = max(row_spreads(rows))
         if self.handling != "per_output+chords":
             return [w] * self.V
         return [min(w, max(rows[:, o]) - min(rows[:, m])) for o in range(self.V)]
@@ -130,8 +131,7 @@ class Oracle:
         return min(values), max(values)
 
     def all_m(self, m):
-        W = self.W
-        full = (self.e_bar + W["b_O"]).dot(W["W_U"]) + W["b_U"]
+        full = self.eupu
         return max(full[m, o] - full[m, m] + self.ev[m, o] + self.pv_pess[m, o] for o in range(self.V) if o != m)
 
 
