@@ -68,12 +68,26 @@ def _anchors(bounds, handling: str, q, m, c, V: int, N: int) -> np.ndarray:
         np.add.at(count, (m, c), 1)
         return np.clip(np.divide(total, count, out=np.zeros((V, N)), where=count > 0), 0, 1)[:, :, None]
     width = len(CHORD_QUANTILES) + 2
-    anchors = np.zeros((V, N, width))
-    for mm, cc in np.ndindex(V, N):
-        sel = (m == mm) & (c == cc)
-        samples = np.concatenate([a_min[sel], a_max[sel]]) if sel.any() else np.array([0.5])
-        anchors[mm, cc] = _spread_points(np.quantile(samples, CHORD_QUANTILES), width)
-    return anchors
+    group = np.concatenate([m * N + c, m * N + c])
+    inner = group_quantiles(group, np.concatenate([a_min, a_max]), V * N, CHORD_QUANTILES)
+    return np.array([_spread_points(row, width) for row in inner]).reshape(V, N, width)
+
+
+def group_quantiles(group: np.ndarray, values: np.ndarray, groups: int, probs) -> np.ndarray:
+    """[groups, len(probs)]: np.quantile(values[group == k], probs) for every k (the default linear
+    method, value for value), or 0.5 where group k has no values; one sort for all groups."""
+    order = np.lexsort((values, group))
+    ordered = np.append(values[order], 0.5)  # the last entry stands in for the empty groups
+    counts = np.bincount(group, minlength=groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n = np.maximum(counts, 1)[:, None]
+    virtual = (n - 1) * np.asarray(probs, dtype=np.float64)[None, :]
+    below = np.floor(virtual)
+    gamma = virtual - below
+    at = lambda i: ordered[np.where(counts[:, None] > 0, starts[:, None] + i, len(values))]  # noqa: E731
+    a, b = at(below.astype(np.int64)), at(np.minimum(below.astype(np.int64) + 1, n - 1))
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
 def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
@@ -127,7 +141,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
         chosen = still
     claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
     progress("subcubic search", 3, 3)
-    count = sum(definition.cell_inputs(int(q[i]), int(m[i]), int(c[i]), int(gaps[q[i], m[i], c[i]]), N) for i in np.flatnonzero(chosen))
+    count = definition.cell_inputs(q[chosen], m[chosen], c[chosen], low[chosen], N)
     return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling), claimed_correct=count)
 
 

@@ -94,8 +94,9 @@ def test_defect_2_the_whole_residual_is_bounded_with_inexact_singular_vectors(ha
 def test_defect_3_a_gap_of_g_leaves_m_minus_g_plus_one_tokens():
     V, N = 6, 4
     valid = subcubic.valid_cells(V, N)
-    ours = sum(subcubic.cell_inputs(q, m, c, 1, N) for q, m, c in zip(*np.nonzero(valid)))
-    reference = sum((comb(N - 1, c if q == m else c - 1) * (m - 1) ** (c if q == m else c - 1)) for q, m, c in zip(*np.nonzero(valid)) if m >= 1) + 1
+    q, m, c = np.nonzero(valid)
+    ours = subcubic.cell_inputs(q, m, c, np.ones_like(q), N)
+    reference = sum((comb(N - 1, c if q == m else c - 1) * (m - 1) ** (c if q == m else c - 1)) for q, m, c in zip(q, m, c) if m >= 1) + 1
     assert ours == V**N > reference
 
 
