@@ -90,8 +90,9 @@ def cell_inputs(q: np.ndarray, m: np.ndarray, c: np.ndarray, g: np.ndarray, n_ct
     q, m, c, g = (np.asarray(a, dtype=np.int64).ravel() for a in (q, m, c, g))
     holds = (q == m) | (q <= m - g)
     free, tokens = np.where(q == m, c, c - 1)[holds], (m - g + 1)[holds]
-    pairs, repeats = np.unique(np.stack([free, tokens]), axis=1, return_counts=True)
-    return sum(int(k) * inputs_covered(n_ctx, int(f), int(t)) for (f, t), k in zip(pairs.T, repeats))
+    span = int(tokens.max(initial=0)) + 1
+    keys, repeats = np.unique(free * span + tokens, return_counts=True)  # key -> (free, tokens), one to one
+    return sum(int(k) * inputs_covered(n_ctx, int(key) // span, int(key) % span) for key, k in zip(keys, repeats))
 
 
 def _rsqrt(d_head: int) -> Interval:
