@@ -119,7 +119,14 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
     # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)
     tables = bounds.chi_tables(np.ones((V, N), np.int64), anchors)
     limit = np.where(q == m, np.maximum(m, 1), m - q)  # beyond m - q the query itself is excluded
-    low, high = np.ones_like(q), limit + 1  # answer in [low, high]; high = limit + 1: none
+    # answer in [low, high], high = limit + 1 meaning none; most cells are settled by the ends:
+    # no negative bound even at the largest gap, or a negative one already at gap 1
+    negative = bounds.cell_bounds(q, m, c, limit, tables, anchors) < 0
+    low, high = np.where(negative, 1, limit + 1), np.where(negative, limit, limit + 1)
+    ends = np.flatnonzero(negative & (limit > 1))
+    at_one = bounds.cell_bounds(q[ends], m[ends], c[ends], np.ones_like(ends), tables, anchors) < 0
+    high[ends] = np.where(at_one, 1, high[ends])
+    low[ends] = np.where(at_one, 1, 2)
     while (low < high).any():
         active = np.flatnonzero(low < high)
         mid = (low[active] + high[active]) // 2
