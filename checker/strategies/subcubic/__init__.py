@@ -106,28 +106,68 @@ def _running(values: np.ndarray, op, axis: int = 1) -> np.ndarray:
     return op.accumulate(values, axis=axis)
 
 
-class Bounds:
-    """Everything a variant's cell bounds need, computed once per certificate."""
+class ModelTables:
+    """The tables every variant of one model shares: positional attention sums, EV, the positional
+    value pessimisation, the EVOU prefix tables and the all-m case, exact and then enclosed."""
 
-    def __init__(self, model: Model, variant: str, evidence: Evidence):
-        self.V, self.N = model.d_vocab, model.n_ctx
-        eupu_handling, self.handling, error_handling = axes(variant)
-        V, N = self.V, self.N
-        e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
-        centre = mean_rows(model.W_pos)
-        direct = eupu.direct_bound(eupu_handling, model, e_bar, evidence)
-        split = attention_error.qk_split(error_handling, model, e_bar, centre, evidence)
+    def __init__(self, model: Model):
+        V, N = model.d_vocab, model.n_ctx
+        self.e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
+        self.centre = mean_rows(model.W_pos)
         self.rsqrt = _rsqrt(model.d_head)
 
         # positional part of the scores, relative to the query position
-        query = e_bar @ model.W_Q + _rows(model.b_Q, V)
-        pos = query @ ((model.W_pos - _rows(centre, N)) @ model.W_K).T  # [q, p]
+        query = self.e_bar @ model.W_Q + _rows(model.b_Q, V)
+        pos = query @ ((model.W_pos - _rows(self.centre, N)) @ model.W_K).T  # [q, p]
         rel = Interval.of(pos - Dyadic(np.repeat(pos.ints[:, N - 1 :], N, axis=1), pos.exp))
         weights = (rel * self.rsqrt).exp()
         order = np.argsort(pos.ints[:, : N - 1], axis=1, kind="stable").astype(np.int64)
         ranked = Interval(np.take_along_axis(weights.lo[:, : N - 1], order, 1), np.take_along_axis(weights.hi[:, : N - 1], order, 1))
-        self.low_sums = self._partial_sums(ranked)  # [q, j]: the j lowest
-        self.high_sums = self._partial_sums(Interval(ranked.lo[:, ::-1], ranked.hi[:, ::-1]))
+        self.low_sums = _partial_sums(ranked)  # [q, j]: the j lowest
+        self.high_sums = _partial_sums(Interval(ranked.lo[:, ::-1], ranked.hi[:, ::-1]))
+
+        # logit part (exact): EV[m, o], prefix tables over the non-max tokens
+        p = model
+        evou = (p.W_E @ p.W_V + _rows(p.b_V, V)) @ (p.W_O @ p.W_U)
+        pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
+        diag = np.arange(V)
+        self.off = ~np.eye(V, dtype=bool)
+        self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
+        self.pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
+        self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
+        self.col_max_i = Interval.of(Dyadic(_running(evou.ints, np.maximum, axis=0), evou.exp))  # [j, o]: max_{k<=j} EVOU[k,o]
+        self.col_min_i = Interval.of(Dyadic(_running(evou.ints, np.minimum, axis=0), evou.exp))
+        self.ev_i = Interval.of(self.ev)
+        # the all-m case: exact direct path of the query m, every attention weight on m
+        eupu_full = (self.e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
+        all_m = Dyadic(eupu_full.ints - eupu_full.ints[diag, diag][:, None], eupu_full.exp) + self.ev + self.pv_pess
+        self.all_m = Interval.of(Dyadic(np.where(self.off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp))
+
+
+def _partial_sums(ranked: Interval) -> Interval:
+    zero = np.zeros((ranked.lo.shape[0], 1))
+    lo, hi = [zero], [zero]
+    for j in range(ranked.lo.shape[1]):
+        step = Interval(lo[-1], hi[-1]) + ranked[:, j : j + 1]
+        lo.append(step.lo)
+        hi.append(step.hi)
+    return Interval(np.concatenate(lo, axis=1), np.concatenate(hi, axis=1))
+
+
+class Bounds(ModelTables):
+    """Everything a variant's cell bounds need: the model's tables plus the variant's direct-path
+    and attention-error bounds. `shared`: this model's ModelTables if already computed (a
+    generator's cache across variants; the checker always computes them from the certificate)."""
+
+    def __init__(self, model: Model, variant: str, evidence: Evidence, shared: ModelTables | None = None):
+        if shared is None:
+            super().__init__(model)
+        else:
+            vars(self).update(vars(shared))
+        self.V, self.N = model.d_vocab, model.n_ctx
+        eupu_handling, self.handling, error_handling = axes(variant)
+        direct = eupu.direct_bound(eupu_handling, model, self.e_bar, evidence)
+        split = attention_error.qk_split(error_handling, model, self.e_bar, self.centre, evidence)
 
         # token part: running max / min of the approximation over k
         approx = split.approx
@@ -136,35 +176,8 @@ class Bounds:
         self.run_min = Interval.of(Dyadic(_running(approx.ints, np.minimum), approx.exp))
         self.spread = Interval.of(split.spread)[:, 0]
         self.err = Interval.of(direct.err)[:, 0]
-
-        # logit part (exact): EV[m, o], base[m, o], prefix tables over the non-max tokens
-        p = model
-        evou = (p.W_E @ p.W_V + _rows(p.b_V, V)) @ (p.W_O @ p.W_U)
-        pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
-        diag = np.arange(V)
-        self.off = ~np.eye(V, dtype=bool)
-        self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
-        pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
         mean = direct.mean.ints[0]
-        self.base = Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + pv_pess
-        self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
-        self.col_max_i = Interval.of(Dyadic(_running(evou.ints, np.maximum, axis=0), evou.exp))  # [j, o]: max_{k<=j} EVOU[k,o]
-        self.col_min_i = Interval.of(Dyadic(_running(evou.ints, np.minimum, axis=0), evou.exp))
-        self.base_i, self.ev_i = Interval.of(self.base), Interval.of(self.ev)
-        # the all-m case: exact direct path of the query m, every attention weight on m
-        eupu_full = (e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
-        all_m = Dyadic(eupu_full.ints - eupu_full.ints[diag, diag][:, None], eupu_full.exp) + self.ev + pv_pess
-        self.all_m = Interval.of(Dyadic(np.where(self.off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp))
-
-    @staticmethod
-    def _partial_sums(ranked: Interval) -> Interval:
-        zero = np.zeros((ranked.lo.shape[0], 1))
-        lo, hi = [zero], [zero]
-        for j in range(ranked.lo.shape[1]):
-            step = Interval(lo[-1], hi[-1]) + ranked[:, j : j + 1]
-            lo.append(step.lo)
-            hi.append(step.hi)
-        return Interval(np.concatenate(lo, axis=1), np.concatenate(hi, axis=1))
+        self.base_i = Interval.of(Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + self.pv_pess)  # base[m, o]
 
     def attention(self, q, m, c, g) -> tuple[np.ndarray, np.ndarray]:
         """(a_min lower bound, a_max upper bound) per cell."""
