@@ -66,13 +66,13 @@ def count_cases(d_vocab: int, n_ctx: int) -> int:
 
 
 def cases_of(m: int, n_ctx: int) -> np.ndarray:
-    """The cases of max token m, in canonical order, as rows (m, q, c, k)."""
-    parts = []
-    for q in range(m + 1):
-        for c in copy_counts(m, q, n_ctx):
-            ks = np.arange(m) if c else np.array([m])
-            parts.append(np.column_stack([np.full_like(ks, m), np.full_like(ks, q), np.full_like(ks, c), ks]))
-    return np.concatenate(parts).astype(np.int64).reshape(-1, 4)
+    """The cases of max token m, in canonical order, as rows (m, q, c, k): q = 0..m, c over
+    copy_counts(m, q, n_ctx), and k = 0..m-1 for c > 0 (k = m, a placeholder, for c = 0)."""
+    pairs = np.array([(q, c) for q in range(m + 1) for c in copy_counts(m, q, n_ctx)], dtype=np.int64).reshape(-1, 2)
+    sizes = np.where(pairs[:, 1] > 0, m, 1)
+    q, c = np.repeat(pairs[:, 0], sizes), np.repeat(pairs[:, 1], sizes)
+    within = np.arange(len(q)) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # 0, 1, ... inside each (q, c)
+    return np.column_stack([np.full_like(q, m), q, c, np.where(c > 0, within, m)])
 
 
 # ------------------------------------------------------------------------------------------

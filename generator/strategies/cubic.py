@@ -74,26 +74,25 @@ def _bounds(w_m, w_k, w_q, f_m, f_k, f_q, valid) -> np.ndarray:
 
 
 def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:
-    """The same bound at 200 bits, from exact coefficients and scores."""
+    """The same bound at 200 bits, from exact coefficients and scores: per arrangement, the
+    attention mass of each slot kind (m copies, k tokens, query) weighs its value."""
     mpmath.mp.prec = 200
     p, n = scores.exact, scores.n
     order = np.argsort(p.EQKP.ints[q, : n - 1], kind="stable")
-    s = lambda t, pos: mpmath.mpf(int(p.EQKE.ints[q, t])) * mpmath.mpf(2) ** p.EQKE.exp + mpmath.mpf(int(p.EQKP.ints[q, pos])) * mpmath.mpf(2) ** p.EQKP.exp  # noqa: E731
+    exact = lambda ints, index, exp: mpmath.ldexp(mpmath.mpf(int(ints[index])), exp)  # noqa: E731
+    score = lambda t, pos: exact(p.EQKE.ints, (q, t), p.EQKE.exp) + exact(p.EQKP.ints, (q, pos), p.EQKP.exp)  # noqa: E731
     root = mpmath.sqrt(p.d_head)
-    best = mpmath.mpf("-inf")
     f_m, f_k, f_q, valid, exp = coeffs
+    values = [tuple(exact(f, j, exp) for f in (f_m, f_k, f_q)) for j in range(len(f_m)) if valid[j]]
+    best = mpmath.mpf("-inf")
     for arrangement in (0, 1):
         m_slots, k_slots = (order[: n - 1 - c], order[n - 1 - c :]) if arrangement == 0 else (order[c:], order[:c])
-        weights = [(s(m, i), "m") for i in m_slots] + [(s(k, i), "k") for i in k_slots] + [(s(q, n - 1), "q")]
-        top = max(w for w, _ in weights)
-        ws = [(mpmath.exp((w - top) / root), slot) for w, slot in weights]
-        total = sum(w for w, _ in ws)
-        for j in range(len(f_m)):
-            if not valid[j]:
-                continue
-            value = {"m": f_m[j], "k": f_k[j], "q": f_q[j]}
-            num = sum(w * mpmath.mpf(int(value[slot])) * mpmath.mpf(2) ** exp for w, slot in ws)
-            best = max(best, num / total)
+        slots = ([score(m, i) for i in m_slots], [score(k, i) for i in k_slots], [score(q, n - 1)])
+        top = max(w for kind in slots for w in kind)
+        mass = [sum((mpmath.exp((w - top) / root) for w in kind), mpmath.mpf(0)) for kind in slots]
+        total = sum(mass)
+        for value in values:
+            best = max(best, sum(a * v for a, v in zip(mass, value)) / total)
     return best
 
 

@@ -171,6 +171,9 @@ def test_case_count_and_order(V, N):
     assert len(cases) == count_cases(V, N)
     assert [tuple(c) for c in cases] == sorted(tuple(c) for c in cases)  # canonical: m, q, c, k increasing
     assert len({tuple(c) for c in cases}) == len(cases)
+    plain = [(m, q, c, k) for m in range(V) for q in range(m + 1) for c in (range(N) if q == m else range(N - 1))
+             for k in (range(m) if c else [m])]
+    assert [tuple(int(x) for x in row) for row in cases] == plain and cases.dtype == np.int64
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
