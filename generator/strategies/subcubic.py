@@ -161,7 +161,8 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
         counted = np.zeros(valid.shape, bool)
         counted[q[chosen], m[chosen], c[chosen]] = True
         tables = bounds.chi_tables(definition.smallest_gaps(gaps, counted), anchors)
-        final = bounds.cell_bounds(q, m, c, gaps[q, m, c], tables, anchors)
+        final, at = np.zeros(len(q)), np.flatnonzero(chosen)
+        final[at] = bounds.cell_bounds(q[at], m[at], c[at], gaps[q[at], m[at], c[at]], tables, anchors)
         still = chosen & (final < 0)
         if (still == chosen).all():
             break
