@@ -221,3 +221,52 @@ def test_exact_decisions_are_counted_and_an_unsettled_one_is_a_rejection(monkeyp
     verdict = check_bytes(proof.raw)
     assert not verdict.accepted and verdict.reason.startswith("cubic: claim ")
     assert verdict.reason.endswith("is below the bound the checker derives")
+
+
+def assert_filter_sees_every_term_and_weight(weights, strategy):
+    """White-box: each call of the float filter gets J = 3 terms, Lemma 3's (eps, eta) for sums of
+    n_ctx - 1 exps, a coefficient bound C >= (max |f| + max |claim|)(1 + 2^-50) (Lemma 1 for the
+    differences f - claim), and sums and weight sums that match sum_slots w (f - claim) and
+    w_m + w_k + w_q, recomputed here from the filter's own inputs."""
+    from fractions import Fraction
+
+    from checker import float_filter
+    from checker.strategies import cubic
+
+    calls = {"filter": [], "threshold": [], "classify": []}
+    original_filter, original_for_sums = cubic._filter, float_filter.Threshold.for_sums.__func__
+    original_classify = float_filter.Threshold.classify
+
+    def for_sums(cls, *args):
+        calls["threshold"].append(args)
+        return original_for_sums(cls, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cubic, "_filter", lambda *args: calls["filter"].append(args) or original_filter(*args))
+        patch.setattr(float_filter.Threshold, "for_sums", classmethod(for_sums))
+        patch.setattr(float_filter.Threshold, "classify", lambda self, s, w: calls["classify"].append((s, w)) or original_classify(self, s, w))
+        verdict = prove(weights, strategy).verdict
+    assert verdict.accepted and calls["filter"]
+    assert len(calls["filter"]) == len(calls["threshold"]) == len(calls["classify"])
+    n_ctx = weights["pos_embed.W_pos"].shape[0]
+    for (w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta), (terms, bound, *lemma3), (sums, weight_sums) in zip(
+            calls["filter"], calls["threshold"], calls["classify"]):
+        assert terms == 3 and tuple(lemma3) == tuple(eps_eta) == float_filter.Threshold.product_weights(max(n_ctx - 1, 1))
+        largest_f = max(Fraction(float(np.abs(f).max(initial=0))) for f in (f_m, f_k, f_q))
+        assert Fraction(bound) >= (largest_f + Fraction(float(np.abs(claims).max(initial=0)))) * (1 + Fraction(1, 2**50))
+        total = (w_m + w_k + w_q[:, None])[:, None, :]
+        assert np.all(weight_sums >= total * (1 - 2.0**-50)) and np.all(weight_sums <= total * (1 + 2.0**-50))
+        terms_ = [w[:, None, :] * (f - claims[:, None])[:, :, None] for w, f in ((w_m, f_m), (w_k, f_k))]
+        expected = terms_[0] + terms_[1] + w_q[:, None, None] * (f_q - claims[:, None])[:, :, None]
+        assert np.all(np.abs(sums - expected) <= 1e-12 * total + 1e-300)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+def test_filter_inputs_on_a_trained_model(trained, strategy):
+    assert_filter_sees_every_term_and_weight(trained, strategy)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+@given(weights=tiny_models(max_inputs=400))
+def test_filter_inputs_on_random_models(strategy, weights):
+    assert_filter_sees_every_term_and_weight(weights, strategy)
