@@ -183,6 +183,7 @@ def sweep(
 def report(
     results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),
+    as_json: bool = typer.Option(False, "--json", help="print the headline table as JSON rows"),
 ) -> None:
     """Print the headline table per K, and write it (Markdown, CSV) with per-variant tables and figures."""
     from rich.table import Table
@@ -194,7 +195,11 @@ def report(
         table, _ = write_report(results, out)
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    console = Console()
+    if as_json:
+        print(json.dumps(table, indent=2))
+        err.print(f"wrote tables and figures to {out}")
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # piped: no squeezed columns
     for k in sorted({r["K"] for r in table}):
         t = Table(title=f"K = {k}")
         for col in ("proof family", "seeds", "bound", "normalised", "FLOPs", "unexpl. dim", "complexity", "check s"):

@@ -57,6 +57,10 @@ def test_sweep_and_report_commands(tmp_path):
     result = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report" / "headline.md").read_text().count("| cubic |") == 1
+    as_json = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report2"), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert {(r["K"], r["family"]) for r in rows} >= {(2, "cubic")} and all(r["seeds"] == 1 for r in rows)
 
 
 def test_sweep_usage_errors():
