@@ -75,7 +75,7 @@ def estimate_path(results: Path, k: int, seed: int) -> Path:
 
 def _code_version() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=10).stdout.strip()
     except OSError:
         commit = ""
@@ -126,8 +126,10 @@ def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
             "label": "estimate (not a proof)"}
 
 
-def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None, d_vocab: int = 64) -> int:
-    """Everything missing for one (K, seed); returns the number of rows written."""
+def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None, d_vocab: int = 64,
+             version: str | None = None) -> int:
+    """Everything missing for one (K, seed); returns the number of rows written. `version`: the
+    code version the sweep started with (recorded in every row; default: the current one)."""
     import torch
 
     torch.set_num_threads(1)
@@ -137,7 +139,7 @@ def run_task(k: int, seed: int, strategies: list[str], results: str, models: str
     if not missing and not need_estimate:
         return 0
     weights = zoo.trained(k, seed, None if models is None else Path(models), d_vocab)
-    version = _code_version()
+    version = version or _code_version()
     for strategy in missing:
         row = prove_and_check(weights, k, seed, strategy, version)
         atomic_write(row_path(results_path, k, seed, strategy), json.dumps(asdict(row)).encode())
@@ -163,7 +165,8 @@ def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, str
         d_vocab: int = 64) -> int:
     """Run every missing task; returns the number of tasks run. on_done(k, seed) after each."""
     work = tasks_for(ks, seeds, strategies, results, d_vocab)
-    args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab) for k, seed, names in work]
+    version = _code_version()  # once, at the start: the code every task of this sweep loads
+    args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab, version) for k, seed, names in work]
     if scheduler is not None:
         from distributed import Client, as_completed
 

@@ -48,6 +48,13 @@ def test_rows_are_complete_and_checked(tmp_path, cache):
     assert all(int(r["verified_correct"]) <= brute[(r["k"], r["seed"])] for r in rows)
 
 
+def test_every_row_records_the_code_version_the_sweep_started_with(tmp_path, cache, monkeypatch):
+    versions = iter(f"v{i}" for i in range(100))
+    monkeypatch.setattr(sweep, "_code_version", lambda: next(versions))  # HEAD moving during the sweep
+    sweep.run([2, 3], [1, 2], tmp_path / "r", cache, ["cubic"], workers=1, d_vocab=V)
+    assert {r["version"] for r in sweep.load_rows(tmp_path / "r")} == {"v0"}
+
+
 def test_a_killed_sweep_resumes_without_recomputing(tmp_path, cache):
     results = tmp_path / "r"
     sweep.run([2, 3], [1, 2], results, cache, STRATEGIES[:1], workers=1, d_vocab=V)  # stopped after one strategy
