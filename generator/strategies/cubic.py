@@ -142,7 +142,9 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = 
                 for i, j in enumerate(unsure):
                     coeffs = (fe[0][i], fe[1][i], fe[2][i], fe[3][i], ov_exp)
                     precise = _precise_bound(scores, m, qs[j], cs[j], ks[j], coeffs)
-                    claim[j] = round_up_f32(np.array([float(precise + abs(precise) * mpmath.mpf(2) ** -150)]))[0]
+                    up = float(precise)  # the nearest float64, which may lie below: step up if so
+                    up = up if mpmath.mpf(up) >= precise else float(np.nextafter(up, np.inf))
+                    claim[j] = round_up_f32(np.array([up]))[0]
             out[rows] = claim
         claims[bounds[m] : bounds[m + 1]] = out
     progress("cubic search", V, V)
