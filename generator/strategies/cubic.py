@@ -37,6 +37,13 @@ def _candidates(float_tab: dict, m: int) -> np.ndarray:
     return cols + (cols >= m)  # column -> output
 
 
+def mp_round_up_f32(value: mpmath.mpf) -> np.float32:
+    """The smallest float32 >= value (through float64 rounded upward: the nearest may lie below)."""
+    up = float(value)
+    up = up if mpmath.mpf(up) >= value else float(np.nextafter(up, np.inf))
+    return round_up_f32(np.array([up]))[0]
+
+
 class _Scores:
     def __init__(self, p, n_ctx: int):
         self.eqke, self.eqkp = p.EQKE.to_float(), p.EQKP.to_float()  # (cubic: |scores| < 2^1023 assumed)
@@ -142,9 +149,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = 
                 for i, j in enumerate(unsure):
                     coeffs = (fe[0][i], fe[1][i], fe[2][i], fe[3][i], ov_exp)
                     precise = _precise_bound(scores, m, qs[j], cs[j], ks[j], coeffs)
-                    up = float(precise)  # the nearest float64, which may lie below: step up if so
-                    up = up if mpmath.mpf(up) >= precise else float(np.nextafter(up, np.inf))
-                    claim[j] = round_up_f32(np.array([up]))[0]
+                    claim[j] = mp_round_up_f32(precise)
             out[rows] = claim
         claims[bounds[m] : bounds[m + 1]] = out
     progress("cubic search", V, V)
