@@ -44,6 +44,7 @@ class Certificate:
     evidence: dict[str, Any]
     generator: dict[str, str]
     digest: str
+    weights_digest: str = ""
     raw_size: int = field(default=0, compare=False)
 
 
@@ -66,6 +67,12 @@ def canonical_bytes(obj: dict) -> bytes:
 
 def digest_of(body: dict) -> str:
     return "sha256:" + hashlib.sha256(canonical_bytes({k: v for k, v in body.items() if k != "digest"})).hexdigest()
+
+
+def weights_digest(weights: dict[str, np.ndarray]) -> str:
+    """The sha256 of the weights' canonical encoding (names, dtypes, shapes, bytes): the name of a
+    model, the same in a certificate, a weights file, a sweep row and the models manifest."""
+    return "sha256:" + hashlib.sha256(canonical_bytes({k: tensor(v) for k, v in weights.items()})).hexdigest()
 
 
 def tensor(array: np.ndarray) -> dict:
@@ -216,6 +223,7 @@ def decode(raw: bytes) -> Certificate:
         evidence=evidence,
         generator=generator,
         digest=body["digest"],
+        weights_digest=weights_digest(weights),
         raw_size=len(raw),
     )
 

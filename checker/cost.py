@@ -41,6 +41,18 @@ def add(flops: int, ops: int | None = None) -> None:
 
 
 @contextmanager
+def isolated() -> Iterator[Tally]:
+    """Count the work inside apart (under the same deadline); the caller adds it back (memo.py)."""
+    outer = _active.get()
+    inner = Tally(deadline=None if outer is None else outer.deadline)
+    token = _active.set(inner)
+    try:
+        yield inner
+    finally:
+        _active.reset(token)
+
+
+@contextmanager
 def counting(max_seconds: float | None = None) -> Iterator[Tally]:
     tally = Tally(deadline=None if max_seconds is None else time.monotonic() + max_seconds)
     token = _active.set(tally)

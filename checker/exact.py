@@ -8,6 +8,7 @@ Python ints.
 
 from __future__ import annotations
 
+import hashlib
 from fractions import Fraction
 
 import numpy as np
@@ -36,7 +37,9 @@ class Dyadic:
     @property
     def ints(self) -> np.ndarray:
         if self._ints is None:
-            self._ints = int_array(self._mat.entries(), (self._mat.nrows(), self._mat.ncols()))
+            ints = int_array(self._mat.entries(), (self._mat.nrows(), self._mat.ncols()))
+            ints.flags.writeable = False  # a view of the matrix, which may be shared (memo.py)
+            self._ints = ints
         return self._ints
 
     def _fmpz(self) -> fmpz_mat:
@@ -99,6 +102,11 @@ class Dyadic:
         cost.add(r * c * (2 * k - 1))
         return Dyadic(None, self.exp + other.exp, self._fmpz() * other._fmpz())
 
+    def digest(self) -> str:
+        """A sha256 of the exact value (shape, exponent and integers), for memo.py's keys."""
+        text = f"{self.shape}:{self.exp}:" + ",".join(map(str, self.ints.ravel().tolist()))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def __abs__(self) -> "Dyadic":
         return Dyadic(np.abs(self.ints), self.exp)
 
@@ -126,6 +134,14 @@ class Dyadic:
     def to_float(self, saturate: bool = False) -> np.ndarray:
         """float64 nearest to every entry (correctly rounded, also when subnormal). Beyond the
         float range: OverflowError, or +-inf with saturate=True."""
+        ints = self.ints
+        magnitudes = np.abs(ints)
+        top = int(magnitudes.max(initial=0))
+        low = int(np.where(magnitudes != 0, magnitudes, top).min(initial=0))
+        if low.bit_length() - 1 + self.exp >= -1022 and top.bit_length() + self.exp <= 1023:
+            # every nonzero entry scales to a normal float: float(int) rounds correctly, and
+            # scaling by 2^exp is then exact (and commutes with the rounding)
+            return np.ldexp(ints.astype(np.float64), self.exp).reshape(self.shape)
         if self.exp >= 0:
             convert = lambda v: float(int(v) << self.exp)  # noqa: E731
         else:

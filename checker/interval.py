@@ -2,7 +2,7 @@
 
 An Interval holds arrays lo <= hi with lo <= x <= hi for the exact values x it stands for.
 Every operation computes its result in round-to-nearest and then steps one ulp outward
-(np.nextafter), which contains the exact result because round-to-nearest errs by at most half
+(next_up / next_down, equal to np.nextafter), which contains the exact result because round-to-nearest errs by at most half
 an ulp (and subnormal sums are exact). Outward steps can push the lower end of a non-negative
 quantity just below zero (0 + 0 gives [-5e-324, 5e-324]; Interval.of(0) likewise), and infinities
 give NaN through inf - inf or 0 * inf. A caller that relies on a sign must clamp (`nonnegative`)
@@ -29,12 +29,45 @@ INF = np.inf
 EXP_MIN, EXP_MAX = -1100, 709  # below: e^x < 2^-1500 (lower bound 0); above: overflow (upper bound inf)
 
 
-def _down(x):
-    return np.nextafter(x, -INF)
+_STEP = 2.0**-53 + 2.0**-105  # a float
+_NORMAL_STEP = 2.0**-969  # from here on |x| _STEP is a normal float
 
 
-def _up(x):
-    return np.nextafter(x, INF)
+def next_up(x) -> np.ndarray:
+    """np.nextafter(x, inf), element for element, about 8 times faster on large arrays.
+
+    For finite |x| >= 2^-969 it is fl(x + fl(|x| s)), s = 2^-53 + 2^-105. Proof: let
+    2^e <= |x| < 2^(e+1) and U = 2^(e-52) (the spacing of floats just above |x|). d = fl(|x| s) is
+    normal, so d = |x| s (1 + t), |t| <= 2^-53, hence U/2 < 2^e s (1 - 2^-53) <= d
+    < 2^(e+1) s (1 + 2^-53) < 3U/2. For x > 0 the floats around x + d are x + U (at distance
+    < U/2) and x, x + 2U (farther), so rounding gives x + U, the next float. For x < 0 with
+    |x| > 2^e the same holds with the spacing U below |x|; for x = -2^e, d = 2^(e-53) + 2^(e-105)
+    exactly, and x + d rounds to x + 2^(e-53), the next float. Everything else (|x| < 2^-969,
+    -inf, NaN, zero-dimensional input) goes through np.nextafter; tests compare the two on random
+    bit patterns and every power of two. No fused multiply-add: numpy runs each ufunc apart."""
+    return _step(x, 1.0)
+
+
+def next_down(x) -> np.ndarray:
+    """np.nextafter(x, -inf); the mirror image of next_up (next_down(x) = -next_up(-x))."""
+    return _step(x, -1.0)
+
+
+def _step(x, direction: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 0:
+        return np.nextafter(x, direction * INF)
+    with np.errstate(over="ignore", invalid="ignore"):
+        magnitude = np.abs(x)
+        out = magnitude * (direction * _STEP)
+        out += x
+        fast = magnitude >= _NORMAL_STEP
+        fast &= x != -direction * INF
+    if not fast.all():
+        slow = ~fast
+        out[slow] = np.nextafter(x[slow], direction * INF)
+    return out
+
 
 
 class Interval:
@@ -49,12 +82,12 @@ class Interval:
         """An enclosure of an exact dyadic array (one ulp either side of the nearest float;
         beyond the float range, the largest float to infinity)."""
         nearest = exact.to_float(saturate=True)
-        return cls(_down(nearest), _up(nearest))
+        return cls(next_down(nearest), next_up(nearest))
 
     def __add__(self, other) -> "Interval":
         other = _as_interval(other)
         with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN propagate; no accept uses them
-            out = Interval(_down(self.lo + other.lo), _up(self.hi + other.hi))
+            out = Interval(next_down(self.lo + other.lo), next_up(self.hi + other.hi))
         cost.add(out.lo.size, 2 * out.lo.size)
         return out
 
@@ -73,7 +106,7 @@ class Interval:
         other = _as_interval(other)
         with np.errstate(over="ignore", invalid="ignore"):
             products = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-            out = Interval(_down(np.minimum.reduce(products)), _up(np.maximum.reduce(products)))
+            out = Interval(next_down(np.minimum.reduce(products)), next_up(np.maximum.reduce(products)))
         cost.add(out.lo.size, 4 * out.lo.size)
         return out
 
@@ -93,11 +126,19 @@ class Interval:
     def reciprocal(self) -> "Interval":
         """1/x for intervals of positive numbers."""
         cost.add(self.lo.size, 2 * self.lo.size)
-        return Interval(_down(1.0 / self.hi), _up(1.0 / self.lo))
+        return Interval(next_down(1.0 / self.hi), next_up(1.0 / self.lo))
 
     def exp(self) -> "Interval":
         cost.add(self.lo.size, 2 * self.lo.size)
         return Interval(exp_lower(self.lo), exp_upper(self.hi))
+
+
+def upper_affine(intercept_hi: np.ndarray, slope_hi: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """A float >= c + a s for every c <= intercept_hi and s <= slope_hi, for exact a >= 0 (broadcast)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN propagate; no accept uses them
+        out = next_up(intercept_hi + next_up(a * slope_hi))
+    cost.add(2 * out.size)
+    return out
 
 
 def _as_interval(value) -> Interval:
@@ -135,14 +176,14 @@ def _floor_float(endpoint) -> float:
     """The largest float <= an exact arb value."""
     value = _exact(endpoint)
     f = float(value)  # correctly rounded
-    return f if Fraction(f) <= value else float(_down(f))
+    return f if Fraction(f) <= value else float(next_down(f))
 
 
 def _ceil_float(endpoint) -> float:
     """The smallest float >= an exact arb value."""
     value = _exact(endpoint)
     f = float(value)
-    return f if Fraction(f) >= value else float(_up(f))
+    return f if Fraction(f) >= value else float(next_up(f))
 
 
 def _split(x: np.ndarray):
@@ -158,7 +199,7 @@ def exp_lower(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     clipped = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)  # out-of-range entries are replaced below
     n, f1, f2 = _split(clipped)
-    value = np.maximum(_down(_down(ints_lo[n - EXP_MIN] * c_lo[f1]) * f_lo[f2]), 0.0)  # e^x > 0
+    value = np.maximum(next_down(next_down(ints_lo[n - EXP_MIN] * c_lo[f1]) * f_lo[f2]), 0.0)  # e^x > 0
     value = np.where(x < EXP_MIN, 0.0, value)
     value = np.where(x > EXP_MAX, ints_lo[-1], value)
     return np.where(np.isnan(x), 0.0, value)
@@ -170,6 +211,6 @@ def exp_upper(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     clipped = np.clip(np.nan_to_num(x, nan=0.0), EXP_MIN, EXP_MAX)
     n, f1, f2 = _split(clipped)
-    value = _up(_up(_up(ints_hi[n - EXP_MIN] * c_hi[f1]) * f_hi[f2]) * tail_hi[0])
+    value = next_up(next_up(next_up(ints_hi[n - EXP_MIN] * c_hi[f1]) * f_hi[f2]) * tail_hi[0])
     value = np.where(x < EXP_MIN, ints_hi[0], value)
     return np.where((x > EXP_MAX) | np.isnan(x), INF, value)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from checker import memo
 from checker.exact import Dyadic
 from checker.weights import Model
 
@@ -50,6 +51,11 @@ def _rows(row: Dyadic, count: int) -> Dyadic:
 
 
 def paths(model: Model) -> Paths:
+    """The path matrices (computed once per model and process, memo.py)."""
+    return memo.cached(("paths", model.key), lambda: _paths(model))
+
+
+def _paths(model: Model) -> Paths:
     V, N = model.d_vocab, model.n_ctx
     e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
     query = e_bar @ model.W_Q + _rows(model.b_Q, V)

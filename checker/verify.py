@@ -23,7 +23,8 @@ class Verdict:
     reason: str
     seconds: float
     invalid: bool = False  # the file is not a valid certificate (as opposed to a false claim)
-    digest: str | None = None
+    digest: str | None = None  # the certificate's sha256
+    weights_digest: str | None = None  # the sha256 of its weights (certificate.weights_digest)
     flops: int | None = None
     checker_ops: int | None = None
     unexplained_dimension: int | None = None
@@ -54,7 +55,8 @@ def check(cert: Certificate, progress: Progress = no_progress, max_seconds: floa
 
 
 def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
-    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
+    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest,
+                      weights_digest=cert.weights_digest)
     try:
         verify = strategies.resolve(cert.strategy)
         if cert.params:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from checker import memo
+from checker.certificate import weights_digest
 from checker.errors import InvalidCertificate
 from checker.exact import Dyadic
 
@@ -73,8 +75,10 @@ def normalise(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Model:
-    """Exact parameters; biases absent from the weights are zero."""
+    """Exact parameters; biases absent from the weights are zero. `key`: the sha256 of the exact
+    weights (with the head axis dropped), under which memo.py stores what is derived from them."""
 
+    key: str
     d_vocab: int
     n_ctx: int
     d_model: int
@@ -99,6 +103,11 @@ class Model:
 
 def model_from_weights(weights: dict[str, np.ndarray]) -> Model:
     w = normalise(weights)
+    key = weights_digest(w)
+    return memo.cached(("model", key), lambda: _exact_model(key, w))
+
+
+def _exact_model(key: str, w: dict[str, np.ndarray]) -> Model:
     V, D = w["embed.W_E"].shape
     N, H = w["pos_embed.W_pos"].shape[0], w["blocks.0.attn.W_Q"].shape[1]
     zeros = {"b_Q": (1, H), "b_K": (1, H), "b_V": (1, H), "b_O": (1, D), "b_U": (1, V)}
@@ -110,4 +119,4 @@ def model_from_weights(weights: dict[str, np.ndarray]) -> Model:
         array = w[key]
         return Dyadic.from_floats(array.reshape(1, -1) if name in zeros else array)
 
-    return Model(V, N, D, H, *(exact(k) for k in SHAPES))
+    return Model(key, V, N, D, H, *(exact(k) for k in SHAPES))

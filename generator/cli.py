@@ -64,7 +64,7 @@ def train(
     d_vocab: int = typer.Option(64, help="vocabulary size"),
     d_model: int = typer.Option(32, help="residual width"),
     d_head: int = typer.Option(32, help="attention head width"),
-    steps: int = typer.Option(3000, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train a one-layer attention-only transformer on Max-of-K with the paper's recipe."""
@@ -77,11 +77,24 @@ def train(
         cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
     except ValueError as exc:
         fail(str(exc), 2)
+    train_cfg = TrainConfig(steps=steps)
     with progress_bar(progress) as update:
-        model = run_training(seed, cfg, TrainConfig(steps=steps), on_step=lambda step, loss: update("training", step + 1, steps))
+        model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps))
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
     weights_io.save(output, weights)
     err.print(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
+    report_manifest(k, seed, cfg, train_cfg, weights)
+
+
+def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
+    """Say whether freshly trained weights are the published model (loudly if they should be and are not)."""
+    from checker.certificate import weights_digest
+    from generator.manifest import compare
+
+    digest = weights_digest(weights)
+    comparison = compare(k, seed, cfg, train_cfg, digest)
+    style = {"match": "green", "mismatch": "bold red", "unlisted": "dim"}[comparison.status]
+    err.print(f"[{style}]{escape(comparison.message(digest))}[/{style}]", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -140,7 +153,7 @@ def sweep(
     seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
     n_seeds: int = typer.Option(None, "--n-seeds", help="only the first N seeds"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="results directory (resumable)"),
-    models: Path = typer.Option(Path("results/models"), "--models", help="trained-model cache"),
+    models: Path = typer.Option(None, "--models", help="trained-model cache (default: RESULTS/models)"),
     strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: all feasible)"),
     workers: int = typer.Option(2, help="local worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
@@ -175,8 +188,64 @@ def sweep(
             update("sweep (K, seed) tasks", done, len(work))
 
         update("sweep (K, seed) tasks", 0, len(work))
-        sweeping.run(ks, seeds, results, models, list(strategy) if strategy else None, workers, scheduler, on_done)
-    err.print(f"done: {len(sweeping.load_rows(results))} rows in {results}")
+        sweeping.run(ks, seeds, results, models or results / "models", list(strategy) if strategy else None, workers,
+                     scheduler, on_done)
+    rows = sweeping.load_rows(results)
+    err.print(f"done: {len(rows)} rows in {results}")
+    mismatched = sorted({(r["k"], r["seed"]) for r in rows if r.get("manifest") == "mismatch"})
+    if mismatched:
+        err.print(f"[bold red]MISMATCH: {len(mismatched)} models differ from the published ones (generator/models.json), "
+                  f"so these results are not about the published models: "
+                  f"{', '.join(f'K={k_} seed {s_}' for k_, s_ in mismatched[:10])}{' ...' if len(mismatched) > 10 else ''}[/bold red]",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+def models(
+    k: List[int] = typer.Option(None, "--k", help="sequence lengths (default: the paper's 4 5 10 20)"),
+    more_k: List[int] = typer.Argument(None, hidden=True),
+    seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
+    n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="only the first N seeds"),
+    cache: Path = typer.Option(None, "--models", help="read weights cached here by `sweep` instead of training (for --write)"),
+    write: bool = typer.Option(False, "--write", help="record these digests in generator/models.json (maintainers)"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per model"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train the published models again and compare their weights with the manifest (exit 0 iff all match)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from generator import manifest
+    from generator.zoo import paper_seeds
+
+    ks = list(k or []) + list(more_k or []) or list(manifest.PAPER_KS)
+    try:
+        seeds = [int(x) for x in seeds_file.read_text().split()] if seeds_file else paper_seeds()
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read seeds from {seeds_file}: {exc}")
+    seeds = seeds[:n_seeds] if n_seeds else seeds
+    jobs = [(k_, seed) for k_ in ks for seed in seeds]
+    results = []
+    with progress_bar(progress) as update, ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(manifest.reproduce, k_, seed, None if cache is None else str(cache)) for k_, seed in jobs]
+        for done, future in enumerate(as_completed(futures), start=1):
+            results.append(future.result())
+            update("models", done, len(jobs))
+    results.sort()
+    if write:
+        recorded = manifest.load() | {(k_, seed): digest for k_, seed, digest, _ in results}
+        manifest.write(recorded)
+        err.print(f"recorded {len(results)} digests in {manifest.PATH} ({len(recorded)} in all)")
+        return
+    if as_json:
+        print(json.dumps([{"k": k_, "seed": seed, "weights_digest": d, "manifest": status} for k_, seed, d, status in results], indent=2))
+    counts = {status: sum(r[3] == status for r in results) for status in ("match", "mismatch", "unlisted")}
+    for k_, seed, digest, status in results:
+        if status == "mismatch":
+            err.print(f"[bold red]MISMATCH[/bold red] K={k_} seed {seed}: {digest}", highlight=False)
+    err.print(f"{counts['match']} of {len(results)} models match the published weights; {counts['mismatch']} differ; "
+              f"{counts['unlisted']} are not in the manifest", highlight=False)
+    raise typer.Exit(0 if counts["match"] == len(results) else 1)
 
 
 @app.command()

@@ -47,6 +47,8 @@ class Row:
     digest: str
     version: str
     reason: str = ""
+    model_digest: str = ""  # checker.certificate.weights_digest of the model
+    manifest: str = ""  # the model against the published one: match, mismatch or unlisted
 
 
 def _needs_estimate(k: int, d_vocab: int = 64) -> bool:
@@ -82,18 +84,22 @@ def _code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-def prove_and_check(weights: dict, k: int, seed: int, strategy: str, version: str) -> Row:
-    """Prove; the verdict is the standalone checker's on the certificate's final bytes."""
+def prove_and_check(weights: dict, k: int, seed: int, strategy: str, version: str, model: tuple[str, str] = ("", "")) -> Row:
+    """Prove; the verdict is the standalone checker's on the certificate's final bytes. `model`:
+    the weights' digest and their comparison with the manifest, recorded in the row."""
     start = time.perf_counter()
     try:
         proof = prove(weights, strategy)
     except ProofError as exc:
-        return Row(k, seed, strategy, False, 0, 64**k, 0.0, 0, 0, 0, "", time.perf_counter() - start, 0.0, "", version, str(exc))
+        total = weights["embed.W_E"].shape[0] ** k
+        return Row(k, seed, strategy, False, 0, total, 0.0, 0, 0, 0, "", time.perf_counter() - start, 0.0, "", version,
+                   str(exc), *model)
     v = proof.verdict
     prove_seconds = time.perf_counter() - start - v.seconds
     return Row(k, seed, strategy, v.accepted, v.verified_correct or 0, v.total or 0,
                (v.claimed_correct / v.total) if v.accepted else 0.0, v.flops or 0, v.checker_ops or 0,
-               v.unexplained_dimension or 0, v.complexity or "", prove_seconds, v.seconds, v.digest or "", version, v.reason)
+               v.unexplained_dimension or 0, v.complexity or "", prove_seconds, v.seconds, v.digest or "", version, v.reason,
+               *model)
 
 
 def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
@@ -138,10 +144,10 @@ def run_task(k: int, seed: int, strategies: list[str], results: str, models: str
     need_estimate = _needs_estimate(k, d_vocab) and not estimate_path(results_path, k, seed).exists()
     if not missing and not need_estimate:
         return 0
-    weights = zoo.trained(k, seed, None if models is None else Path(models), d_vocab)
+    weights, digest, comparison = zoo.checked(k, seed, None if models is None else Path(models), d_vocab)
     version = version or _code_version()
     for strategy in missing:
-        row = prove_and_check(weights, k, seed, strategy, version)
+        row = prove_and_check(weights, k, seed, strategy, version, (digest, comparison.status))
         atomic_write(row_path(results_path, k, seed, strategy), json.dumps(asdict(row)).encode())
     if need_estimate:
         estimate = {"k": k, "seed": seed, **sampled_accuracy(weights, ESTIMATE_SAMPLES, seed)}

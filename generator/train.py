@@ -1,17 +1,27 @@
-"""The paper's training recipe for Max-of-K, deterministic on CPU for a seed.
+"""The paper's training recipe for Max-of-K, bit-reproducible for a seed on every x86-64 CPU.
 
 AdamW (lr 1e-3, betas (0.9, 0.999), weight decay 0.01), batch 128, 3000 steps, every batch fresh
-uniform sequences, cross-entropy at the last position against max(x).
+uniform sequences, cross-entropy at the last position against max(x). One thread, deterministic
+algorithms, and the code paths pinned by generator/portable.py: the same (configs, seed) give the
+same weight bytes whatever the CPU's SIMD level, MKL code path or core count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from generator import portable
 from generator.model import AttentionOnly, ModelConfig
 
 
@@ -22,6 +32,10 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
 
 
 def _stream_seed(seed: int, stream: str) -> int:
@@ -35,8 +49,22 @@ def train(
     train_cfg: TrainConfig = TrainConfig(),
     on_step: Callable[[int, float], None] | None = None,
 ) -> AttentionOnly:
-    """Train one model; the same seed and configs give bit-identical weights on CPU (one thread,
-    which is also the fastest for a model this small)."""
+    """Train one model. If this process's torch is not pinned (torch was used before `generator`
+    was imported), the training runs in a fresh process, which is."""
+    if portable.fixable_by_fresh_process():
+        warnings.warn("torch was used before `generator` was imported, so its code paths are not pinned in this "
+                      "process; training in a fresh one instead (import generator first to avoid this)", stacklevel=2)
+        state, losses = _train_in_fresh_process(seed, cfg, train_cfg)
+        for step, loss in enumerate(losses):
+            if on_step is not None:
+                on_step(step, loss)
+        model = AttentionOnly(cfg)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        return model.eval()
+    return _train_here(seed, cfg, train_cfg, on_step)
+
+
+def _train_here(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:
     torch.use_deterministic_algorithms(True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -44,6 +72,32 @@ def train(
         return _train(seed, cfg, train_cfg, on_step)
     finally:
         torch.set_num_threads(threads)
+
+
+def _train_in_fresh_process(seed: int, cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Train in a new interpreter (which imports `generator`, so pins torch, before torch loads)."""
+    request = json.dumps({"seed": seed, "cfg": asdict(cfg), "train": asdict(train_cfg)})
+    root = str(Path(__file__).resolve().parent.parent)  # where this `generator` package is importable from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", "from generator.train import _serve; _serve()"], input=request.encode(),
+                          capture_output=True, check=False, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"training in a fresh process failed: {done.stderr.decode(errors='replace').strip()[-2000:]}")
+    with np.load(io.BytesIO(done.stdout), allow_pickle=False) as data:
+        losses = data["__losses__"].tolist()
+        return {k: data[k] for k in data.files if k != "__losses__"}, losses
+
+
+def _serve() -> None:
+    """The fresh process's side: a JSON request on stdin, the state dict and losses as .npz on stdout."""
+    request = json.loads(sys.stdin.read())
+    train_args = dict(request["train"], betas=tuple(request["train"]["betas"]))
+    losses: list[float] = []
+    model = _train_here(request["seed"], ModelConfig(**request["cfg"]), TrainConfig(**train_args),
+                        lambda step, loss: losses.append(loss))
+    buffer = io.BytesIO()
+    np.savez(buffer, __losses__=np.array(losses), **{k: v.detach().numpy() for k, v in model.state_dict().items()})
+    sys.stdout.buffer.write(buffer.getvalue())
 
 
 def _train(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:

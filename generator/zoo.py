@@ -1,4 +1,5 @@
-"""Trained Max-of-K models by (K, seed), cached on disk so sweeps and benchmarks train each once."""
+"""Trained Max-of-K models by (K, seed), cached on disk so sweeps and benchmarks train each once,
+and compared with the published models (generator/manifest.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generator import weights_io
+from checker.certificate import weights_digest
+from generator import manifest, weights_io
 from generator.model import ModelConfig
-from generator.train import train
+from generator.train import TrainConfig, train
 
 SEEDS_FILE = Path(__file__).with_name("seeds.txt")
 
@@ -24,11 +26,23 @@ def model_path(cache: Path, k: int, seed: int, d_vocab: int = 64) -> Path:
 
 def trained(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> dict[str, np.ndarray]:
     """The paper-recipe model for (K, seed): loaded from `cache` if there, else trained (and saved)."""
+    return checked(k, seed, cache, d_vocab)[0]
+
+
+def checked(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> tuple[dict[str, np.ndarray], str, manifest.Comparison]:
+    """(weights, their digest, the comparison with the manifest). A cached model that differs from
+    the published one is trained again (a cache from older code); a trained one is what it is."""
+    cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k)
     path = None if cache is None else model_path(cache, k, seed, d_vocab)
     if path is not None and path.exists():
-        return weights_io.load(path)
-    model = train(seed, ModelConfig(d_vocab=d_vocab, n_ctx=k))
+        weights = weights_io.load(path)
+        digest = weights_digest(weights)
+        comparison = manifest.compare(k, seed, cfg, TrainConfig(), digest)
+        if comparison.status != "mismatch":
+            return weights, digest, comparison
+    model = train(seed, cfg)
     weights = {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
     if path is not None:
         weights_io.save(path, weights)
-    return weights
+    digest = weights_digest(weights)
+    return weights, digest, manifest.compare(k, seed, cfg, TrainConfig(), digest)

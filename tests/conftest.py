@@ -22,6 +22,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def fresh_memo():
+    """Every test starts with an empty checker memo (checker/memo.py), so that monkeypatched
+    checker internals are not bypassed by values an earlier test stored."""
+    from checker import memo
+
+    memo.clear()
+
+
 @pytest.fixture(scope="session")
 def trained_k4() -> dict[str, np.ndarray]:
     """The paper's K=4 model for seed 123, trained with the paper's recipe (about 7 s)."""

@@ -20,7 +20,7 @@ import itertools
 
 import numpy as np
 
-from checker import cost, float_filter
+from checker import cost, float_filter, memo
 from checker.context import Context, Outcome
 from checker.enclosure import exp_sum_sign, exp_table
 from checker.errors import CheckError
@@ -119,5 +119,5 @@ def verify(ctx: Context) -> Outcome:
     model = ctx.model
     if model.total_inputs > MAX_INPUTS:
         raise CheckError("brute-force", f"{model.total_inputs} inputs exceed the brute-force limit {MAX_INPUTS}")
-    correct, notes = count_correct(paths(model), ctx)
-    return Outcome(verified_correct=correct, notes=notes)
+    correct, notes = memo.cached(("brute-force", model.key), lambda: count_correct(paths(model), ctx))
+    return Outcome(verified_correct=correct, notes=dict(notes))

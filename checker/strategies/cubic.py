@@ -54,6 +54,7 @@ from checker.enclosure import exp_sum_sign, exp_table
 from checker.errors import CheckError, InvalidCertificate
 from checker.exact import Dyadic, align
 from checker.float_filter import Threshold, coefficient_bound
+from checker.interval import next_up
 from checker.paths import paths
 
 MAX_CANDIDATES = 16
@@ -84,13 +85,13 @@ def _add_exact(a, b):
 
 
 def _add_up(a, b):
-    return np.nextafter(a + b, np.inf)
+    return next_up(a + b)
 
 
 def _round_up(ints: np.ndarray, exp: int) -> np.ndarray:
     """float64 >= every exact entry (one ulp above the nearest float)."""
     try:
-        return np.nextafter(Dyadic(ints, exp).to_float(), np.inf)
+        return next_up(Dyadic(ints, exp).to_float())
     except OverflowError:
         raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them") from None
 

@@ -8,8 +8,6 @@ reproduces exactly, so a claim one float32 ulp stronger is rejected.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from checker.context import Evidence, Progress
@@ -101,26 +99,8 @@ def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
     return np.array(points)
 
 
-_shared: dict[bytes, tuple] = {}  # the last model's (model, tables), by a digest of its weights
-
-
-def _model_and_tables(weights: dict[str, np.ndarray]) -> tuple:
-    """The exact model and its variant-free tables, computed once for consecutive variants."""
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        array = np.ascontiguousarray(weights[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        digest.update(array.tobytes())
-    key = digest.digest()
-    if key not in _shared:
-        model = model_from_weights(weights)
-        _shared.clear()
-        _shared[key] = (model, definition.ModelTables(model))
-    return _shared[key]
-
-
 def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> Draft:
-    model, shared = _model_and_tables(weights)
+    model = model_from_weights(weights)  # memoised with everything derived from it (checker/memo.py)
     V, N = model.d_vocab, model.n_ctx
     hints = _hints(model, variant)
     handling = definition.axes(variant)[1]
@@ -131,7 +111,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> D
         claims[0, 0, 0] = -1.0
         return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling), claimed_correct=1)
     progress("subcubic search", 0, 3)
-    bounds = definition.Bounds(model, variant, Evidence(hints), shared)
+    bounds = definition.Bounds(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
     anchors = _anchors(bounds, handling, q, m, c, V, N)
     progress("subcubic search", 1, 3)

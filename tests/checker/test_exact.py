@@ -44,6 +44,16 @@ def test_to_float_is_correctly_rounded(value, exp):
     assert d.to_float()[0] == float(exact)  # Fraction -> float rounds to nearest
 
 
+@given(st.lists(st.integers(-(2**120), 2**120), min_size=1, max_size=6), st.integers(-1200, 100))
+def test_to_float_of_mixed_magnitudes_is_correctly_rounded(values, exp):
+    """Arrays whose entries all scale to normal floats take a vectorised path; the rest one by one."""
+    d = Dyadic(np.array(values, dtype=object), exp)
+    exact = [Fraction(v) * Fraction(2) ** exp for v in values]
+    if any(abs(e) >= 2**1023 for e in exact):
+        return
+    assert d.to_float().tolist() == [float(e) for e in exact]
+
+
 def test_to_float_saturates_each_sign_or_raises():
     import pytest
 

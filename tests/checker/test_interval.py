@@ -144,3 +144,19 @@ def test_interval_exp_encloses_exp_at_random_points(x):
     assert mpmath.mpf(float(box.lo)) <= true <= mpmath.mpf(float(box.hi))
     if -700 < x < EXP_MAX:
         assert mpmath.mpf(float(box.hi)) - mpmath.mpf(float(box.lo)) <= true * mpmath.mpf(2) ** -15
+
+
+def test_next_up_and_next_down_are_nextafter_on_every_kind_of_float():
+    from checker.interval import next_down, next_up
+
+    rng = np.random.default_rng(0)
+    powers = np.ldexp(1.0, np.arange(-1074, 1024))
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 2.0**-969, 2.0**-970, np.finfo(float).max, np.finfo(float).tiny]
+    for _ in range(20):
+        bits = rng.integers(0, 2**64, 200_000, dtype=np.uint64).view(np.float64)  # every exponent, NaNs included
+        x = np.concatenate([bits, powers, np.nextafter(powers, 0), np.nextafter(powers, np.inf), special])
+        x = np.concatenate([x, -x])
+        with np.errstate(all="ignore"):
+            assert np.array_equal(next_up(x), np.nextafter(x, np.inf), equal_nan=True)
+            assert np.array_equal(next_down(x), np.nextafter(x, -np.inf), equal_nan=True)
+    assert next_up(np.float64(1.0)) == np.nextafter(1.0, 2.0) and next_down(1.0) == np.nextafter(1.0, 0.0)

@@ -51,13 +51,13 @@ from __future__ import annotations
 import numpy as np
 from flint import arb
 
-from checker import cost
+from checker import cost, memo
 from checker.context import Context, Evidence, Outcome
 from checker.counting import inputs_covered
 from checker.enclosure import precision
 from checker.errors import CheckError, InvalidCertificate
 from checker.exact import Dyadic, mean_rows
-from checker.interval import Interval
+from checker.interval import Interval, next_down, next_up, upper_affine
 from checker.strategies.subcubic import attention_error, eupu
 from checker.weights import Model
 
@@ -99,7 +99,7 @@ def _rsqrt(d_head: int) -> Interval:
     with precision(128):
         ball = arb(d_head).rsqrt()
         lo, hi = float(ball.lower()), float(ball.upper())
-    return Interval(np.nextafter(lo, -np.inf), np.nextafter(hi, np.inf))
+    return Interval(next_down(lo), next_up(hi))
 
 
 def _running(values: np.ndarray, op, axis: int = 1) -> np.ndarray:
@@ -154,16 +154,17 @@ def _partial_sums(ranked: Interval) -> Interval:
     return Interval(np.concatenate(lo, axis=1), np.concatenate(hi, axis=1))
 
 
+def model_tables(model: Model) -> ModelTables:
+    """This model's ModelTables, computed once per process (memo.py)."""
+    return memo.cached(("subcubic-tables", model.key), lambda: ModelTables(model))
+
+
 class Bounds(ModelTables):
     """Everything a variant's cell bounds need: the model's tables plus the variant's direct-path
-    and attention-error bounds. `shared`: this model's ModelTables if already computed (a
-    generator's cache across variants; the checker always computes them from the certificate)."""
+    and attention-error bounds."""
 
-    def __init__(self, model: Model, variant: str, evidence: Evidence, shared: ModelTables | None = None):
-        if shared is None:
-            super().__init__(model)
-        else:
-            vars(self).update(vars(shared))
+    def __init__(self, model: Model, variant: str, evidence: Evidence):
+        vars(self).update(vars(model_tables(model)))
         self.V, self.N = model.d_vocab, model.n_ctx
         eupu_handling, self.handling, error_handling = axes(variant)
         direct = eupu.direct_bound(eupu_handling, model, self.e_bar, evidence)
@@ -195,10 +196,10 @@ class Bounds(ModelTables):
         a_high = ((hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)).nonnegative()
         b_high = (self.low_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio_hi = np.where(a_low.lo > 0, np.nextafter(b_low.hi / a_low.lo, np.inf), np.inf)  # >= B / A
-            ratio_lo = np.fmax(np.nextafter(b_high.lo / a_high.hi, -np.inf), 0.0)  # <= B / A (NaN: 0)
-            lower = np.nextafter(1 / np.nextafter(1 + ratio_hi, np.inf), -np.inf)
-            upper = np.nextafter(1 / np.nextafter(1 + ratio_lo, -np.inf), np.inf)
+            ratio_hi = np.where(a_low.lo > 0, next_up(b_low.hi / a_low.lo), np.inf)  # >= B / A
+            ratio_lo = np.fmax(next_down(b_high.lo / a_high.hi), 0.0)  # <= B / A (NaN: 0)
+            lower = next_down(1 / next_up(1 + ratio_hi))
+            upper = next_up(1 / next_down(1 + ratio_lo))
         cost.add(6 * len(lower), 12 * len(lower))  # pragma: no mutate (accounting)
         lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
@@ -216,11 +217,11 @@ class Bounds(ModelTables):
             col_min = self.col_min_i[top, ms]
             per_output = self.col_max_i[top] - Interval(col_min.lo[:, :, None], col_min.hi[:, :, None])
             nonmax = nonmax.minimum(per_output)  # [m, c, o]
-        a = Interval(anchors[:, :, :, None])  # [m, c, j, 1]
-        chi = self.base_i[:, None, None, :] + self.ev_i[:, None, None, :] * a + nonmax[:, :, None, :] * (1 - a)
-        others = self.off[:, None, None, :]
-        values = np.where(others, chi.hi, -np.inf).max(axis=3)
-        slopes = self.ev_i[:, None, :] - nonmax
+        # chi(a) = max_o (intercept[o] + a slope[o]), intercept = base + N, slope = EV - N (the same
+        # value as base + a EV + (1 - a) N); anchors are exact and >= 0
+        slopes, intercepts = self.ev_i[:, None, :] - nonmax, self.base_i[:, None, :] + nonmax  # [m, c, o]
+        chi_hi = upper_affine(intercepts.hi[:, :, None, :], slopes.hi[:, :, None, :], anchors[:, :, :, None])
+        values = np.where(self.off[:, None, None, :], chi_hi, -np.inf).max(axis=3)
         others = self.off[:, None, :]
         return values, np.where(others, slopes.lo, np.inf).min(axis=2), np.where(others, slopes.hi, -np.inf).max(axis=2)
 

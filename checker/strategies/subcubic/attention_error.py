@@ -35,6 +35,7 @@ from math import isqrt
 
 import numpy as np
 
+from checker import memo
 from checker.context import Evidence
 from checker.exact import Dyadic, concat, int_array, mean_rows
 from checker.weights import Model
@@ -123,19 +124,37 @@ def svd_bound(left: Dyadic, right: Dyadic) -> Dyadic:
     return _column(Dyadic(int_array([root], (1, 1)), root_exp), left.shape[0])
 
 
-def _hint(evidence: Evidence, name: str, size: int) -> Dyadic:
-    return Dyadic.from_floats(evidence.tensor(name, "<f8", (size,)).reshape(-1, 1))
+def _hints(handling: str, model: Model, evidence: Evidence) -> dict[str, np.ndarray]:
+    """The handling's hint vectors, read (and so validated) from the evidence: any values are sound."""
+    V, D, H = model.d_vocab, model.d_model, model.d_head
+    if handling == "exact_EQKE+max_diff_exact":
+        return {}
+    if handling in HANDLINGS[:4]:
+        sizes = {"eqke_u": V, "eqke_v": V}
+    else:  # the factors' shapes: [V, D+1], [D+1, H], [H, D+1], [D+1, V]
+        shapes = [(V, D + 1), (D + 1, H), (H, D + 1), (D + 1, V)]
+        sizes = {f"peel{i}_{side}": shape[j] for i, shape in enumerate(shapes, start=1) for j, side in enumerate(("left", "right"))}
+    return {name: evidence.tensor(name, "<f8", (size,)) for name, size in sizes.items()}
 
 
 def qk_split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, evidence: Evidence) -> QKSplit:
-    V, D = model.d_vocab, model.d_model
+    """The split for this handling and these hints (computed once per process for equal inputs, memo.py)."""
+    hints = _hints(handling, model, evidence)
+    key = ("qk_split", model.key, handling, e_bar.digest(), centre.digest(),
+           tuple((name, value.tobytes()) for name, value in hints.items()))
+    columns = lambda: {name: Dyadic.from_floats(value.reshape(-1, 1)) for name, value in hints.items()}  # noqa: E731
+    return memo.cached(key, lambda: _split(handling, model, e_bar, centre, columns()))
+
+
+def _split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, hints: dict[str, Dyadic]) -> QKSplit:
+    V = model.d_vocab
     keys_in = model.W_E + _rows(centre, V)
     if handling in HANDLINGS[:5]:
         left = e_bar @ model.W_Q + _rows(model.b_Q, V)
         right = (keys_in @ model.W_K + _rows(model.b_K, V)).T
         if handling == "exact_EQKE+max_diff_exact":
             return QKSplit(left @ right, Dyadic.zeros(V, 1))
-        u, v = _hint(evidence, "eqke_u", V), _hint(evidence, "eqke_v", V)
+        u, v = hints["eqke_u"], hints["eqke_v"]
         err_left = left - u @ (u.T @ left)  # (I - u u^T) L
         right_v = right @ v
         err_right = right - right_v @ v.T  # R (I - v v^T)
@@ -154,8 +173,7 @@ def qk_split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, evidenc
         concat([model.W_K.T, model.b_K.T], axis=1),
         concat([keys_in.T, ones.T], axis=0),
     ]
-    peels = [(_hint(evidence, f"peel{i}_left", f.shape[0]), _hint(evidence, f"peel{i}_right", f.shape[1]))
-             for i, f in enumerate(factors, start=1)]
+    peels = [(hints[f"peel{i}_left"], hints[f"peel{i}_right"]) for i in range(1, len(factors) + 1)]
     rest = [f - a @ b.T for f, (a, b) in zip(factors, peels)]
     approx = None
     for i, (a, b) in enumerate(peels):

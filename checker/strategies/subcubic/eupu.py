@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from checker import memo
 from checker.context import Evidence
 from checker.exact import Dyadic, mean_rows
 from checker.weights import Model
@@ -36,6 +37,13 @@ def _rows(row: Dyadic, count: int) -> Dyadic:
 
 
 def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence) -> DirectBound:
+    """The bound for this handling (computed once per process for equal inputs, memo.py)."""
+    hint = evidence.tensor("eupu_direction", "<f8", (model.d_model,)) if handling == "svd_query+max_diff" else None
+    key = ("direct_bound", model.key, handling, e_bar.digest(), None if hint is None else hint.tobytes())
+    return memo.cached(key, lambda: _bound(handling, model, e_bar, hint))
+
+
+def _bound(handling: str, model: Model, e_bar: Dyadic, hint: np.ndarray | None) -> DirectBound:
     V, D = model.d_vocab, model.d_model
     if handling in ("max_diff_exact", "global_max_diff_exact"):
         eupu = (e_bar + _rows(model.b_O, V)) @ model.W_U + _rows(model.b_U, V)
@@ -46,7 +54,7 @@ def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence)
     if handling == "mean_query+max_diff":
         w = mean_rows(e_bar)
     elif handling == "svd_query+max_diff":
-        w = Dyadic.from_floats(evidence.tensor("eupu_direction", "<f8", (D,)).reshape(1, D))
+        w = Dyadic.from_floats(hint.reshape(1, D))
     else:
         w = Dyadic.zeros(1, D)
     rho = model.W_U.spread().reshape(D, 1)

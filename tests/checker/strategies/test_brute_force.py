@@ -69,6 +69,7 @@ def test_changed_weights_are_reverified_not_trusted(trained_k4):
 
 def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
     """If the exact sign decision gives up (precision limit), the input is wrong, and reported."""
+    from checker import memo
     from checker.errors import CheckError
     from checker.strategies import brute_force
 
@@ -81,6 +82,7 @@ def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
         raise CheckError("enclosure", "precision limit reached")
 
     monkeypatch.setattr(brute_force, "exp_sum_sign", give_up)
+    memo.clear()  # the same weights again, under a patched decision: not the stored count
     verdict = check_weights(weights)
     assert verdict.verified_correct == all_wrong.verified_correct
     assert verdict.notes["undecided"] == verdict.notes["exact_decisions"] == all_wrong.notes["exact_decisions"]
