@@ -24,6 +24,9 @@ MAX_FILE_BYTES = 1 << 30
 MAX_TENSOR_ELEMENTS = 1 << 27
 MAX_NDIM = 6
 MAX_DECIMAL_DIGITS = 1000
+MAX_DEPTH = 16  # maps and arrays nested at most this deep (a valid certificate needs 5)
+MAX_STR = 1 << 16
+MAX_ITEMS = 1 << 10  # entries of one map or array
 DTYPES = ("<f4", "<f8", "<i8", "|u1")
 TOP_KEYS = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z")
@@ -162,6 +165,26 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise _fail("msgpack extension types are not allowed")
 
 
+def _check_tree(root: Any) -> None:
+    """The container rules of schema/certificate-v1.md, before anything else reads the document:
+    only nil, bool, int, str, bin, array and map; map keys are strings; no value deeper than
+    MAX_DEPTH (the document itself at depth 0). (msgpack itself bounds lengths, rejects extension
+    types and, in canonical form, duplicate keys.)"""
+    stack = [(root, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _fail(f"values nested more than {MAX_DEPTH} deep")
+        if isinstance(value, dict):
+            if not all(type(key) is str for key in value):
+                raise _fail("map keys must be strings")
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif value is not None and not isinstance(value, (bool, int, str, bytes)):
+            raise _fail(f"msgpack {type(value).__name__} values are not allowed")
+
+
 def decode(raw: bytes) -> Certificate:
     """Parse and validate the container; the strategy's own checks come later."""
     if len(raw) > MAX_FILE_BYTES:
@@ -173,16 +196,17 @@ def decode(raw: bytes) -> Certificate:
             strict_map_key=True,
             use_list=True,
             ext_hook=_reject_ext,
-            max_str_len=1 << 16,
+            max_str_len=MAX_STR,
             max_bin_len=MAX_FILE_BYTES,
-            max_array_len=1 << 10,
-            max_map_len=1 << 10,
+            max_array_len=MAX_ITEMS,
+            max_map_len=MAX_ITEMS,
             max_ext_len=0,
         )
     except InvalidCertificate:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for malformed input
         raise _fail(f"not a msgpack document ({type(exc).__name__})") from None
+    _check_tree(obj)
     body = _map(obj, "certificate")
     if body.get("format") != FORMAT:
         raise _fail(f"format must be {FORMAT!r}")
@@ -191,7 +215,11 @@ def decode(raw: bytes) -> Certificate:
     if set(body) != TOP_KEYS:
         missing, extra = TOP_KEYS - set(body), set(body) - TOP_KEYS
         raise _fail(f"top-level keys: missing {sorted(missing)}, unknown {sorted(map(str, extra))}")
-    if canonical_bytes(body) != raw:
+    try:
+        canonical = canonical_bytes(body)
+    except Exception as exc:  # the tree check above should make this unreachable; never a traceback
+        raise _fail(f"cannot re-encode the document ({type(exc).__name__})") from None
+    if canonical != raw:
         raise _fail("not in canonical encoding (sorted maps, minimal integers, bin for bytes)")
     if body["digest"] != digest_of(body):
         raise _fail("digest does not match the content")

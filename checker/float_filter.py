@@ -101,3 +101,7 @@ class Threshold:
         approximate, `weight_sums` being the float sums of their weights. NaN is neither."""
         tolerance = np.maximum(weight_sums * self.slope, self.floor)
         return sums > tolerance, -sums > tolerance
+
+    def positive(self, sums: np.ndarray, weight_sums: np.ndarray) -> np.ndarray:
+        """The first mask of `classify` alone (weight_sums broadcast against sums)."""
+        return sums > np.maximum(weight_sums * self.slope, self.floor)

@@ -83,3 +83,18 @@ def tiny_models(draw, max_vocab: int = 5, max_ctx: int = 4, max_inputs: int = 70
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     seed = draw(st.integers(0, 2**32 - 1))
     return build(kind, seed, V, N, D, H, scale, biases, dtype)
+
+
+def near_tie_model() -> dict:
+    """Every logit difference is +-(a_0 - a_1), the attention on two positions whose scores differ
+    by 2^-80: its sign is settled at 128 bits, not at 64. Exactly one input, (0, 0), is correct."""
+    return {
+        "embed.W_E": np.zeros((2, 3)),
+        "pos_embed.W_pos": np.array([[1.0, 2.0**-80, 0.0], [-1.0, 0.0, 0.0]]),  # values +-1; key offset 2^-80
+        "blocks.0.attn.W_Q": np.zeros((1, 3, 1)),
+        "blocks.0.attn.b_Q": np.ones((1, 1)),
+        "blocks.0.attn.W_K": np.array([[[0.0], [1.0], [0.0]]]),
+        "blocks.0.attn.W_V": np.array([[[1.0], [0.0], [0.0]]]),
+        "blocks.0.attn.W_O": np.array([[[0.0, 0.0, 1.0]]]),
+        "unembed.W_U": np.array([[0.0, 0.0], [0.0, 0.0], [1.0, -1.0]]),
+    }

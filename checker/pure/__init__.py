@@ -21,6 +21,11 @@ from checker.pure.arith import sign_of_exp_sum
 
 SUPPORTED = ("brute-force", "cubic", "cubic/reference")
 MAX_INPUTS = 1 << 20
+# the limits of schema/certificate-v1.md (the same as the fast path's, written again here)
+MAX_FILE_BYTES, MAX_ELEMENTS, MAX_NDIM, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1 << 27, 6, 1000, 4096
+LIMITS = {"V": 4096, "N": 1024, "D": 4096, "H": 4096}
+MAX_PATH_WORK = 1 << 31
+NAME = re.compile(r"[A-Za-z0-9_.+/-]{1,200}\Z")
 TOP = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
 SHAPES = {  # key -> axes; "1" is the head axis, which may be omitted
     "embed.W_E": "VD", "pos_embed.W_pos": "ND", "blocks.0.attn.W_Q": "1DH", "blocks.0.attn.W_K": "1DH",
@@ -46,6 +51,22 @@ class PureVerdict:
     total: int | None
     reason: str
     invalid: bool = False
+    unsupported: bool = False  # a valid strategy this path does not check
+
+
+SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-error handlings
+    ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact"),
+    ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords"),
+    ("svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact", "max_diff_subproduct",
+     "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
+     "mean_recursive+max_diff_subproduct_recursive"),
+)
+
+
+def _known(strategy: str) -> bool:
+    parts = strategy.split("/")
+    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic"
+                                      and all(p in axis for p, axis in zip(parts[1:], SUBCUBIC_AXES)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,19 +76,21 @@ class PureVerdict:
 def _tensor(value, what: str) -> tuple[list, tuple]:
     if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
         raise Malformed(f"{what} is not a tensor")
-    codes = {"<f4": "f", "<f8": "d", "<i8": "q"}
-    if value["dtype"] not in codes or not isinstance(value["shape"], list):
+    codes = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
+    if value["dtype"] not in codes or not isinstance(value["shape"], list) or len(value["shape"]) > MAX_NDIM:
         raise Malformed(f"{what} has an unsupported dtype or shape")
     count = 1
     for size in value["shape"]:
-        if type(size) is not int or size < 0:
+        if type(size) is not int or not 0 <= size <= MAX_ELEMENTS:
             raise Malformed(f"{what} has an invalid shape")
         count *= size
+        if count > MAX_ELEMENTS:
+            raise Malformed(f"{what} has more than {MAX_ELEMENTS} elements")
     code = codes[value["dtype"]]
     if not isinstance(value["data"], bytes) or len(value["data"]) != count * struct.calcsize(code):
         raise Malformed(f"{what} data length does not match its shape")
     flat = list(struct.unpack(f"<{count}{code}", value["data"]))
-    if code != "q" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
+    if code in "fd" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
         raise Malformed(f"{what} contains NaN or infinity")
     return flat, tuple(value["shape"])
 
@@ -79,7 +102,18 @@ def _nest(flat: list, shape: tuple):
     return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
+def _evidence_value(value, what: str) -> None:
+    if isinstance(value, dict):
+        _tensor(value, what)
+    elif not (isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**64)
+              or (isinstance(value, str) and len(value) <= MAX_DECIMAL_DIGITS)):
+        raise Malformed(f"{what} must be a tensor, an integer, a boolean or a short string")
+
+
 def parse(raw: bytes) -> dict:
+    """The container and the top-level fields, by the rules of schema/certificate-v1.md."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise Malformed(f"file larger than {MAX_FILE_BYTES} bytes")
     try:
         doc = msgpack_lite.decode(raw)
         canonical = msgpack_lite.encode(doc) == raw
@@ -96,8 +130,24 @@ def parse(raw: bytes) -> dict:
     if not isinstance(claim, dict) or set(claim) != {"correct", "total"} or not all(
             isinstance(claim[k], str) and re.fullmatch(r"0|[1-9][0-9]{0,999}", claim[k]) for k in claim):
         raise Malformed("malformed claim")
-    if doc["params"] != {}:
-        raise Malformed("no strategy takes parameters")
+    for field in ("params", "weights", "evidence", "generator"):
+        if not isinstance(doc[field], dict):
+            raise Malformed(f"{field} must be a map")
+    if not isinstance(doc["strategy"], str) or not NAME.match(doc["strategy"]):
+        raise Malformed("malformed strategy name")
+    for key, value in doc["params"].items():
+        if not NAME.match(key) or not (isinstance(value, (bool, str)) or (isinstance(value, int) and -(2**63) <= value < 2**64)):
+            raise Malformed("malformed params")
+    if not all(isinstance(v, str) and len(v) < MAX_GENERATOR_TEXT for v in doc["generator"].values()):
+        raise Malformed("generator must map names to strings")
+    for key, value in doc["weights"].items():
+        if not NAME.match(key):
+            raise Malformed("malformed weight name")
+        _tensor(value, f"weight {key}")
+    for key, value in doc["evidence"].items():
+        if not NAME.match(key):
+            raise Malformed("malformed evidence name")
+        _evidence_value(value, f"evidence {key}")
     return doc
 
 
@@ -122,6 +172,8 @@ def model(weights: dict) -> dict:
                 raise Malformed(f"{key} has an inconsistent shape")
         out[key] = _nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
     V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
+    if any(not 1 <= dims[axis] <= LIMITS[axis] for axis in LIMITS) or V * V * max(D, H) > MAX_PATH_WORK:
+        raise Malformed("weights: a dimension is outside the format's limits")
     zero = lambda n: [Fraction(0)] * n  # noqa: E731
     return {"V": V, "N": N, "D": D, "H": H,
             **{k.rsplit(".", 1)[1]: out[k] for k in REQUIRED},
@@ -167,11 +219,13 @@ def paths(w: dict) -> dict:
 # the strategies
 
 
-def _settled(terms, d_head: int) -> int:
+def _settled(terms, d_head: int) -> int | None:
+    """The exact sign, or None if the precision cap did not settle it: every caller accepts only
+    a sign it needs (== 1, or in (-1, 0)), so None never satisfies an accept condition."""
     try:
         return sign_of_exp_sum(terms, d_head)
     except ArithmeticError:
-        return 1  # not settled: treated as failing (never as established)
+        return None
 
 
 def brute_force(w: dict, p: dict) -> int:
@@ -185,7 +239,7 @@ def brute_force(w: dict, p: dict) -> int:
         q, m = x[-1], max(x)
         scores = [p["EQKE"][q][t] + p["EQKP"][q][i] for i, t in enumerate(x)]
         rows = [[p["EVOU"][t][o] + p["PVOU"][i][o] + p["EUPU"][q][o] for o in range(V)] for i, t in enumerate(x)]
-        correct += all(_settled([(s, r[m] - r[o]) for s, r in zip(scores, rows)], w["H"]) > 0 for o in range(V) if o != m)
+        correct += all(_settled([(s, r[m] - r[o]) for s, r in zip(scores, rows)], w["H"]) == 1 for o in range(V) if o != m)
     return correct
 
 
@@ -259,8 +313,8 @@ def cubic(w: dict, p: dict, evidence: dict, reference: bool) -> int:
                 terms = [(p["EQKE"][q][m] + p["EQKP"][q][i], f_m - claim) for i in m_slots]
                 terms += [(p["EQKE"][q][k] + p["EQKP"][q][i], f_k - claim) for i in k_slots]
                 terms.append((p["EQKE"][q][q] + p["EQKP"][q][N - 1], f_q - claim))
-                if _settled(terms, H) > 0:
-                    raise Reject(f"claim for case {(m, q, c, k)} is below its bound")
+                if _settled(terms, H) not in (-1, 0):  # the claim is not certainly at or above the bound
+                    raise Reject(f"claim for case {(m, q, c, k)} is not established")
         if claim < 0:
             if c == 0:
                 count += 1
@@ -276,7 +330,12 @@ def check_bytes(raw: bytes) -> PureVerdict:
         doc = parse(raw)
         verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
         if doc["strategy"] not in SUPPORTED:
-            raise Malformed(f"strategy {doc['strategy']!r} is not supported by the pure checker")
+            if not _known(doc["strategy"]):
+                raise Malformed(f"unknown strategy {doc['strategy']!r}")
+            verdict.unsupported = True
+            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker")
+        if doc["params"]:
+            raise Malformed("no strategy takes parameters")
         w = model(doc["weights"])
         verdict.total = w["V"] ** w["N"]
         if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:

@@ -14,6 +14,9 @@ class Malformed(ValueError):
     pass
 
 
+MAX_STR, MAX_ITEMS = 1 << 16, 1 << 10  # bytes of one str; entries of one array or map
+
+
 def decode(data: bytes, max_depth: int = 16):
     value, end = _decode(memoryview(data), 0, max_depth)
     if end != len(data):
@@ -74,6 +77,8 @@ def _decode(data, i: int, depth: int):
 
 
 def _text(data, i: int, size: int):
+    if size > MAX_STR:
+        raise Malformed("string too long")
     try:
         return _take(data, i, size).decode("utf-8"), i + size
     except UnicodeDecodeError:
@@ -81,6 +86,8 @@ def _text(data, i: int, size: int):
 
 
 def _array(data, i: int, size: int, depth: int):
+    if size > MAX_ITEMS:
+        raise Malformed("array too long")
     out = []
     for _ in range(size):
         value, i = _decode(data, i, depth - 1)
@@ -89,6 +96,8 @@ def _array(data, i: int, size: int, depth: int):
 
 
 def _map(data, i: int, size: int, depth: int):
+    if size > MAX_ITEMS:
+        raise Malformed("map too long")
     out = {}
     for _ in range(size):
         key, i = _decode(data, i, depth - 1)

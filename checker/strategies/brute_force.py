@@ -26,6 +26,7 @@ from checker.enclosure import exp_sum_sign, exp_table
 from checker.errors import CheckError
 from checker.exact import Dyadic, align
 from checker.paths import Paths, paths
+from checker.residues import Residues
 
 MAX_INPUTS = 1 << 32
 CHUNK = 1 << 19  # floats per vectorised block
@@ -40,29 +41,84 @@ def _scaled_floats(tables: list[Dyadic]) -> tuple[list[np.ndarray], list[np.ndar
 
 
 class _ExactDecider:
-    """Decides single inputs exactly (the filter's fallback)."""
+    """Decides the inputs the filter leaves open, exactly, in bulk.
+
+    For each open (input, output o) pair, margin_o = sum_i e^{u_i} d_i with integer scores s_i and
+    coefficients d_i (u_i = s_i 2^e / sqrt(d_head)). Grouping positions with equal s_i, margin_o = 0
+    iff every group's coefficient sum is zero (Lindemann-Weierstrass, as in exp_sum_sign). Scores
+    are compared through exact class numbers, group sums through residues (residues.py; the
+    moduli's product exceeds every sum's magnitude, so the test is exact), vectorised over all
+    pairs: an exact zero makes the input wrong at once. A nonzero margin the filter could not sign is decided by
+    exp_sum_sign, one pair at a time; one that stays unsettled makes the input not established.
+    """
 
     def __init__(self, p: Paths):
         (self.eqke, self.eqkp), self.score_exp = align(p.EQKE, p.EQKP)
         (self.evou, self.pvou, self.eupu), _ = align(p.EVOU, p.PVOU, p.EUPU)
-        self.d_head = p.d_head
-        self.undecided = 0
+        self.d_head, self.n_ctx = p.d_head, p.n_ctx
+        self.inputs = self.zeros = self.signed = self.undecided = 0
+        self._residues = None
 
-    def correct(self, x: tuple[int, ...]) -> bool:
-        q, m = x[-1], max(x)
-        scores = [int(self.eqke[q, t] + self.eqkp[q, i]) for i, t in enumerate(x)]
-        values = [self.evou[t] + self.pvou[i] + self.eupu[q] for i, t in enumerate(x)]
-        for o in range(len(values[0])):
-            if o == m:
-                continue
-            terms = [(s, int(v[m] - v[o])) for s, v in zip(scores, values)]
-            try:
-                if exp_sum_sign(terms, self.score_exp, self.d_head) <= 0:
-                    return False
-            except CheckError:
-                self.undecided += 1
-                return False
-        return True
+    def _tables(self):
+        """Score classes and coefficient residues (computed when first needed). score_class[q, t, i]
+        numbers the distinct exact values of EQKE[q, t] + EQKP[q, i] per query q, so two positions'
+        scores are equal iff their classes are."""
+        if self._residues is None:
+            V, N = self.eqke.shape[0], self.n_ctx
+            score_class = np.empty((V, V, N), dtype=np.int64)
+            for q in range(V):
+                scores = (self.eqke[q][:, None] + self.eqkp[q][None, :]).ravel().tolist()
+                ids = {value: i for i, value in enumerate(sorted(set(scores)))}
+                score_class[q] = np.array([ids[value] for value in scores], dtype=np.int64).reshape(V, N)
+            top = lambda *tables: max(abs(int(v)) for t in tables for v in t.ravel())  # noqa: E731
+            bits = (2 * self.n_ctx * (top(self.evou) + top(self.pvou) + top(self.eupu))).bit_length()  # |a group's sum|
+            mod = Residues(bits)
+            self._residues = (mod, score_class, *(mod.of(t) for t in (self.evou, self.pvou, self.eupu)))
+        return self._residues
+
+    def correct(self, inputs: np.ndarray, open_outputs: np.ndarray) -> np.ndarray:
+        """Which of `inputs` [n, n_ctx] are correct, given that every output outside `open_outputs`
+        [n, d_vocab] (the label's column included) has a certainly positive margin."""
+        n, N = inputs.shape
+        self.inputs += n
+        wrong = np.zeros(n, dtype=bool)
+        rows, outs = np.nonzero(open_outputs)
+        if not len(rows):
+            return ~wrong
+        mod, score_class, evou, pvou, eupu = self._tables()
+        cost.add(len(rows) * N * (N + 6) * len(mod.moduli))  # pragma: no mutate (accounting)
+        x = inputs[rows]
+        q, m, pos = x[:, -1], x.max(axis=1), np.arange(N)
+        classes = score_class[q[:, None], x, pos[None, :]]  # [pairs, N]
+        same = classes[:, :, None] == classes[:, None, :]  # [pairs, i, j]: s_i == s_j
+        d = (evou[:, x, m[:, None]] - evou[:, x, outs[:, None]]) + (pvou[:, pos[None, :], m[:, None]] - pvou[:, pos[None, :], outs[:, None]])
+        d = mod.reduce(d + (eupu[:, q, m] - eupu[:, q, outs])[:, :, None])  # [k, pairs, N], each in [0, M)
+        grouped = np.flatnonzero(same.sum(axis=2).max(axis=1) > 1)  # pairs where two positions share a score
+        if len(grouped):  # per position: the sum over its score group
+            d[:, grouped] = mod.reduce(np.einsum("pij,kpj->kpi", same[grouped].astype(np.int64), d[:, grouped]))
+        zero = ~(d != 0).any(axis=(0, 2))
+        self.zeros += int(np.count_nonzero(zero))
+        wrong[rows[zero]] = True
+        for pair in np.flatnonzero(~zero):
+            if not wrong[rows[pair]]:
+                wrong[rows[pair]] = self._sign(x[pair], int(outs[pair])) != 1
+        return ~wrong
+
+    def _sign(self, x: np.ndarray, o: int) -> int | None:
+        """The exact sign of margin_o(x), or None if not settled within the precision cap."""
+        self.signed += 1
+        q, m = int(x[-1]), int(x.max())
+        terms = [(int(self.eqke[q, t] + self.eqkp[q, i]), int(self.evou[t, m] - self.evou[t, o] + self.pvou[i, m]
+                  - self.pvou[i, o] + self.eupu[q, m] - self.eupu[q, o])) for i, t in enumerate(x)]
+        try:
+            return exp_sum_sign(terms, self.score_exp, self.d_head)
+        except CheckError:
+            self.undecided += 1
+            return None
+
+    def notes(self) -> dict:
+        return {"exact_decisions": self.inputs, "exact_zeros": self.zeros, "signs_decided_exactly": self.signed,
+                "undecided": self.undecided}
 
 
 def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
@@ -82,7 +138,16 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
     block_max = block_tokens.max(axis=1, initial=0)
     rows = np.arange(len(block_tokens))
 
-    correct = filtered = 0
+    correct = 0
+    pending: list[tuple[np.ndarray, np.ndarray]] = []  # open inputs and their open outputs, decided in bulk
+
+    def decide() -> int:
+        if not pending:
+            return 0
+        inputs, open_outputs = (np.concatenate(parts) for parts in zip(*pending))
+        pending.clear()
+        return int(np.count_nonzero(exact.correct(inputs, open_outputs)))
+
     for q in range(V):
         ctx.progress("brute-force", q, V)  # pragma: no mutate (display)
         w = w_tok[q][:, None] * w_pos[q][None, :]  # [token, position], Lemma 3
@@ -108,11 +173,18 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
             positive, negative = threshold.classify(margin, weight)
             cost.add(logits.size * 2 + 4 * len(margin), logits.size * 2 + 8 * len(margin))  # pragma: no mutate (accounting)
             correct += int(np.count_nonzero(positive))
-            for j in np.flatnonzero(~(positive | negative)):
-                filtered += 1
-                correct += exact.correct(prefix + tuple(int(t) for t in block_tokens[j]) + (q,))
+            open_rows = np.flatnonzero(~(positive | negative))
+            if len(open_rows):  # per output: which margins the filter does not certainly sign positive
+                margins = at_label[open_rows, None] - logits[open_rows]
+                certain = threshold.positive(margins, weight[open_rows, None])
+                tokens = np.concatenate([np.tile(np.array(prefix, dtype=np.int64), (len(open_rows), 1)),
+                                         block_tokens[open_rows], np.full((len(open_rows), 1), q)], axis=1)
+                pending.append((tokens, ~certain))
+                if sum(len(t) for t, _ in pending) >= 1 << 14:
+                    correct += decide()
+        correct += decide()
     ctx.progress("brute-force", V, V)  # pragma: no mutate (display)
-    return correct, {"exact_decisions": filtered, "undecided": exact.undecided, "filter_slope": threshold.slope}
+    return correct, {**exact.notes(), "filter_slope": threshold.slope}
 
 
 def verify(ctx: Context) -> Outcome:

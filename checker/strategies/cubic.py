@@ -258,10 +258,11 @@ def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_o
             try:
                 sign = weights.exact_sign(qs[row], m, ks[row], cs[row], arrangement, coeffs, cl[row])
             except CheckError:  # not settled at the precision cap: not established
-                sign = 1
-            if sign > 0:
+                sign = None
+            if sign not in (-1, 0):  # accepted only if F - claim is certainly <= 0
                 raise CheckError("cubic", f"claim {cl[row]!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
-                                 f"k={ks[row]}) is below the bound the checker derives")
+                                 f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
+                                 if sign == 1 else "its sign is not settled within the precision cap"))
     return exact_checks
 
 

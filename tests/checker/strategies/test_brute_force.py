@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.helpers import check_weights, total_inputs
-from tests.models import build, tiny_models
+from tests.models import build, near_tie_model, tiny_models
 from tests.reference.evaluator import exact_correct_count
 
 
@@ -73,10 +73,10 @@ def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
     from checker.errors import CheckError
     from checker.strategies import brute_force
 
-    weights = build("tie", 7, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    weights = near_tie_model()  # margins of relative size 2^-80: beyond the float filter
     monkeypatch.setattr(brute_force, "exp_sum_sign", lambda *args: -1)  # every exact decision: wrong
     all_wrong = check_weights(weights)
-    assert all_wrong.notes["exact_decisions"] > 0 and all_wrong.notes["undecided"] == 0
+    assert all_wrong.notes["signs_decided_exactly"] > 0 and all_wrong.notes["undecided"] == 0
 
     def give_up(*args):
         raise CheckError("enclosure", "precision limit reached")
@@ -85,7 +85,20 @@ def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
     memo.clear()  # the same weights again, under a patched decision: not the stored count
     verdict = check_weights(weights)
     assert verdict.verified_correct == all_wrong.verified_correct
-    assert verdict.notes["undecided"] == verdict.notes["exact_decisions"] == all_wrong.notes["exact_decisions"]
+    assert verdict.notes["undecided"] == verdict.notes["signs_decided_exactly"] == all_wrong.notes["signs_decided_exactly"]
+
+
+@pytest.mark.parametrize("kind", ["tie", "equal-residual", "uniform-attention", "coarse"])
+def test_exact_ties_are_decided_in_bulk_without_a_sign_evaluation(monkeypatch, kind):
+    """Exact zeros are found by residues (no arb call at all) and give the exact count."""
+    from checker.strategies import brute_force
+
+    weights = build(kind, 3, V=5, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    monkeypatch.setattr(brute_force, "exp_sum_sign", lambda *args: pytest.fail("a sign was evaluated"))
+    verdict = check_weights(weights)
+    if verdict.notes["signs_decided_exactly"] == 0:
+        assert verdict.verified_correct == exact_correct_count(weights)
+    assert kind != "tie" or verdict.notes["exact_zeros"] > 0
 
 
 @pytest.mark.parametrize("chunk", [1, 16, 1 << 19])  # blocks of 0, 1 and all trailing positions

@@ -58,7 +58,7 @@ def test_real_model_certificate_is_tight_to_one_ulp_per_claim(trained, strategy)
         m, q, c, k = cases[index]
         assert not verdict.accepted and verdict.reason == (
             f"cubic: claim {np.float64(tampered['claims'][index])!r} for case (m={m}, q={q}, c={c}, k={k}) "
-            "is below the bound the checker derives"), index
+            "is not established: below the bound the checker derives"), index
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
@@ -220,7 +220,7 @@ def test_exact_decisions_are_counted_and_an_unsettled_one_is_a_rejection(monkeyp
     monkeypatch.setattr(cubic, "exp_sum_sign", give_up)
     verdict = check_bytes(proof.raw)
     assert not verdict.accepted and verdict.reason.startswith("cubic: claim ")
-    assert verdict.reason.endswith("is below the bound the checker derives")
+    assert verdict.reason.endswith("is not established: its sign is not settled within the precision cap")
 
 
 def assert_filter_sees_every_term_and_weight(weights, strategy):

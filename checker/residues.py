@@ -1,0 +1,51 @@
+"""Exact zero tests for many integer sums at once, by residues (the Chinese remainder theorem).
+
+If M_1, ..., M_k are pairwise coprime and z = 0 mod every M_j, then z = 0 mod their product P;
+if moreover |z| < P, then z = 0. So integers known to be below 2^bits in magnitude are compared
+exactly through their residues modulo moduli whose product exceeds 2^bits, in numpy int64: every
+modulus is below 2^57, so a sum of up to 63 residues cannot overflow.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+
+
+def _coprime_moduli(count: int) -> list[int]:
+    """The largest odd numbers below 2^57 that are pairwise coprime (checked with gcd)."""
+    out: list[int] = []
+    candidate = (1 << 57) - 1
+    while len(out) < count:
+        if all(gcd(candidate, m) == 1 for m in out):
+            out.append(candidate)
+        candidate -= 2
+    return out
+
+
+MODULI = _coprime_moduli(64)  # products up to 2^3600
+
+
+class Residues:
+    """Moduli enough for integers of magnitude below 2^bits."""
+
+    def __init__(self, bits: int):
+        chosen, product = [], 1
+        for modulus in MODULI:
+            if product > 1 << bits:
+                break
+            chosen.append(modulus)
+            product *= modulus
+        if product <= 1 << bits:
+            raise ValueError(f"integers of {bits} bits exceed the residue range")
+        self.moduli = np.array(chosen, dtype=np.int64)
+
+    def of(self, ints: np.ndarray) -> np.ndarray:
+        """[k, *shape] int64: the residues of an object array of Python ints, each in [0, M_j)."""
+        ints = np.asarray(ints, dtype=object)
+        return np.stack([(ints % int(m)).astype(np.int64) for m in self.moduli])
+
+    def reduce(self, values: np.ndarray) -> np.ndarray:
+        """values mod M_j along the first axis (values of magnitude below 2^63)."""
+        return values % self.moduli.reshape((-1,) + (1,) * (values.ndim - 1))
