@@ -47,7 +47,6 @@ class Certificate:
     evidence: dict[str, Any]
     generator: dict[str, str]
     digest: str
-    weights_digest: str = ""
     raw_size: int = field(default=0, compare=False)
 
 
@@ -251,7 +250,6 @@ def decode(raw: bytes) -> Certificate:
         evidence=evidence,
         generator=generator,
         digest=body["digest"],
-        weights_digest=weights_digest(weights),
         raw_size=len(raw),
     )
 

@@ -17,7 +17,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
 
-from checker.errors import CheckError
+from checker.errors import ResourceLimit
+
+
+def quantity(n: int) -> str:
+    """A count for a message: exact below 10^15 (and as 2^k for larger powers of two), else rounded."""
+    if n < 10**15:
+        return str(n)
+    if n & (n - 1) == 0:
+        return f"2^{n.bit_length() - 1}"
+    return f"about {float(n):.3g}" if n < 2**1000 else f"about 2^{n.bit_length() - 1}"
 
 
 @dataclass
@@ -37,7 +46,7 @@ def add(flops: int, ops: int | None = None) -> None:
         tally.flops += int(flops)
         tally.ops += int(flops if ops is None else ops)
         if tally.deadline is not None and time.monotonic() > tally.deadline:
-            raise CheckError("resources", "time limit exceeded")
+            raise ResourceLimit("resources", "time limit exceeded")
 
 
 @contextmanager

@@ -12,3 +12,7 @@ class CheckError(Exception):
 
 class InvalidCertificate(CheckError):
     """The file is not a well-formed certificate (exit code 3), as opposed to a false claim."""
+
+
+class ResourceLimit(CheckError):
+    """A size cap or the time limit stopped the check before it decided anything (exit code 4)."""

@@ -4,6 +4,11 @@ Every finite float32/float64 weight is such a number, and so is every sum and pr
 so the path matrices of a model are computed here with no rounding at all. Matrix products use
 python-flint's fmpz_mat on the integer parts; everything else uses numpy object arrays of
 Python ints.
+
+Cost: every array carries an upper bound on its integers' bit length, so a product's work is
+known before it starts: rows x inner x columns x limbs(a) x limbs(b) (64-bit limbs, schoolbook);
+a product above MAX_PRODUCT_WORK is refused (ResourceLimit) instead of run, whatever the weights'
+exponent range makes the integers' lengths.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import numpy as np
 from flint import fmpz_mat
 
 from checker import cost
+from checker.errors import ResourceLimit
+
+MAX_PRODUCT_WORK = 1 << 33  # limb multiply-adds in one matrix product (about 10 s)
+
+
+def _limbs(bits: int) -> int:
+    return max(1, -(-bits // 64))
 
 
 def int_array(values, shape) -> np.ndarray:
@@ -29,10 +41,17 @@ class Dyadic:
     instead hold its integers as an fmpz_mat, converted to Python ints only when they are read,
     so that chains of products stay in FLINT."""
 
-    __slots__ = ("_ints", "_mat", "exp")
+    __slots__ = ("_ints", "_mat", "exp", "_bits")
 
-    def __init__(self, ints: np.ndarray | None, exp: int, mat: fmpz_mat | None = None):
-        self._ints, self._mat, self.exp = ints, mat, exp
+    def __init__(self, ints: np.ndarray | None, exp: int, mat: fmpz_mat | None = None, bits: int | None = None):
+        self._ints, self._mat, self.exp, self._bits = ints, mat, exp, bits
+
+    @property
+    def bits(self) -> int:
+        """An upper bound on the bit length of every integer (exact when computed from them)."""
+        if self._bits is None:
+            self._bits = int(np.abs(self.ints).max(initial=0)).bit_length()
+        return self._bits
 
     @property
     def ints(self) -> np.ndarray:
@@ -50,13 +69,20 @@ class Dyadic:
 
     @classmethod
     def from_floats(cls, array: np.ndarray) -> "Dyadic":
-        """The exact value of a finite float array."""
-        flat = np.asarray(array, dtype=np.float64).ravel().tolist()  # float32 -> float64 is exact
-        ratios = [x.as_integer_ratio() for x in flat]  # (numerator, power-of-two denominator)
-        exps = [1 - den.bit_length() for _, den in ratios]
-        exp = min(exps, default=0)
-        ints = [num << (e - exp) for (num, _), e in zip(ratios, exps)]
-        return cls(int_array(ints, np.shape(array)), exp)
+        """The exact value of a finite float array: x_i = odd_i 2^f_i, and the shared exponent is
+        the smallest min(0, f_i) (0 for zeros), so entries are integers as small as that allows."""
+        x = np.asarray(array, dtype=np.float64)  # float32 -> float64 is exact
+        mantissa, e = np.frexp(x)  # x = mantissa 2^e, 1/2 <= |mantissa| < 1
+        m53 = (mantissa * 2.0**53).astype(np.int64)  # exact: |m53| < 2^53
+        low = np.frexp((m53 & -m53).astype(np.float64))[1] - 1  # trailing zero bits of m53 (a power of two)
+        odd_exp = e.astype(np.int64) - 53 + np.maximum(low, 0)
+        nonzero = m53 != 0
+        exp = int(np.where(nonzero, np.minimum(odd_exp, 0), 0).min(initial=0))
+        bits = int(np.where(nonzero, e, exp).max(initial=exp)) - exp
+        cost.add(x.size, x.size * _limbs(bits))  # pragma: no mutate (accounting)
+        odd = np.where(nonzero, m53 >> np.maximum(low, 0), 0)
+        ints = odd.astype(object) << np.where(nonzero, odd_exp - exp, 0).astype(object)
+        return cls(np.asarray(ints, dtype=object).reshape(x.shape), exp, bits=max(bits, 0))
 
     @classmethod
     def zeros(cls, *shape: int) -> "Dyadic":
@@ -74,7 +100,8 @@ class Dyadic:
 
     def _binary(self, other: "Dyadic", op) -> "Dyadic":
         exp = min(self.exp, other.exp)
-        out = Dyadic(op(self.at_exp(exp), other.at_exp(exp)), exp)
+        bits = max(self.bits + self.exp - exp, other.bits + other.exp - exp) + 1
+        out = Dyadic(op(self.at_exp(exp), other.at_exp(exp)), exp, bits=bits)
         cost.add(out.ints.size)
         return out
 
@@ -85,22 +112,27 @@ class Dyadic:
         return self._binary(other, np.subtract)
 
     def __getitem__(self, index) -> "Dyadic":
-        return Dyadic(self.ints[index], self.exp)
+        return Dyadic(self.ints[index], self.exp, bits=self._bits)
 
     @property
     def T(self) -> "Dyadic":
         if self._ints is None:
-            return Dyadic(None, self.exp, self._mat.transpose())
-        return Dyadic(self.ints.T, self.exp)
+            return Dyadic(None, self.exp, self._mat.transpose(), bits=self._bits)
+        return Dyadic(self.ints.T, self.exp, bits=self._bits)
 
     def __matmul__(self, other: "Dyadic") -> "Dyadic":
         (r, k), (k2, c) = self.shape, other.shape
         if k != k2:
             raise ValueError("shape mismatch in matmul")
         if r * k * c == 0:
-            return Dyadic(int_array([0] * (r * c), (r, c)), 0)
+            return Dyadic(int_array([0] * (r * c), (r, c)), 0, bits=0)
+        work = r * k * c * _limbs(self.bits) * _limbs(other.bits)
+        if work > MAX_PRODUCT_WORK:
+            raise ResourceLimit("exact", f"a {r}x{k} by {k}x{c} product of {self.bits}- and {other.bits}-bit integers "
+                                f"exceeds the work limit ({work:.3g} > {MAX_PRODUCT_WORK} limb operations)")
         cost.add(r * c * (2 * k - 1))
-        return Dyadic(None, self.exp + other.exp, self._fmpz() * other._fmpz())
+        bits = self.bits + other.bits + k.bit_length()
+        return Dyadic(None, self.exp + other.exp, self._fmpz() * other._fmpz(), bits=bits)
 
     def digest(self) -> str:
         """A sha256 of the exact value (shape, exponent and integers), for memo.py's keys."""
@@ -108,10 +140,10 @@ class Dyadic:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def __abs__(self) -> "Dyadic":
-        return Dyadic(np.abs(self.ints), self.exp)
+        return Dyadic(np.abs(self.ints), self.exp, bits=self._bits)
 
     def reshape(self, *shape: int) -> "Dyadic":
-        return Dyadic(self.ints.reshape(*shape), self.exp)
+        return Dyadic(self.ints.reshape(*shape), self.exp, bits=self._bits)
 
     def spread(self) -> "Dyadic":
         """Per row: max - min (the row's range)."""
@@ -126,7 +158,7 @@ class Dyadic:
     def _reduce(self, op, axis) -> "Dyadic":
         out = np.asarray(op(self.ints, axis=axis), dtype=object)
         cost.add(self.ints.size - out.size)
-        return Dyadic(out, self.exp)
+        return Dyadic(out, self.exp, bits=self._bits)
 
     def fraction(self, index=()) -> Fraction:
         return Fraction(int(self.ints[index])) * Fraction(2) ** self.exp

@@ -9,7 +9,7 @@ from typing import Any
 from checker import cost, metrics, strategies
 from checker.certificate import Certificate
 from checker.context import Context, Evidence, Progress, no_progress
-from checker.errors import CheckError, InvalidCertificate
+from checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from checker.weights import model_from_weights
 
 
@@ -23,13 +23,22 @@ class Verdict:
     reason: str
     seconds: float
     invalid: bool = False  # the file is not a valid certificate (as opposed to a false claim)
+    limit: bool = False  # a size cap or the time limit stopped the check: nothing was decided
+    unsupported: bool = False  # a valid certificate this checker (path) does not check
     digest: str | None = None  # the certificate's sha256
-    weights_digest: str | None = None  # the sha256 of its weights (certificate.weights_digest)
+    weights_digest: str | None = None  # the digest of its weights (weights.key_of), as in the models manifest
     flops: int | None = None
     checker_ops: int | None = None
     unexplained_dimension: int | None = None
     complexity: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """accepted, rejected (the claim is not established), invalid, limit or unsupported."""
+        if self.accepted:
+            return "accepted"
+        return "invalid" if self.invalid else "limit" if self.limit else "unsupported" if self.unsupported else "rejected"
 
     @property
     def bound(self) -> str | None:
@@ -55,14 +64,13 @@ def check(cert: Certificate, progress: Progress = no_progress, max_seconds: floa
 
 
 def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
-    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest,
-                      weights_digest=cert.weights_digest)
+    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
     try:
         verify = strategies.resolve(cert.strategy)
         if cert.params:
             raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
         model = model_from_weights(cert.weights)
-        verdict.total = model.total_inputs
+        verdict.total, verdict.weights_digest = model.total_inputs, model.key
         if cert.claimed_total != model.total_inputs:
             raise CheckError("claim", f"claimed total {cert.claimed_total} is not d_vocab^n_ctx = {model.total_inputs}")
         if cert.claimed_correct > model.total_inputs:
@@ -83,6 +91,8 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
             verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {outcome.verified_correct}"
     except InvalidCertificate as exc:
         verdict.invalid, verdict.reason = True, str(exc)
+    except ResourceLimit as exc:
+        verdict.limit, verdict.reason = True, str(exc)
     except CheckError as exc:
         verdict.reason = str(exc)
     except Exception as exc:  # a checker bug or resource failure is never an accept

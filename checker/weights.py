@@ -12,7 +12,15 @@ from checker.errors import InvalidCertificate
 from checker.exact import Dyadic
 
 MAX_VOCAB, MAX_CTX, MAX_WIDTH = 4096, 1024, 4096
-MAX_PATH_WORK = 1 << 31  # d_vocab^2 max(d_model, d_head): the cost of the exact path matrices
+MAX_PATH_WORK = 1 << 31  # multiply-adds of the largest product the checker forms from the weights
+
+
+def largest_product(V: int, N: int, D: int, H: int) -> int:
+    """rows x inner x columns of the largest matrix product of the path matrices (paths.py) and
+    the subcubic factorisations (at most one more row or column: D + 1, H + 1). Each product is
+    checked again, with its integers' bit lengths, when it is formed (exact.MAX_PRODUCT_WORK)."""
+    V, N, D, H = V + 1, N + 1, D + 1, H + 1
+    return max(V * D * H, N * D * H, H * D * V, V * H * V, V * H * N, N * H * V, V * D * V, D * V * D, H * V * H)
 
 # key -> (role, shape in terms of V=d_vocab, N=n_ctx, D=d_model, H=d_head); "1" is the head axis
 REQUIRED = {
@@ -68,15 +76,15 @@ def normalise(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for role, size in dims.items():
         if not 1 <= size <= limits[role]:
             raise _error(f"dimension {role} = {size} outside 1..{limits[role]}")
-    if dims["V"] ** 2 * max(dims["D"], dims["H"]) > MAX_PATH_WORK:
-        raise _error(f"d_vocab^2 max(d_model, d_head) exceeds {MAX_PATH_WORK}: the path matrices would take too long")
+    if largest_product(dims["V"], dims["N"], dims["D"], dims["H"]) > MAX_PATH_WORK:
+        raise _error(f"the path matrices need a product of more than {MAX_PATH_WORK} multiply-adds: too large to check")
     return out
 
 
 @dataclass(frozen=True)
 class Model:
-    """Exact parameters; biases absent from the weights are zero. `key`: the sha256 of the exact
-    weights (with the head axis dropped), under which memo.py stores what is derived from them."""
+    """Exact parameters; biases absent from the weights are zero. `key`: the weights digest
+    (`key_of`), under which memo.py stores what is derived from them."""
 
     key: str
     d_vocab: int
@@ -101,9 +109,21 @@ class Model:
         return self.d_vocab**self.n_ctx
 
 
+def key_of(normalised: dict[str, np.ndarray]) -> str:
+    """The weights digest (certificate.weights_digest) of normalised weights, taken in
+    TransformerLens shapes (head axis present), as training and weights files hold them."""
+    return weights_digest({k: array[None] if SHAPES[k][0] == "1" else array for k, array in normalised.items()})
+
+
+def model_digest(weights: dict[str, np.ndarray]) -> str:
+    """The digest that names a model: of the validated weights in TransformerLens shapes (key_of).
+    The same in a certificate's verdict, a weights file, a sweep row and the models manifest."""
+    return key_of(normalise(weights))
+
+
 def model_from_weights(weights: dict[str, np.ndarray]) -> Model:
     w = normalise(weights)
-    key = weights_digest(w)
+    key = key_of(w)
     return memo.cached(("model", key), lambda: _exact_model(key, w))
 
 

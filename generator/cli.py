@@ -88,10 +88,10 @@ def train(
 
 def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
     """Say whether freshly trained weights are the published model (loudly if they should be and are not)."""
-    from checker.certificate import weights_digest
+    from checker.weights import model_digest
     from generator.manifest import compare
 
-    digest = weights_digest(weights)
+    digest = model_digest(weights)
     comparison = compare(k, seed, cfg, train_cfg, digest)
     style = {"match": "green", "mismatch": "bold red", "unlisted": "dim"}[comparison.status]
     err.print(f"[{style}]{escape(comparison.message(digest))}[/{style}]", highlight=False, soft_wrap=True)

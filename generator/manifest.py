@@ -1,7 +1,7 @@
 """The published models: the weights digest of every paper model, 151 seeds x K = 4, 5, 10, 20.
 
-Each digest is `checker.certificate.weights_digest` (sha256 of the canonical encoding of names,
-dtypes, shapes and bytes) of the weights generator/train.py gives for the paper's recipe on x86-64
+Each digest is `checker.weights.model_digest` (sha256 of the canonical encoding of names, dtypes,
+shapes and bytes) of the weights generator/train.py gives for the paper's recipe on x86-64
 (generator/portable.py). `train` and `sweep` compare what they produce against it and say so
 loudly on a mismatch; `compact-proofs models` re-trains and compares (and, with --write, records).
 """
@@ -52,7 +52,7 @@ def write(digests: dict[tuple[int, int], str], path: Path = PATH) -> None:
     models: dict[str, dict[str, str]] = {}
     for (k, seed), digest in sorted(digests.items()):
         models.setdefault(str(k), {})[str(seed)] = digest
-    body = {"format": FORMAT, "version": 1, "digest": "checker.certificate.weights_digest", "recipe": recipe(), "models": models}
+    body = {"format": FORMAT, "version": 1, "digest": "checker.weights.model_digest", "recipe": recipe(), "models": models}
     atomic_write(path, (json.dumps(body, indent=1) + "\n").encode())
 
 

@@ -47,7 +47,7 @@ class Row:
     digest: str
     version: str
     reason: str = ""
-    model_digest: str = ""  # checker.certificate.weights_digest of the model
+    model_digest: str = ""  # checker.weights.model_digest of the model
     manifest: str = ""  # the model against the published one: match, mismatch or unlisted
 
 

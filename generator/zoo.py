@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from checker.certificate import weights_digest
+from checker.weights import model_digest
 from generator import manifest, weights_io
 from generator.model import ModelConfig
 from generator.train import TrainConfig, train
@@ -36,7 +36,7 @@ def checked(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> 
     path = None if cache is None else model_path(cache, k, seed, d_vocab)
     if path is not None and path.exists():
         weights = weights_io.load(path)
-        digest = weights_digest(weights)
+        digest = model_digest(weights)
         comparison = manifest.compare(k, seed, cfg, TrainConfig(), digest)
         if comparison.status != "mismatch":
             return weights, digest, comparison
@@ -44,5 +44,5 @@ def checked(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> 
     weights = {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
     if path is not None:
         weights_io.save(path, weights)
-    digest = weights_digest(weights)
+    digest = model_digest(weights)
     return weights, digest, manifest.compare(k, seed, cfg, TrainConfig(), digest)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from math import comb
 
+from checker.pure import cubic as pure_cubic
 from checker.pure import msgpack_lite
 from checker.pure.arith import sign_of_exp_sum
+from checker.pure.errors import Malformed, Reject
 
 SUPPORTED = ("brute-force", "cubic", "cubic/reference")
 MAX_INPUTS = 1 << 20
+MAX_CASES = 1 << 24
 # the limits of schema/certificate-v1.md (the same as the fast path's, written again here)
 MAX_FILE_BYTES, MAX_ELEMENTS, MAX_NDIM, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1 << 27, 6, 1000, 4096
 LIMITS = {"V": 4096, "N": 1024, "D": 4096, "H": 4096}
@@ -35,14 +38,6 @@ SHAPES = {  # key -> axes; "1" is the head axis, which may be omitted
 REQUIRED = [k for k in SHAPES if ".W_" in k]
 
 
-class Reject(Exception):
-    pass
-
-
-class Malformed(Reject):
-    """Not a valid certificate (as opposed to a claim not established)."""
-
-
 @dataclass
 class PureVerdict:
     accepted: bool
@@ -52,6 +47,9 @@ class PureVerdict:
     reason: str
     invalid: bool = False
     unsupported: bool = False  # a valid strategy this path does not check
+    limit: bool = False  # too large for this path: nothing was decided
+    strategy: str = ""
+    notes: dict = field(default_factory=dict)
 
 
 SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-error handlings
@@ -172,7 +170,9 @@ def model(weights: dict) -> dict:
                 raise Malformed(f"{key} has an inconsistent shape")
         out[key] = _nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
     V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
-    if any(not 1 <= dims[axis] <= LIMITS[axis] for axis in LIMITS) or V * V * max(D, H) > MAX_PATH_WORK:
+    v, n, d, h = V + 1, N + 1, D + 1, H + 1  # the largest product the format allows (checker/weights.py)
+    largest = max(v * d * h, n * d * h, h * d * v, v * h * v, v * h * n, n * h * v, v * d * v, d * v * d, h * v * h)
+    if any(not 1 <= dims[axis] <= LIMITS[axis] for axis in LIMITS) or largest > MAX_PATH_WORK:
         raise Malformed("weights: a dimension is outside the format's limits")
     zero = lambda n: [Fraction(0)] * n  # noqa: E731
     return {"V": V, "N": N, "D": D, "H": H,
@@ -228,125 +228,86 @@ def _settled(terms, d_head: int) -> int | None:
         return None
 
 
-def brute_force(w: dict, p: dict) -> int:
+def brute_force(w: dict, p: dict, progress=lambda stage, done, total: None) -> int:
     """Every input decided exactly: correct iff every margin is certainly positive."""
     V, N = w["V"], w["N"]
-    if V**N > MAX_INPUTS:
-        raise Reject("too many inputs for the pure checker")
     correct = 0
     for index in range(V**N):
+        if index % V ** (N - 1) == 0:
+            progress("brute force (pure)", index // V ** (N - 1), V)
         x = [(index // V**i) % V for i in reversed(range(N))]
         q, m = x[-1], max(x)
         scores = [p["EQKE"][q][t] + p["EQKP"][q][i] for i, t in enumerate(x)]
         rows = [[p["EVOU"][t][o] + p["PVOU"][i][o] + p["EUPU"][q][o] for o in range(V)] for i, t in enumerate(x)]
         correct += all(_settled([(s, r[m] - r[o]) for s, r in zip(scores, rows)], w["H"]) == 1 for o in range(V) if o != m)
+    progress("brute force (pure)", V, V)
     return correct
 
 
-def _cases(V: int, N: int):
-    for m in range(V):
-        for q in range(m + 1):
-            for c in (range(N) if q == m else range(N - 1)):
-                for k in (range(m) if c else (m,)):
-                    yield m, q, c, k
+def estimated_seconds(strategy: str, V: int, N: int) -> float:
+    """A rough forecast of this path's time (measured on a 2-core machine; any machine within 10x)."""
+    if strategy == "brute-force":
+        return V**N * V * N * 4e-6
+    tests = 1 if strategy == "cubic/reference" else min(V, 17)
+    return count_cases(V, N) * tests * 2 * 2e-6 + V * V * N * 2e-5
 
 
-def _tests(p: dict, m: int, q: int, c: int, k: int, N: int, cand: list | None):
-    """(f_m, f_k, f_q) triples of the case (checker/strategies/cubic.py)."""
-    V = len(p["EVOU"])
-    others = [o for o in range(V) if o != m]
-    eu = {o: p["EUPU"][q][o] - p["EUPU"][q][m] for o in others}
-    ev = lambda t, o: p["EVOU"][t][o] - p["EVOU"][t][m]  # noqa: E731
-    pv = lambda i, o: p["PVOU"][i][o] - p["PVOU"][i][m]  # noqa: E731
-    if cand is None:
-        p_all = {o: max(pv(i, o) for i in range(N)) for o in others}
-        if c == 0:
-            return [(eu[o] + ev(m, o) + p_all[o], Fraction(0), eu[o] + ev(q, o) + p_all[o]) for o in others]
-        eu_pess = max(eu.values())
-        value = lambda t: eu_pess + max(ev(t, o) + p_all[o] for o in others)  # noqa: E731
-        return [(value(m), value(k), value(q))]
-    p_k = {o: max(pv(i, o) for i in range(N - 1)) if N > 1 else pv(N - 1, o) for o in others}
-    a_m = {o: eu[o] + ev(m, o) + p_k[o] for o in others}
-    a_q = {o: eu[o] + ev(q, o) + pv(N - 1, o) for o in others}
-    if c == 0:
-        return [(a_m[o], Fraction(0), a_q[o]) for o in others]
-    chosen = [k] + cand
-    tests = [(a_m[o], eu[o] + ev(k, o) + p_k[o], a_q[o]) for o in chosen]
-    rest = [o for o in others if o not in chosen]
-    if rest:
-        kv = max(ev(k, o) + p_k[o] for o in others if o != k)
-        tests.append((max(a_m[o] for o in rest), max(eu.values()) + kv, max(a_q[o] for o in rest)))
-    return tests
+def count_cases(V: int, N: int) -> int:
+    return sum(1 + (N - 1) * m + (m * (1 + (N - 2) * m) if N >= 2 else 0) for m in range(V))
 
 
-def cubic(w: dict, p: dict, evidence: dict, reference: bool) -> int:
-    V, N, H = w["V"], w["N"], w["H"]
-    cases = list(_cases(V, N))
+def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lambda stage, done, total: None) -> tuple[int, dict]:
+    V, N = w["V"], w["N"]
+    cases = count_cases(V, N)
     expected = {"claims"} | (set() if reference else {"candidates"})
     if set(evidence) != expected:
         raise Malformed("cubic evidence fields")
     claims, shape = _tensor(evidence["claims"], "claims")
-    if evidence["claims"]["dtype"] != "<f4" or shape != (len(cases),):
+    if evidence["claims"]["dtype"] != "<f4" or shape != (cases,):
         raise Malformed("claims must be float32, one per case")
     cand_rows = None
     if not reference:
         flat, shape = _tensor(evidence["candidates"], "candidates")
         pairs = V * (V + 1) // 2
-        if evidence["candidates"]["dtype"] != "<i8" or len(shape) != 2 or shape[0] != pairs:
-            raise Malformed("candidates must be int64 [(m, q) pairs, r]")
+        if evidence["candidates"]["dtype"] != "<i8" or len(shape) != 2 or shape[0] != pairs or shape[1] > 16:
+            raise Malformed("candidates must be int64 [(m, q) pairs, r <= 16]")
         r = shape[1]
         cand_rows = [flat[i * r : (i + 1) * r] for i in range(pairs)]
-    count = 0
-    negative: dict[tuple[int, int, int], int] = {}
-    for index, (m, q, c, k) in enumerate(cases):
-        claim = Fraction(claims[index])
-        cand = None
-        if cand_rows is not None:
-            cand = cand_rows[m * (m + 1) // 2 + q]
-            if any(not 0 <= o < V or o == m for o in cand):
-                raise Malformed("candidates must be outputs other than m")
-        order = sorted(range(N - 1), key=lambda i: p["EQKP"][q][i])
-        free_m = N - 1 - c
-        arrangements = [(order[:free_m], order[free_m:]), (order[c:], order[:c])]
-        for f_m, f_k, f_q in (_tests(p, m, q, c, k, N, cand) if V > 1 else []):
-            for m_slots, k_slots in arrangements:
-                terms = [(p["EQKE"][q][m] + p["EQKP"][q][i], f_m - claim) for i in m_slots]
-                terms += [(p["EQKE"][q][k] + p["EQKP"][q][i], f_k - claim) for i in k_slots]
-                terms.append((p["EQKE"][q][q] + p["EQKP"][q][N - 1], f_q - claim))
-                if _settled(terms, H) not in (-1, 0):  # the claim is not certainly at or above the bound
-                    raise Reject(f"claim for case {(m, q, c, k)} is not established")
-        if claim < 0:
-            if c == 0:
-                count += 1
-            else:
-                negative[(m, q, c)] = negative.get((m, q, c), 0) + 1
-    return count + sum(comb(N - 1, c) * g**c for (m, q, c), g in negative.items())
+    return pure_cubic.check(w, p, claims, cand_rows, reference, progress)
 
 
-def check_bytes(raw: bytes) -> PureVerdict:
-    """ACCEPT iff the claimed count is at most the count established here."""
+def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lambda message: None) -> PureVerdict:
+    """ACCEPT iff the claimed count is at most the count established here. `notice` hears, before
+    any long work, how long the check is expected to take when that is more than a minute."""
     verdict = PureVerdict(False, None, None, None, "")
     try:
         doc = parse(raw)
         verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
+        verdict.strategy = doc["strategy"]
         if doc["strategy"] not in SUPPORTED:
             if not _known(doc["strategy"]):
                 raise Malformed(f"unknown strategy {doc['strategy']!r}")
             verdict.unsupported = True
-            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker")
+            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
         if doc["params"]:
             raise Malformed("no strategy takes parameters")
         w = model(doc["weights"])
         verdict.total = w["V"] ** w["N"]
         if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:
             raise Reject("claim does not match d_vocab^n_ctx")
+        if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
+            verdict.limit = True
+            raise Reject(f"too large for the pure checker ({doc['strategy']} above {MAX_INPUTS} inputs or {MAX_CASES} cases)")
+        forecast = estimated_seconds(doc["strategy"], w["V"], w["N"])
+        if forecast > 60:
+            notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
         p = paths(w)
         if doc["strategy"] == "brute-force":
             if doc["evidence"] != {}:
                 raise Malformed("brute force takes no evidence")
-            verdict.verified_correct = brute_force(w, p)
+            verdict.verified_correct = brute_force(w, p, progress)
         else:
-            verdict.verified_correct = cubic(w, p, doc["evidence"], reference=doc["strategy"] == "cubic/reference")
+            verdict.verified_correct, verdict.notes = check_cubic(w, p, doc["evidence"], doc["strategy"] == "cubic/reference", progress)
         verdict.accepted = verdict.claimed_correct <= verdict.verified_correct
         verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
     except Reject as exc:

@@ -23,7 +23,7 @@ import numpy as np
 from checker import cost, float_filter, memo
 from checker.context import Context, Outcome
 from checker.enclosure import exp_sum_sign, exp_table
-from checker.errors import CheckError
+from checker.errors import CheckError, ResourceLimit
 from checker.exact import Dyadic, align
 from checker.paths import Paths, paths
 from checker.residues import Residues
@@ -190,6 +190,6 @@ def count_correct(p: Paths, ctx: Context) -> tuple[int, dict]:
 def verify(ctx: Context) -> Outcome:
     model = ctx.model
     if model.total_inputs > MAX_INPUTS:
-        raise CheckError("brute-force", f"{model.total_inputs} inputs exceed the brute-force limit {MAX_INPUTS}")
+        raise ResourceLimit("brute-force", f"{cost.quantity(model.total_inputs)} inputs exceed the brute-force limit {cost.quantity(MAX_INPUTS)}")
     correct, notes = memo.cached(("brute-force", model.key), lambda: count_correct(paths(model), ctx))
     return Outcome(verified_correct=correct, notes=dict(notes))

@@ -51,7 +51,7 @@ from checker import cost
 from checker.context import Context, Outcome
 from checker.counting import check_partition, copy_counts, inputs_covered
 from checker.enclosure import exp_sum_sign, exp_table
-from checker.errors import CheckError, InvalidCertificate
+from checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from checker.exact import Dyadic, align
 from checker.float_filter import Threshold, coefficient_bound
 from checker.interval import next_up
@@ -260,7 +260,7 @@ def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_o
             except CheckError:  # not settled at the precision cap: not established
                 sign = None
             if sign not in (-1, 0):  # accepted only if F - claim is certainly <= 0
-                raise CheckError("cubic", f"claim {cl[row]!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
+                raise CheckError("cubic", f"claim {float(cl[row])!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
                                  f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
                                  if sign == 1 else "its sign is not settled within the precision cap"))
     return exact_checks
@@ -281,7 +281,7 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
     model = ctx.model
     V, N = model.d_vocab, model.n_ctx
     if count_cases(V, N) > MAX_CASES:
-        raise CheckError("cubic", f"{count_cases(V, N)} cases exceed the cubic limit {MAX_CASES}")
+        raise ResourceLimit("cubic", f"{cost.quantity(count_cases(V, N))} cases exceed the cubic limit {cost.quantity(MAX_CASES)}")
     claims = ctx.evidence.tensor("claims", "<f4", (count_cases(V, N),)).astype(np.float64)
     cand = None if reference else _candidates(ctx, V)
     if not check_partition(V, N):  # holds by counting.py; checked because the count rests on it

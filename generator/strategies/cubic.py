@@ -60,12 +60,15 @@ class _Scores:
         p_top = pos.max(axis=1) if free else np.zeros(len(qs))
         query = self.eqke[qs, qs] + self.eqkp[qs, free]
         top = np.maximum(np.maximum(self.eqke[qs, m], self.eqke[qs, ks]) + p_top, query)
-        cum = np.concatenate([np.zeros((len(qs), 1)), np.cumsum(np.exp((pos - p_top[:, None]) * self.scale), axis=1)], axis=1)
-        idx = np.arange(len(qs))
-        total = cum[:, -1]
-        t = np.stack([cum[idx, free - cs], total - cum[idx, cs]], axis=1)
+        e = np.exp((pos - p_top[:, None]) * self.scale)
+        zero = np.zeros((len(qs), 1))
+        low = np.concatenate([zero, np.cumsum(e, axis=1)], axis=1)  # low[:, j]: the j lowest positions
+        high = np.concatenate([np.cumsum(e[:, ::-1], axis=1)[:, ::-1], zero], axis=1)  # high[:, j]: from j on
+        idx = np.arange(len(qs))  # (each block summed directly: a total minus a prefix can cancel)
+        t = np.stack([low[idx, free - cs], high[idx, cs]], axis=1)
+        z = np.stack([high[idx, free - cs], low[idx, cs]], axis=1)
         token = lambda tok: np.exp((tok + p_top - top) * self.scale)[:, None]  # noqa: E731
-        return token(self.eqke[qs, m]) * t, token(self.eqke[qs, ks]) * (total[:, None] - t), np.exp((query - top) * self.scale)
+        return token(self.eqke[qs, m]) * t, token(self.eqke[qs, ks]) * z, np.exp((query - top) * self.scale)
 
 
 def _bounds(w_m, w_k, w_q, f_m, f_k, f_q, valid) -> np.ndarray:
@@ -81,8 +84,9 @@ def _bounds(w_m, w_k, w_q, f_m, f_k, f_q, valid) -> np.ndarray:
 
 
 def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:
-    """The same bound at 200 bits, from exact coefficients and scores: per arrangement, the
-    attention mass of each slot kind (m copies, k tokens, query) weighs its value."""
+    """The same bound at 200 bits (plus a margin for what 200 bits cannot see), from exact
+    coefficients and scores: per arrangement, the attention mass of each slot kind (m copies,
+    k tokens, query) weighs its value."""
     mpmath.mp.prec = 200
     p, n = scores.exact, scores.n
     order = np.argsort(p.EQKP.ints[q, : n - 1], kind="stable")
@@ -91,6 +95,9 @@ def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:
     root = mpmath.sqrt(p.d_head)
     f_m, f_k, f_q, valid, exp = coeffs
     values = [tuple(exact(f, j, exp) for f in (f_m, f_k, f_q)) for j in range(len(f_m)) if valid[j]]
+    # 200 bits lose terms below 2^-200 of the largest value (attention weights of e^-800 do occur):
+    # the bound is raised by a margin far above that, so that rounding up to float32 stays above it
+    margin = max((abs(v) for value in values for v in value), default=mpmath.mpf(0)) * mpmath.mpf(2) ** -150
     best = mpmath.mpf("-inf")
     for arrangement in (0, 1):
         m_slots, k_slots = (order[: n - 1 - c], order[n - 1 - c :]) if arrangement == 0 else (order[c:], order[:c])
@@ -100,7 +107,7 @@ def _precise_bound(scores: _Scores, m, q, c, k, coeffs) -> mpmath.mpf:
         total = sum(mass)
         for value in values:
             best = max(best, sum(a * v for a, v in zip(mass, value)) / total)
-    return best
+    return best + margin
 
 
 def prove(weights: dict[str, np.ndarray], progress: Progress, reference: bool = False) -> Draft:

@@ -66,3 +66,20 @@ def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.startswith("True"), run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("strategy", ["cubic", "cubic/reference"])
+@given(weights=tiny_models(max_vocab=4, max_ctx=3, max_inputs=64))
+def test_the_pure_cubic_filter_changes_no_outcome(strategy, weights):
+    """The integer-enclosure filter only saves exact decisions: at 2 bits (almost nothing decided
+    by it) the pure path reaches the same verdict and count as at 64."""
+    from unittest.mock import patch
+
+    from checker.pure import cubic as pure_cubic
+
+    proof = prove(weights, strategy)
+    fine = check_bytes(proof.raw)
+    with patch.object(pure_cubic, "BITS", 2):
+        coarse = check_bytes(proof.raw)
+    assert (coarse.accepted, coarse.verified_correct) == (fine.accepted, fine.verified_correct) == (True, proof.verdict.verified_correct)
+    assert coarse.notes["exact_decisions"] >= fine.notes["exact_decisions"]

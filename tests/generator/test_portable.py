@@ -21,12 +21,12 @@ pytestmark = pytest.mark.skipif(not portable.x86_64(), reason="bit-identical wei
 
 TRAIN = """
 import json, generator
-from checker.certificate import weights_digest
+from checker.weights import model_digest
 from generator import portable
 from generator.model import ModelConfig
 from generator.train import TrainConfig, train
 model = train(123, ModelConfig(n_ctx=4), TrainConfig(steps=300))
-print(json.dumps({"digest": weights_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
+print(json.dumps({"digest": model_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
                   "problems": portable.problems()}))
 """
 NO_AVX = "glibc.cpu.hwcaps=-AVX_Usable,-AVX2_Usable,-FMA_Usable,-AVX,-AVX2,-FMA,-FMA4,-AVX512F"
@@ -66,11 +66,11 @@ def test_every_emulated_cpu_trains_the_same_bytes(reference, cpu):
 UNPINNED = """
 import json, torch
 torch.ones(1).softmax(0)  # ATen's kernels are chosen now, before generator pins them
-from checker.certificate import weights_digest
+from checker.weights import model_digest
 from generator.model import ModelConfig
 from generator.train import TrainConfig, _train_here
 model = _train_here(123, ModelConfig(n_ctx=4), TrainConfig(steps=300), None)
-print(json.dumps({"digest": weights_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
+print(json.dumps({"digest": model_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
                   "capability": torch.backends.cpu.get_cpu_capability()}))
 """
 

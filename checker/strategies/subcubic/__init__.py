@@ -55,7 +55,7 @@ from checker import cost, memo
 from checker.context import Context, Evidence, Outcome
 from checker.counting import inputs_covered
 from checker.enclosure import precision
-from checker.errors import CheckError, InvalidCertificate
+from checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from checker.exact import Dyadic, mean_rows
 from checker.interval import Interval, next_down, next_up, upper_affine
 from checker.strategies.subcubic import attention_error, eupu
@@ -268,7 +268,7 @@ def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_m
 def _read(ctx: Context, variant: str):
     V, N = ctx.model.d_vocab, ctx.model.n_ctx
     if V * V * N > MAX_CELLS:
-        raise CheckError("subcubic", f"{V * V * N} cells exceed the subcubic limit {MAX_CELLS}")
+        raise ResourceLimit("subcubic", f"{cost.quantity(V * V * N)} cells exceed the subcubic limit {cost.quantity(MAX_CELLS)}")
     gaps = ctx.evidence.tensor("gaps", "<i8", (V, V, N))
     claims = ctx.evidence.tensor("claims", "<f4", (V, V, N)).astype(np.float64)
     handling = axes(variant)[1]
@@ -310,8 +310,8 @@ def verify(ctx: Context, variant: str) -> Outcome:
         bad = np.flatnonzero(~(claimed >= derived))
         if len(bad):
             i = bad[0]
-            raise CheckError("subcubic", f"claim {claimed[i]!r} for cell (q={q[i]}, m={m[i]}, c={c[i]}, gap {g[i]}) "
-                             f"is below the bound the checker derives ({derived[i]!r})")
+            raise CheckError("subcubic", f"claim {float(claimed[i])!r} for cell (q={q[i]}, m={m[i]}, c={c[i]}, gap {g[i]}) "
+                             f"is below the bound the checker derives ({float(derived[i])!r})")
         ctx.progress("subcubic", 2, 2)
     verified = cell_inputs(q, m, c, g, N)
     return Outcome(verified_correct=verified, notes={"cells": int(valid.sum()), "counted_cells": len(q)})

@@ -57,7 +57,7 @@ def test_real_model_certificate_is_tight_to_one_ulp_per_claim(trained, strategy)
         verdict = check_bytes(encode(trained, strategy, 0, tampered))
         m, q, c, k = cases[index]
         assert not verdict.accepted and verdict.reason == (
-            f"cubic: claim {np.float64(tampered['claims'][index])!r} for case (m={m}, q={q}, c={c}, k={k}) "
+            f"cubic: claim {float(tampered['claims'][index])!r} for case (m={m}, q={q}, c={c}, k={k}) "
             "is not established: below the bound the checker derives"), index
 
 

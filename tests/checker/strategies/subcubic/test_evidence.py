@@ -103,8 +103,8 @@ def test_a_claim_equal_to_the_derived_bound_holds_and_one_below_is_named(small_t
     q, m, c = (int(x[3]) for x in np.nonzero(counted))
     verdict = check_bytes(encode(weights, CHORDS, claimed, evidence))
     assert not verdict.accepted and verdict.reason == (
-        f"subcubic: claim {np.float64(evidence['claims'][q, m, c])!r} for cell (q={q}, m={m}, c={c}, gap {evidence['gaps'][q, m, c]}) "
-        f"is below the bound the checker derives ({derived[3]!r})")
+        f"subcubic: claim {float(evidence['claims'][q, m, c])!r} for cell (q={q}, m={m}, c={c}, gap {evidence['gaps'][q, m, c]}) "
+        f"is below the bound the checker derives ({float(derived[3])!r})")
 
 
 @pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR])

@@ -1,0 +1,117 @@
+"""Writes the must-reject corpus: certificates that both checker paths must refuse, each with the
+outcome both must give (expected.json). Grown with every finding; run from the repository root:
+
+    .venv/bin/python -m tests.corpus.build
+
+Every file is small; each entry says where it came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import msgpack
+import numpy as np
+
+from checker import certificate
+from tests.helpers import encode
+from tests.models import build, near_tie_model
+
+HERE = Path(__file__).resolve().parent
+WEIGHTS = build("gaussian", 1, V=3, N=2, D=2, H=2, scale=1.0, biases=False, dtype=np.float32)
+
+
+def _body(weights=WEIGHTS, strategy="brute-force", claimed=0, evidence=None) -> dict:
+    return msgpack.unpackb(encode(weights, strategy, claimed, evidence), raw=False)
+
+
+def _reencode(obj: dict) -> bytes:
+    obj["digest"] = certificate.digest_of(obj)
+    return certificate.canonical_bytes(obj)
+
+
+def _raw_with_digest(obj: dict) -> bytes:
+    """obj (which canonical_bytes cannot sort) written by plain msgpack, with a digest of its own bytes."""
+    obj = dict(obj)
+    obj.pop("digest", None)
+    import hashlib
+
+    obj["digest"] = "sha256:" + hashlib.sha256(msgpack.packb(obj, use_bin_type=True)).hexdigest()
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _cubic_evidence(weights) -> dict:
+    from generator.prover import prove
+
+    return dict(certificate.decode(prove(weights, "cubic").raw).evidence)
+
+
+def entries() -> dict[str, tuple[bytes, str, str, str]]:
+    """name -> (bytes, fast path outcome, pure path outcome, where it comes from)."""
+    out = {}
+    nested = functools.reduce(lambda acc, _: [acc], range(600), 1)
+    obj = _body()
+    obj["generator"] = {"name": "x", "version": 1}
+    out["generator-non-string"] = (_reencode(obj), "invalid", "invalid",
+                                   "review 1, finding 5: metadata with an integer value (the pure path accepted it)")
+    obj = _body()
+    obj["params"] = {"p": nested}
+    out["params-600-deep"] = (_raw_with_digest(obj), "invalid", "invalid", "review 1, finding 2: RecursionError in the re-encode")
+    obj = _body()
+    obj["evidence"] = {"a": 1, b"b": 2}
+    out["mixed-key-types"] = (_raw_with_digest(obj), "invalid", "invalid", "review 1, finding 2: str and bin keys (TypeError)")
+    obj = _body()
+    obj["params"] = {"p": 1.5}
+    out["float-param"] = (_reencode(obj), "invalid", "invalid", "floats appear nowhere outside tensor data")
+    obj = _body()
+    obj["generator"] = {"name": "x" * 5000}
+    out["generator-too-long"] = (_reencode(obj), "invalid", "invalid", "metadata values are shorter than 4096 characters")
+    obj = _body()
+    obj["weights"]["embed.W_E"]["shape"] = [1, 1, 1, 1, 1, 1, 3, 2]
+    out["too-many-axes"] = (_reencode(obj), "invalid", "invalid", "tensors have at most 6 axes")
+    obj = _body()
+    obj["evidence"] = {"x" * 300: 1}
+    out["long-evidence-name"] = (_reencode(obj), "invalid", "invalid", "names are at most 200 characters")
+    obj = _body()
+    obj["strategy"] = "subcubic/max_diff/per_output+chords/nonsense"
+    out["unknown-subcubic-variant"] = (_reencode(obj), "invalid", "invalid", "a strategy neither path knows")
+    obj = _body()
+    obj["claim"]["correct"] = "10"
+    out["claim-above-total"] = (_reencode(obj), "rejected", "rejected", "a claim of more inputs than exist")
+    near = near_tie_model()
+    out["near-tie-overclaim"] = (encode(near, "brute-force", 2), "rejected", "rejected",
+                                 "review 1, finding 1: the one correct input's margin needs 128 bits; claim 2")
+    ties = build("tie", 3, V=4, N=3, D=3, H=2, scale=1.0, biases=True, dtype=np.float32)
+    from tests.reference.evaluator import exact_correct_count
+
+    out["tie-overclaim"] = (encode(ties, "brute-force", exact_correct_count(ties) + 1), "rejected", "rejected",
+                            "planted exact ties (equal unembedding columns); claim one above the exact count")
+    evidence = _cubic_evidence(WEIGHTS)
+    claims = evidence["claims"].copy()
+    i = int(np.argmin(claims))
+    claims[i] = np.nextafter(claims[i], np.float32(-np.inf))
+    out["cubic-claim-one-ulp-low"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=claims)), "rejected", "rejected",
+                                      "a cubic claim one float32 ulp below the bound")
+    out["cubic-candidate-is-m"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, candidates=np.zeros((6, 1), np.int64))),
+                                   "invalid", "invalid", "candidates must be outputs other than m (m = 0 here)")
+    out["cubic-17-candidates"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, candidates=np.ones((6, 17), np.int64))),
+                                  "invalid", "invalid", "at most 16 candidates per (m, q)")
+    obj = _body(WEIGHTS, "subcubic/max_diff/per_output+chords/max_diff", 0, {"gaps": np.zeros((3, 3, 2), np.int64)})
+    out["subcubic-missing-evidence"] = (_reencode(obj), "invalid", "unsupported",
+                                        "subcubic evidence incomplete (the pure path does not check subcubic)")
+    return out
+
+
+def main() -> None:
+    expected = {}
+    for name, (raw, fast, pure, why) in entries().items():
+        (HERE / f"{name}.msgpack").write_bytes(raw)
+        expected[name] = {"fast": fast, "pure": pure, "why": why}
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(expected)} certificates to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
