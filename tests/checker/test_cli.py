@@ -1,0 +1,166 @@
+"""The standalone checker's command-line contract (checker/cli.py): exit codes, one JSON shape,
+decimals rounded down, CI gating, model binding, and no traceback on any path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from checker.cli import EXIT_OF, float_down, lower_decimal, main
+from generator import weights_io
+from generator.prover import prove
+from tests.helpers import encode
+from tests.models import build
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "schema" / "verdicts-v1.schema.json").read_text())
+WEIGHTS = build("gaussian", 2, V=4, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("certs")
+    brute = prove(WEIGHTS, "brute-force")
+    count = brute.verdict.verified_correct
+    out = {
+        "accepted": brute.raw,
+        "rejected": encode(WEIGHTS, "brute-force", count + 1),
+        "invalid": b"not a certificate",
+        "unsupported": prove(WEIGHTS, "subcubic/max_diff/per_output+chords/max_diff").raw,
+    }
+    paths = {}
+    for name, raw in out.items():
+        paths[name] = folder / f"{name}.msgpack"
+        paths[name].write_bytes(raw)
+    paths["model"] = folder / "model.npz"
+    weights_io.save(paths["model"], WEIGHTS)
+    other = dict(WEIGHTS, **{"unembed.b_U": WEIGHTS["unembed.b_U"] + np.float32(1)})
+    paths["other-model"] = folder / "other.npz"
+    weights_io.save(paths["other-model"], other)
+    return paths
+
+
+def run_json(*args) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "checker", *map(str, args), "--json"], capture_output=True, text=True, timeout=120)
+    document = json.loads(done.stdout)
+    jsonschema.validate(document, SCHEMA)
+    assert document["exit_code"] == done.returncode
+    return done.returncode, document
+
+
+@pytest.mark.parametrize("status", ["accepted", "rejected", "invalid", "unsupported"])
+def test_each_outcome_has_its_exit_code_and_line(files, status, capsys):
+    options = ["--pure"] if status == "unsupported" else []
+    assert main([str(files[status]), "--no-progress", *options]) == EXIT_OF[status]
+    out, err = capsys.readouterr()
+    assert out.startswith(status.upper()) and out.count("\n") == 1 and "Traceback" not in out + err
+
+
+def test_a_resource_limit_is_exit_4(files, capsys, monkeypatch):
+    from checker.strategies import brute_force
+
+    monkeypatch.setattr(brute_force, "MAX_INPUTS", 10)
+    assert main([str(files["accepted"]), "--no-progress"]) == 4
+    assert capsys.readouterr().out.startswith("LIMIT")
+
+
+def test_a_batch_exits_with_the_most_serious_outcome(files):
+    assert main([str(files["accepted"]), str(files["rejected"]), str(files["invalid"]), "-q"]) == 3
+    assert main([str(files["accepted"]), str(files["rejected"]), "-q"]) == 1
+    assert main([str(files["accepted"]), str(files["accepted"]), "-q"]) == 0
+
+
+def test_json_has_one_shape_for_one_or_many_certificates(files):
+    code, one = run_json(files["accepted"])
+    assert code == 0 and len(one["results"]) == 1
+    record = one["results"][0]
+    assert record["status"] == "accepted" and isinstance(record["verified_correct"], str)
+    numerator, denominator = map(int, record["bound"].split("/"))
+    assert Fraction(record["accuracy_lower_bound"]) <= Fraction(numerator, denominator)
+    assert record["weights_digest"].startswith("sha256:")
+    code, many = run_json(files["accepted"], files["rejected"], files["invalid"])
+    assert code == 3 and [r["status"] for r in many["results"]] == ["accepted", "rejected", "invalid"]
+    assert many.keys() == one.keys()
+
+
+def test_min_accuracy_gates_on_the_certified_bound(files, capsys):
+    verdict = prove(WEIGHTS, "brute-force").verdict
+    exact = Fraction(verdict.verified_correct, verdict.total)
+    assert main([str(files["accepted"]), "-q", "--min-accuracy", str(exact)]) == 0
+    above = exact + Fraction(1, 10**9)
+    assert main([str(files["accepted"]), "--min-accuracy", f"{float(above):.12f}", "--no-progress"]) == 1
+    assert "below --min-accuracy" in capsys.readouterr().out
+
+
+def test_model_binds_a_certificate_to_a_weights_file(files, capsys):
+    assert main([str(files["accepted"]), "--model", str(files["model"]), "-q"]) == 0
+    assert main([str(files["accepted"]), "--model", str(files["other-model"]), "--no-progress"]) == 1
+    assert "are not the given model's" in capsys.readouterr().out
+    assert main([str(files["accepted"]), "--model", str(files["model"].with_suffix(".pt"))]) == 3
+
+
+def test_quiet_prints_nothing_and_version_prints_one_line(files, capsys):
+    assert main([str(files["rejected"]), "-q"]) == 1
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("compact-proofs-check ")
+
+
+@pytest.mark.parametrize("option", [["--max-seconds", "-1"], ["--max-seconds", "nan"], ["--min-accuracy", "2"], ["--frobnicate"]])
+def test_bad_options_are_usage_errors(option, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["x.msgpack", *option])
+    assert done.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+@given(st.integers(0, 10**30), st.integers(1, 10**30))
+def test_decimals_are_rounded_down(numerator, denominator):
+    if numerator > denominator:
+        numerator, denominator = denominator, numerator
+    shown = lower_decimal(numerator, denominator)
+    assert Fraction(shown) <= Fraction(numerator, denominator)
+    assert Fraction(float_down(numerator, denominator)) <= Fraction(numerator, denominator)
+    value = Fraction(numerator, denominator)
+    if value >= Fraction(1, 10**4):
+        assert Fraction(numerator, denominator) - Fraction(shown) < Fraction(1, 10**6)
+    elif value > 0:
+        assert "e-" in shown and Fraction(shown) > value * (1 - Fraction(1, 10**5))
+
+
+def test_the_issue_examples_round_down():
+    assert lower_decimal(16758875, 16777216) == "0.998906"  # 0.99890679...: never shown as 0.998907
+    assert lower_decimal(35, 10**7) == "3.50000e-06"
+    assert lower_decimal(0, 5) == "0.000000"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    slow = tmp_path / "slow.msgpack"
+    rng = np.random.default_rng(0)
+    shapes = {"embed.W_E": (4, 4), "pos_embed.W_pos": (10, 4), "blocks.0.attn.W_Q": (1, 4, 2), "blocks.0.attn.W_K": (1, 4, 2),
+              "blocks.0.attn.W_V": (1, 4, 2), "blocks.0.attn.W_O": (1, 2, 4), "unembed.W_U": (4, 4)}
+    slow.write_bytes(encode({k: rng.normal(size=s) for k, s in shapes.items()}, "brute-force", 0))
+    child = subprocess.Popen([sys.executable, "-c", "from checker.cli import main_exit; main_exit()", str(slow), "--pure"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in out + err
+
+
+def test_a_closed_pipe_is_no_traceback():
+    done = subprocess.run(f"{sys.executable} -c 'from checker.cli import main_exit; main_exit()' --list-strategies | head -1",
+                          shell=True, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.strip() == "brute-force" and "Traceback" not in done.stderr
