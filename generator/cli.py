@@ -257,7 +257,7 @@ def report(
     """Print the headline table per K, and write it (Markdown, CSV) with per-variant tables and figures."""
     from rich.table import Table
 
-    from generator.report import write_report
+    from generator.report import mean_std, optional, write_report
 
     out = output or results / "report"
     try:
@@ -271,12 +271,13 @@ def report(
     console = Console() if sys.stdout.isatty() else Console(width=160)  # piped: no squeezed columns
     for k in sorted({r["K"] for r in table}):
         t = Table(title=f"K = {k}")
-        for col in ("proof family", "seeds", "bound", "normalised", "FLOPs", "unexpl. dim", "complexity", "check s"):
+        for col in ("proof family", "seeds", "bound", "normalised", "FLOPs", "unexpl. dim", "complexity", "prove + check s"):
             t.add_column(col)
         for r in table:
             if r["K"] == k:
-                t.add_row(r["family"], str(r["seeds"]), f"{r['bound_mean']:.4f} +- {r['bound_std']:.4f}", f"{r['normalised_mean']:.4f}",
-                          f"{r['flops_mean']:.3g}", f"{r['unexplained_dimension']:.4g}", r["complexity"], f"{r['check_seconds_mean']:.2f}")
+                t.add_row(r["family"], str(r["seeds"]), mean_std(r["bound_mean"], r["bound_std"]), optional(r["normalised_mean"], ".4f"),
+                          f"{r['flops_mean']:.3g}", f"{r['unexplained_dimension']:.4g}", r["complexity"],
+                          f"{r['prove_seconds_mean'] + r['check_seconds_mean']:.2f}")
         console.print(t)
     err.print(f"wrote tables and figures to {out}")
 

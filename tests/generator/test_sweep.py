@@ -84,11 +84,11 @@ def test_report_writes_tables_and_figures(tmp_path, cache):
     run(tmp_path / "r", cache)
     table, _ = write_report(tmp_path / "r", tmp_path / "out")
     families = {(r["K"], r["family"]) for r in table}
-    assert (3, "brute-force") in families and (3, "cubic") in families and (3, "subcubic (best of all variants)") in families
+    assert {(3, "brute force"), (3, "cubic (ours)"), (3, "best subcubic per seed")} <= families
     for name in ("headline.md", "headline.csv", "variants.csv", "variants.md", "rows.csv.gz",
                  "bound_vs_flops.png", "bound_vs_unexplained_dimension.png", "best_bound_per_class.png"):
         assert (tmp_path / "out" / name).stat().st_size > 100, name
-    brute = [r for r in table if r["family"] == "brute-force"]
+    brute = [r for r in table if r["family"] == "brute force"]
     assert all(abs(r["normalised_mean"] - 1) < 1e-12 for r in brute)
 
 
@@ -98,3 +98,39 @@ def test_sampled_estimate_brackets_the_exact_accuracy():
     estimate = sweep.sampled_accuracy(weights, 1 << 14, seed=0)
     assert estimate["ci_low"] <= exact.verified_correct / exact.total <= estimate["ci_high"]
     assert "not a proof" in estimate["label"]
+
+
+def test_report_figures_and_tables_read_as_a_paper_would(tmp_path, cache):
+    import matplotlib.pyplot as plt
+
+    from generator.report import BAR_STYLE, build_figures, headline, load_estimates, load_rows
+
+    run(tmp_path / "r", cache)
+    rows, estimates = load_rows(tmp_path / "r"), load_estimates(tmp_path / "r")
+    table = headline(rows, estimates)
+    assert len({(r["K"], r["family"]) for r in table}) == len(table)  # no repeated row
+    for name, fig in build_figures(rows, table).items():
+        for ax in fig.axes:
+            assert ax.get_xlabel() or ax.get_xticklabels(), name
+            assert ax.get_ylabel() and ax.get_title(), name
+        if name.startswith("bound_vs"):
+            labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+            assert labels and len(labels) == len(set(labels)), name
+            colours = [tuple(h.get_color()) if not isinstance(h.get_color(), str) else h.get_color()
+                       for legend in fig.legends for h in legend.legend_handles]
+            assert len(colours) == len(set(colours)), name  # one colour per family
+            for ax in fig.axes:
+                assert ax.get_xscale() == "log" and len([t for t in ax.get_xticklabels() if t.get_text()]) >= 2, name
+        else:
+            for ax in fig.axes:
+                assert len(ax.patches) == len({r["family"] for r in table if r["family"] in BAR_STYLE and f"K = {r['K']}" == ax.get_title()})
+        plt.close(fig)
+
+
+def test_report_json_has_no_nan_and_one_seed_has_no_spread(tmp_path, cache):
+    sweep.run([2], [1], tmp_path / "r", cache, ["cubic"], workers=1, d_vocab=V)
+    table, _ = write_report(tmp_path / "r", tmp_path / "out")
+    json.dumps(table, allow_nan=False)
+    assert all(r["bound_std"] is None for r in table)
+    assert "+-" not in (tmp_path / "out" / "headline.md").read_text().split("| cubic (ours) |")[1].splitlines()[0]
+    assert (tmp_path / "out" / "estimates.csv").read_text().startswith("k,seed,samples")
