@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +17,31 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from generator import weights_io
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.",
 )
 err = Console(stderr=True)
-EXIT_INVALID = 3
+EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (checker/cli.py), for every command
+
+
+def _version(value: bool) -> None:
+    if value:
+        from generator import __version__
+
+        print(f"compact-proofs {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")) -> None:
+    """Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.
+
+    Exit codes (every command): 0 success, 1 a claim not established (or a proof the checker did not
+    accept), 2 usage error, 3 an unreadable or invalid input file, 4 a resource or time limit,
+    5 not supported here, 130 interrupted."""
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -56,27 +75,57 @@ def load_weights(path: Path) -> dict:
         fail(str(exc))
 
 
+def output_path(path: Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
+    """An output file checked before any work: of an accepted type, not a directory, not one of
+    the inputs, in a directory that exists (or is made, with --make-dirs) and accepts a new file."""
+    import tempfile
+
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
+    if path.is_dir():
+        fail(f"{path} is a directory; give a file name", EXIT_USAGE)
+    if any(path.exists() and i.exists() and path.resolve() == i.resolve() for i in inputs):
+        fail(f"{path} is an input of this command; it will not be overwritten", EXIT_USAGE)
+    folder = path.parent
+    if not folder.exists():
+        if not make_dirs:
+            fail(f"the directory {folder} does not exist (create it, or pass --make-dirs)", EXIT_USAGE)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    if not folder.is_dir():
+        fail(f"{folder} is not a directory", EXIT_USAGE)
+    try:  # the same kind of file the atomic write will create
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"cannot write to {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    return path
+
+
+MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directory if it does not exist")
+
+
 @app.command()
 def train(
     output: Path = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
-    k: int = typer.Option(4, "--k", help="sequence length K (n_ctx)"),
-    seed: int = typer.Option(123, help="training seed; the same seed gives the same weights"),
-    d_vocab: int = typer.Option(64, help="vocabulary size"),
-    d_model: int = typer.Option(32, help="residual width"),
-    d_head: int = typer.Option(32, help="attention head width"),
+    k: int = typer.Option(4, "--k", min=1, help="sequence length K (n_ctx)"),
+    seed: int = typer.Option(123, help="training seed; the same seed gives the same weights on every x86-64 CPU"),
+    d_vocab: int = typer.Option(64, min=1, help="vocabulary size"),
+    d_model: int = typer.Option(32, min=1, help="residual width"),
+    d_head: int = typer.Option(32, min=1, help="attention head width"),
     steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    make_dirs: bool = MAKE_DIRS,
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train a one-layer attention-only transformer on Max-of-K with the paper's recipe."""
     from generator.model import ModelConfig
     from generator.train import TrainConfig, train as run_training
 
-    if Path(output).suffix.lower() not in weights_io.SUFFIXES:
-        fail(f"unsupported output type {Path(output).suffix or '(none)'}; use one of {', '.join(weights_io.SUFFIXES)}", 2)
-    try:
-        cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
-    except ValueError as exc:
-        fail(str(exc), 2)
+    output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
+    cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
     train_cfg = TrainConfig(steps=steps)
     with progress_bar(progress) as update:
         model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps))
@@ -100,42 +149,66 @@ def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
 @app.command()
 def prove(
     model: Path = typer.Argument(..., help="model weights (.npz, .pt or .safetensors state dict)"),
-    strategy: str = typer.Option("brute-force", "--strategy", "-s", help="proof strategy; see `compact-proofs strategies`"),
+    strategy: str = typer.Option("cubic", "--strategy", "-s", help="proof strategy; `compact-proofs strategies` lists them"),
     output: Path = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
-    as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON"),
+    as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
+    make_dirs: bool = MAKE_DIRS,
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate."""
-    from checker.cli import summary
-    from generator.prover import ProofError, names, prove as run_prover
+    """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
+    Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage; 3 an
+    unreadable model; 4 a model too large for the strategy."""
+    from checker.cli import EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from generator.prover import ProofError, estimated_seconds, names, prove as run_prover
 
     if strategy not in names():
-        fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", 2)
+        fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
+    output_path(output, inputs=(model,), make_dirs=make_dirs)
     weights = load_weights(model)
+    forecast = estimated_seconds(strategy, weights)
+    if forecast > 30:
+        err.print(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min", highlight=False)
     with progress_bar(progress) as update:
         try:
             proof = run_prover(weights, strategy, update)
         except ProofError as exc:
-            fail(str(exc), 1)
+            fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)
     if as_json:
-        print(json.dumps({"path": str(output), **proof.verdict.as_json()}, indent=2))
+        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
+        print(json.dumps(document, indent=2, allow_nan=False))
     else:
         print(summary(str(output), proof.verdict))
 
 
 @app.command()
 def check(
-    certificates: List[Path] = typer.Argument(..., help="certificate files"),
-    as_json: bool = typer.Option(False, "--json", help="print machine-readable verdicts"),
+    certificates: List[Path] = typer.Argument(..., help="certificate files, or directories to search for *.msgpack"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document (schema/verdicts-v1.schema.json)"),
+    pure: bool = typer.Option(False, "--pure", help="the standard-library second checker (brute-force and cubic)"),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="stop a check after this many seconds (exit 4)"),
+    min_accuracy: float = typer.Option(None, "--min-accuracy", min=0.0, max=1.0, help="also require every bound >= this (exit 1)"),
+    model: Path = typer.Option(None, "--model", help="require every certificate to be about this model (.npz, .pt, .safetensors)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing; the exit code is the verdict"),
     progress: bool = typer.Option(True, help="show a progress bar"),
-    max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="REJECT a check that takes longer than this"),
 ) -> None:
-    """Check certificates with the standalone checker (exit 0 iff all are accepted)."""
-    from checker.cli import run
+    """Check certificates with the standalone checker: exit 0 iff all are accepted; 1 a claim not
+    established; 3 an invalid file; 4 a resource or time limit; 5 not supported by --pure."""
+    from fractions import Fraction
 
-    raise typer.Exit(run([str(c) for c in certificates], as_json=as_json,
-                         show_progress=progress and err.is_terminal and not as_json, max_seconds=max_seconds))
+    from checker.cli import run
+    from checker.weights import model_digest
+
+    paths = []
+    for given in certificates:
+        found = sorted(given.rglob("*.msgpack")) if given.is_dir() else [given]
+        if given.is_dir() and not found:
+            fail(f"no certificates (*.msgpack) under {given}", EXIT_USAGE)
+        paths += found
+    digest = None if model is None else model_digest(load_weights(model))
+    raise typer.Exit(run([str(c) for c in paths], as_json=as_json, show_progress=progress and err.is_terminal and not (as_json or quiet),
+                         max_seconds=max_seconds, pure=pure, quiet=quiet, model_digest=digest,
+                         min_accuracy=None if min_accuracy is None else Fraction(str(min_accuracy))))
 
 
 @app.command("strategies")
@@ -151,11 +224,11 @@ def sweep(
     k: List[int] = typer.Option(None, "--k", help="sequence lengths; `--k 4 5 10 20` or `--k 4 --k 5`"),
     more_k: List[int] = typer.Argument(None, hidden=True),
     seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
-    n_seeds: int = typer.Option(None, "--n-seeds", help="only the first N seeds"),
+    n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="only the first N seeds"),
     results: Path = typer.Option(Path("results"), "--results", "-r", help="results directory (resumable)"),
     models: Path = typer.Option(None, "--models", help="trained-model cache (default: RESULTS/models)"),
     strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: all feasible)"),
-    workers: int = typer.Option(2, help="local worker processes"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
@@ -177,6 +250,14 @@ def sweep(
     unknown = sorted(set(strategy or []) - set(names()) | ({"subcubic/best"} & set(strategy or [])))
     if unknown:
         fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", 2)
+    if scheduler is not None:
+        try:
+            from distributed import Client
+
+            with Client(scheduler, timeout="10s"):
+                pass
+        except (OSError, TimeoutError, ValueError) as exc:
+            fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
     work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
     err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left; results in {results}")
     with progress_bar(progress) as update:
@@ -283,7 +364,16 @@ def report(
 
 
 def main() -> None:
-    app()
+    """The console script: Ctrl-C and a closed pipe end with one line, never a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The generator CLI, as a user runs it: train, prove, check, strategies; errors are one line."""
+"""The generator CLI, as a user runs it: train, prove, check, strategies, sweep, report; the exit
+code contract; output files checked before any work; errors are one line."""
 
 from __future__ import annotations
 
@@ -6,12 +7,24 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+from generator import weights_io
 from generator.cli import app
+from tests.models import build
 
 runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    weights_io.save(path, build("gaussian", 5, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32))
+    return path
 
 
 def test_train_prove_check(tmp_path):
@@ -20,10 +33,11 @@ def test_train_prove_check(tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["prove", str(model), "--strategy", "brute-force", "-o", str(cert), "--json"])
     assert result.exit_code == 0, result.output
-    proved = json.loads(result.stdout)
+    proved = json.loads(result.stdout)["results"][0]
     assert proved["accepted"] and proved["claimed_correct"] == proved["verified_correct"]
-    result = runner.invoke(app, ["check", str(cert), "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["bound"] == proved["bound"]
+    result = runner.invoke(app, ["check", str(cert), "--json", "--model", str(model)])
+    assert result.exit_code == 0 and json.loads(result.stdout)["results"][0]["bound"] == proved["bound"]
+    assert runner.invoke(app, ["check", str(tmp_path), "-q"]).exit_code == 0  # a directory: every certificate in it
 
 
 def test_strategies_lists_brute_force():
@@ -31,7 +45,7 @@ def test_strategies_lists_brute_force():
     assert result.exit_code == 0 and "brute-force" in json.loads(result.stdout)
 
 
-def test_bad_model_file_is_one_line_nonzero(tmp_path):
+def test_bad_model_file_is_one_line_exit_3(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
     run = subprocess.run([sys.executable, "-m", "generator.cli", "prove", str(bad), "-o", str(tmp_path / "c.msgpack")],
@@ -46,6 +60,43 @@ def test_unknown_strategy_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
 
 
+@pytest.mark.parametrize("case", ["inside a file", "a directory", "unwritable", "missing directory", "the input itself"])
+def test_bad_output_paths_are_usage_errors_before_any_work(model, tmp_path, case):
+    outputs = {"inside a file": model / "c.msgpack", "a directory": tmp_path, "unwritable": Path("/proc/c.msgpack"),
+               "missing directory": tmp_path / "missing" / "dir" / "c.msgpack", "the input itself": model}
+    before = model.read_bytes()
+    result = runner.invoke(app, ["prove", str(model), "-s", "subcubic/best", "-o", str(outputs[case])])
+    assert result.exit_code == 2 and "error" in result.output and "Traceback" not in result.output, result.output
+    assert model.read_bytes() == before and not (tmp_path / "missing").exists()
+    if case == "missing directory":
+        made = runner.invoke(app, ["prove", str(model), "-s", "cubic", "-o", str(outputs[case]), "--make-dirs"])
+        assert made.exit_code == 0 and outputs[case].exists()
+
+
+def test_train_checks_its_options_and_output_first(tmp_path):
+    assert runner.invoke(app, ["train", "-o", str(tmp_path / "m.npz"), "--steps", "-5"]).exit_code == 2
+    assert runner.invoke(app, ["train", "-o", "/proc/x.npz"]).exit_code == 2
+    assert runner.invoke(app, ["train", "-o", str(tmp_path / "m.txt")]).exit_code == 2
+
+
+def test_the_pure_checker_on_a_subcubic_certificate_is_not_supported_here(model, tmp_path):
+    cert = tmp_path / "s.msgpack"
+    assert runner.invoke(app, ["prove", str(model), "-s", "subcubic/max_diff/per_output+chords/max_diff", "-o", str(cert)]).exit_code == 0
+    assert runner.invoke(app, ["check", str(cert), "--pure"]).exit_code == 5
+
+
+def test_a_model_too_large_for_brute_force_is_exit_4(tmp_path):
+    big = tmp_path / "big.npz"
+    weights_io.save(big, build("gaussian", 1, V=64, N=7, D=2, H=1, scale=1.0, biases=False, dtype=np.float32))
+    result = runner.invoke(app, ["prove", str(big), "-s", "brute-force", "-o", str(tmp_path / "c.msgpack")])
+    assert result.exit_code == 4 and "brute-force limit" in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("compact-proofs ")
+
+
 def test_sweep_and_report_commands(tmp_path):
     results = tmp_path / "results"
     args = ["sweep", "--k", "2", "--n-seeds", "1", "--results", str(results), "--models", str(tmp_path / "models"),
@@ -56,13 +107,20 @@ def test_sweep_and_report_commands(tmp_path):
     assert again.exit_code == 0 and "0 of 1" in again.output
     result = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "report" / "headline.md").read_text().count("| cubic |") == 1
+    assert (tmp_path / "report" / "headline.md").read_text().count("| cubic (ours) |") == 1
     as_json = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report2"), "--json"])
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
-    assert {(r["K"], r["family"]) for r in rows} >= {(2, "cubic")} and all(r["seeds"] == 1 for r in rows)
+    assert {(r["K"], r["family"]) for r in rows} >= {(2, "cubic (ours)")} and all(r["seeds"] == 1 for r in rows)
 
 
 def test_sweep_usage_errors():
     assert runner.invoke(app, ["sweep"]).exit_code == 2
     assert runner.invoke(app, ["sweep", "--k", "4", "-s", "nope"]).exit_code == 2
+
+
+def test_sweep_options_are_checked(tmp_path):
+    assert runner.invoke(app, ["sweep", "--k", "4", "--n-seeds", "0", "-r", str(tmp_path)]).exit_code == 2
+    assert runner.invoke(app, ["sweep", "--k", "4", "--n-seeds", "-1", "-r", str(tmp_path)]).exit_code == 2
+    result = runner.invoke(app, ["sweep", "--k", "2", "--n-seeds", "1", "-r", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
