@@ -9,6 +9,8 @@ random values; claims changed). `make fuzz` runs this for minutes (HYPOTHESIS_PR
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from functools import lru_cache
 
@@ -114,8 +116,20 @@ def mutated(draw):
     return certificate.canonical_bytes(doc)
 
 
+_checked = [0]
+
+
+def _report_progress() -> None:
+    """`make fuzz` runs for minutes: a line every thousand certificates (past pytest's capture)."""
+    _checked[0] += 1
+    if _checked[0] % 1000 == 0 and os.environ.get("HYPOTHESIS_PROFILE") == "fuzz":
+        sys.__stderr__.write(f"fuzz: {_checked[0]} mutated certificates checked\n")
+        sys.__stderr__.flush()
+
+
 @given(mutated())
 def test_mutated_certificates_are_handled_soundly(raw):
+    _report_progress()
     start = time.monotonic()
     try:
         cert = certificate.decode(raw)
