@@ -7,16 +7,22 @@ noisy: compare ratios within a run, not seconds across runs.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import generator  # noqa: F401  (first: it pins torch's code paths before torch loads)
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from checker import certificate
+from checker import certificate, memo
 from checker.verify import check
+from generator import portable, weights_io
 from generator.model import AttentionOnly, ModelConfig
 from generator.prover import prove
 from generator.train import train
@@ -30,15 +36,37 @@ def timed(fn, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def naive_float32_accuracy(model: AttentionOnly, batch: int = 1 << 16) -> float:
-    """Argmax accuracy of plain float32 torch over every input (the baseline brute force)."""
-    V, N = model.cfg.d_vocab, model.cfg.n_ctx
-    grids = torch.cartesian_prod(*[torch.arange(V)] * N)
-    correct = 0
-    with torch.no_grad():
-        for chunk in grids.split(batch):
-            correct += int((model(chunk).argmax(-1) == chunk.max(dim=1).values).sum())
-    return correct / V**N
+NAIVE = """
+import json, sys, time
+import numpy as np, torch  # torch as anyone runs it: its fastest kernels for this CPU, all threads
+(torch.ones(2, 2) @ torch.ones(2, 2)).softmax(0)  # kernels and MKL chosen now, before generator pins them
+from generator.model import AttentionOnly, ModelConfig
+weights = dict(np.load(sys.argv[1]))
+V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+model = AttentionOnly(ModelConfig(d_vocab=V, n_ctx=N))
+model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+start = time.perf_counter()
+grids = torch.cartesian_prod(*[torch.arange(V)] * N)
+correct = 0
+with torch.no_grad():
+    for chunk in grids.split(1 << 16):
+        correct += int((model(chunk).argmax(-1) == chunk.max(dim=1).values).sum())
+print(json.dumps({"accuracy": correct / V**N, "seconds": time.perf_counter() - start}))
+"""
+
+
+def naive_float32_accuracy(weights: dict) -> tuple[float, float]:
+    """(argmax accuracy, seconds) of plain float32 torch over every input, in a fresh process
+    without the training pins (the baseline brute force, as a user would run it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.npz"
+        weights_io.save(path, weights)
+        env = {k: v for k, v in os.environ.items() if k not in portable.PINS}
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+        done = subprocess.run([sys.executable, "-c", NAIVE, str(path)],
+                              capture_output=True, text=True, check=True, env=env)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["accuracy"], result["seconds"]
 
 
 def weights_of(model: AttentionOnly) -> dict:
@@ -47,8 +75,9 @@ def weights_of(model: AttentionOnly) -> dict:
 
 def bench_spine(seed: int) -> None:
     model, train_s = timed(train, seed, ModelConfig(n_ctx=4))
-    acc, naive_s = timed(naive_float32_accuracy, model)
+    acc, naive_s = naive_float32_accuracy(weights_of(model))
     proof, prove_s = timed(prove, weights_of(model), "brute-force")
+    memo.clear()  # a cold check: nothing the prover derived is reused
     verdict, check_s = timed(check, certificate.decode(proof.raw))
     table = Table(title=f"Spine: K=4, d_vocab 64, seed {seed} (64^4 = 16,777,216 inputs)")
     for col in ("step", "seconds", "ratio", "result"):
@@ -148,12 +177,65 @@ def bench_subcubic(seed: int, n_seeds: int) -> None:
         for col in ("strategy", "mean bound", "std", "FLOPs", "complexity"):
             table.add_column(col)
         for record in sorted((v for v in per_variant(rows) if v["K"] == k), key=lambda v: -v["bound_mean"]):
-            table.add_row(record["strategy"].removeprefix("subcubic/"), f"{record['bound_mean']:.4f}", f"{record['bound_std']:.4f}",
+            table.add_row(record["strategy"].removeprefix("subcubic/"), f"{record['bound_mean']:.4f}",
+                          "n/a" if record["bound_std"] is None else f"{record['bound_std']:.4f}",
                           f"{record['flops_mean']:.3g}", record["complexity"])
         console.print(table)
 
 
-SECTIONS = {"spine": bench_spine, "cubic": bench_cubic, "subcubic": bench_subcubic}
+def with_tied_columns(weights: dict, pairs=((62, 63), (60, 61))) -> dict:
+    """The model with unembedding columns (and biases) copied: output a ties b on every input, so
+    every input whose label is b (and whose runner-up is a) has an exact zero margin."""
+    tied = {k: v.copy() for k, v in weights.items()}
+    for a, b in pairs:
+        tied["unembed.W_U"][:, a] = tied["unembed.W_U"][:, b]
+        tied["unembed.b_U"][a] = tied["unembed.b_U"][b]
+    return tied
+
+
+def bench_ties(seed: int, n_seeds: int) -> None:
+    from generator import zoo
+
+    weights = zoo.trained(4, seed, MODELS)
+    table = Table(title=f"Brute force with exact ties: K=4 seed {seed}, cold checks")
+    for col in ("model", "seconds", "ratio", "correct inputs (exact)", "exact decisions", "exact zeros", "signs by arb"):
+        table.add_column(col)
+    base = None
+    for label, w in (("trained", weights), ("columns 62 = 63 and 60 = 61 (tied)", with_tied_columns(weights))):
+        memo.clear()
+        raw = prove(w, "brute-force").raw
+        memo.clear()
+        verdict, seconds = timed(check, certificate.decode(raw))
+        base = base or seconds
+        n = verdict.notes
+        table.add_row(label, f"{seconds:.1f}", f"{seconds / base:.2f}", f"{verdict.verified_correct} / {verdict.total}",
+                      f"{n['exact_decisions']} ({n['exact_decisions'] / verdict.total:.1%})", str(n["exact_zeros"]),
+                      str(n["signs_decided_exactly"]))
+    console.print(table)
+    console.print("target: the tied model (10-20% of inputs exact ties) at most 3x the plain one\n")
+
+
+def bench_pure(seed: int, n_seeds: int) -> None:
+    from checker.pure import check_bytes
+
+    path = Path("certificates") / f"max4-seed{seed}.cubic.msgpack"
+    if not path.exists():
+        console.print(f"(no committed certificate {path}; the pure-path benchmark needs one)\n")
+        return
+    raw = path.read_bytes()
+    memo.clear()
+    fast, fast_s = timed(check, certificate.decode(raw))
+    pure, pure_s = timed(check_bytes, raw)
+    table = Table(title=f"The second (standard-library) path on {path}")
+    for col in ("path", "seconds", "ratio", "verdict", "exact decisions"):
+        table.add_column(col)
+    table.add_row("fast (numpy, FLINT)", f"{fast_s:.1f}", "1.00", fast.reason, str(fast.notes.get("exact_decisions")))
+    table.add_row("--pure", f"{pure_s:.1f}", f"{pure_s / fast_s:.0f}", pure.reason, str(pure.notes.get("exact_decisions")))
+    console.print(table)
+    console.print("target: --pure checks the committed K=4 cubic certificate in under 10 minutes\n")
+
+
+SECTIONS = {"spine": bench_spine, "ties": bench_ties, "cubic": bench_cubic, "subcubic": bench_subcubic, "pure": bench_pure}
 
 
 def main() -> None:
