@@ -10,7 +10,7 @@ WORK := out/demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[generator,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

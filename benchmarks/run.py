@@ -15,17 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import generator  # noqa: F401  (first: it pins torch's code paths before torch loads)
+import compact_proofs.generator as generator  # noqa: F401  (first: it pins torch's code paths before torch loads)
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from checker import certificate, memo
-from checker.verify import check
-from generator import portable, weights_io
-from generator.model import AttentionOnly, ModelConfig
-from generator.prover import prove
-from generator.train import train
+from compact_proofs.checker import certificate, memo
+from compact_proofs.checker.verify import check
+from compact_proofs.generator import portable, weights_io
+from compact_proofs.generator.model import AttentionOnly, ModelConfig
+from compact_proofs.generator.prover import prove
+from compact_proofs.generator.train import train
 
 console = Console()
 
@@ -40,7 +40,7 @@ NAIVE = """
 import json, sys, time
 import numpy as np, torch  # torch as anyone runs it: its fastest kernels for this CPU, all threads
 (torch.ones(2, 2) @ torch.ones(2, 2)).softmax(0)  # kernels and MKL chosen now, before generator pins them
-from generator.model import AttentionOnly, ModelConfig
+from compact_proofs.generator.model import AttentionOnly, ModelConfig
 weights = dict(np.load(sys.argv[1]))
 V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
 model = AttentionOnly(ModelConfig(d_vocab=V, n_ctx=N))
@@ -97,7 +97,7 @@ BENCH_RESULTS = Path("results")  # the sweep's own results: bounds are determini
 
 
 def sweep_rows(ks, n_seeds: int, strategies: list[str]) -> list[dict]:
-    from generator import sweep, zoo
+    from compact_proofs.generator import sweep, zoo
 
     seeds = zoo.paper_seeds()[:n_seeds]
     for k in ks:
@@ -108,7 +108,7 @@ def sweep_rows(ks, n_seeds: int, strategies: list[str]) -> list[dict]:
 
 
 def bench_cubic(seed: int, n_seeds: int) -> None:
-    from generator import zoo
+    from compact_proofs.generator import zoo
 
     variants = ["cubic", "cubic/reference"]
     table = Table(title=f"Cubic proof, seed {seed}: generation + sound check, and the checker's cost growth")
@@ -142,9 +142,9 @@ def bench_cubic(seed: int, n_seeds: int) -> None:
 
 
 def bench_subcubic(seed: int, n_seeds: int) -> None:
-    from checker.strategies.subcubic import NAMES, REFERENCE_ATTENTION
-    from generator import zoo
-    from generator.report import per_variant
+    from compact_proofs.checker.strategies.subcubic import NAMES, REFERENCE_ATTENTION
+    from compact_proofs.generator import zoo
+    from compact_proofs.generator.report import per_variant
 
     weights = zoo.trained(4, seed, MODELS)
     reference = [n for n in NAMES if n.split("/")[2] in REFERENCE_ATTENTION]
@@ -194,7 +194,7 @@ def with_tied_columns(weights: dict, pairs=((62, 63), (60, 61))) -> dict:
 
 
 def bench_ties(seed: int, n_seeds: int) -> None:
-    from generator import zoo
+    from compact_proofs.generator import zoo
 
     weights = zoo.trained(4, seed, MODELS)
     table = Table(title=f"Brute force with exact ties: K=4 seed {seed}, cold checks")
@@ -216,7 +216,7 @@ def bench_ties(seed: int, n_seeds: int) -> None:
 
 
 def bench_pure(seed: int, n_seeds: int) -> None:
-    from checker.pure import check_bytes
+    from compact_proofs.checker.pure import check_bytes
 
     path = Path("certificates") / f"max4-seed{seed}.cubic.msgpack"
     if not path.exists():

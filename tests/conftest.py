@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 def fresh_memo():
     """Every test starts with an empty checker memo (checker/memo.py), so that monkeypatched
     checker internals are not bypassed by values an earlier test stored."""
-    from checker import memo
+    from compact_proofs.checker import memo
 
     memo.clear()
 
@@ -34,8 +34,8 @@ def fresh_memo():
 @pytest.fixture(scope="session")
 def trained_k4() -> dict[str, np.ndarray]:
     """The paper's K=4 model for seed 123, trained with the paper's recipe (about 7 s)."""
-    from generator.model import ModelConfig
-    from generator.train import train
+    from compact_proofs.generator.model import ModelConfig
+    from compact_proofs.generator.train import train
 
     model = train(123, ModelConfig(n_ctx=4))
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
@@ -44,9 +44,9 @@ def trained_k4() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def small_trained() -> tuple[dict[str, np.ndarray], int]:
     """A small trained model (d_vocab 12, n_ctx 4; about 2 s) and its exact count by brute force."""
-    from generator.model import ModelConfig
-    from generator.prover import prove
-    from generator.train import TrainConfig, train
+    from compact_proofs.generator.model import ModelConfig
+    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.train import TrainConfig, train
 
     model = train(1, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=800))
     weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}

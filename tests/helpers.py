@@ -6,9 +6,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from checker import certificate
-from checker.exact import Dyadic
-from checker.verify import Verdict, check
+from compact_proofs.checker import certificate
+from compact_proofs.checker.exact import Dyadic
+from compact_proofs.checker.verify import Verdict, check
 
 
 def total_inputs(weights: dict) -> int:

@@ -34,7 +34,7 @@ def test_there_are_committed_certificates():
 
 @pytest.mark.parametrize("path", CERTIFICATES, ids=lambda p: p.name)
 def test_standalone_checker_accepts(path):
-    run = subprocess.run([sys.executable, "-m", "checker", "--json", str(path)], capture_output=True, text=True,
+    run = subprocess.run([sys.executable, "-m", "compact_proofs.checker", "--json", str(path)], capture_output=True, text=True,
                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stdout + run.stderr
     verdict = json.loads(run.stdout)

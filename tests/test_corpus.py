@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from checker.cli import EXIT_OF, main
+from compact_proofs.checker.cli import EXIT_OF, main
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())

@@ -10,9 +10,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from checker import certificate
-from checker.cli import main
-from checker.errors import InvalidCertificate
+from compact_proofs.checker import certificate
+from compact_proofs.checker.cli import main
+from compact_proofs.checker.errors import InvalidCertificate
 from tests.helpers import encode
 from tests.models import build
 
@@ -128,7 +128,7 @@ def test_bad_inputs_through_a_real_process(tmp_path):
     for name in ("random bytes", "absurd declared size", "NaN weight"):
         path = tmp_path / "bad.msgpack"
         path.write_bytes(BAD[name])
-        run = subprocess.run([sys.executable, "-m", "checker", str(path)], capture_output=True, text=True, timeout=60,
+        run = subprocess.run([sys.executable, "-m", "compact_proofs.checker", str(path)], capture_output=True, text=True, timeout=60,
                              env={**os.environ, "PYTHONPATH": os.getcwd()})
         assert run.returncode == 3 and "Traceback" not in run.stderr and run.stdout.count("\n") == 1
 

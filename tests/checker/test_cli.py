@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker.cli import EXIT_OF, float_down, lower_decimal, main
-from generator import weights_io
-from generator.prover import prove
+from compact_proofs.checker.cli import EXIT_OF, float_down, lower_decimal, main
+from compact_proofs.generator import weights_io
+from compact_proofs.generator.prover import prove
 from tests.helpers import encode
 from tests.models import build
 
@@ -53,7 +53,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 def run_json(*args) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "checker", *map(str, args), "--json"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "compact_proofs.checker", *map(str, args), "--json"], capture_output=True, text=True, timeout=120)
     document = json.loads(done.stdout)
     jsonschema.validate(document, SCHEMA)
     assert document["exit_code"] == done.returncode
@@ -69,7 +69,7 @@ def test_each_outcome_has_its_exit_code_and_line(files, status, capsys):
 
 
 def test_a_resource_limit_is_exit_4(files, capsys, monkeypatch):
-    from checker.strategies import brute_force
+    from compact_proofs.checker.strategies import brute_force
 
     monkeypatch.setattr(brute_force, "MAX_INPUTS", 10)
     assert main([str(files["accepted"]), "--no-progress"]) == 4
@@ -152,7 +152,7 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     shapes = {"embed.W_E": (4, 4), "pos_embed.W_pos": (10, 4), "blocks.0.attn.W_Q": (1, 4, 2), "blocks.0.attn.W_K": (1, 4, 2),
               "blocks.0.attn.W_V": (1, 4, 2), "blocks.0.attn.W_O": (1, 2, 4), "unembed.W_U": (4, 4)}
     slow.write_bytes(encode({k: rng.normal(size=s) for k, s in shapes.items()}, "brute-force", 0))
-    child = subprocess.Popen([sys.executable, "-c", "from checker.cli import main_exit; main_exit()", str(slow), "--pure"],
+    child = subprocess.Popen([sys.executable, "-c", "from compact_proofs.checker.cli import main_exit; main_exit()", str(slow), "--pure"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     child.send_signal(signal.SIGINT)
@@ -161,6 +161,6 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 
 
 def test_a_closed_pipe_is_no_traceback():
-    done = subprocess.run(f"{sys.executable} -c 'from checker.cli import main_exit; main_exit()' --list-strategies | head -1",
+    done = subprocess.run(f"{sys.executable} -c 'from compact_proofs.checker.cli import main_exit; main_exit()' --list-strategies | head -1",
                           shell=True, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout.strip() == "brute-force" and "Traceback" not in done.stderr

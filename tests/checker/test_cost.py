@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from checker import cost
-from checker.errors import CheckError
-from checker.exact import Dyadic
-from checker.interval import Interval
+from compact_proofs.checker import cost
+from compact_proofs.checker.errors import CheckError
+from compact_proofs.checker.exact import Dyadic
+from compact_proofs.checker.interval import Interval
 
 
 def tally(operation) -> tuple[int, int]:

@@ -11,8 +11,8 @@ from flint import arb, fmpq
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker.enclosure import dyadic_ball, exp_sum_sign, exp_table, precision
-from checker.exact import Dyadic
+from compact_proofs.checker.enclosure import dyadic_ball, exp_sum_sign, exp_table, precision
+from compact_proofs.checker.exact import Dyadic
 from tests.reference.evaluator import exp_sum_sign as reference_sign
 from tests.reference.rational_exp import exp_enclosure, scaled_exp_enclosure
 
@@ -99,7 +99,7 @@ def test_exp_table_shifts_each_row_by_its_own_maximum():
 def test_exp_table_entries_it_cannot_certify_are_nan_not_guessed(monkeypatch):
     """At a working precision too low to certify 2^-52, entries become NaN (undecided downstream);
     whatever is certified still meets the bound."""
-    from checker import enclosure
+    from compact_proofs.checker import enclosure
 
     monkeypatch.setattr(enclosure, "WORKING_PREC", 20)
     row = [0, -3, -17, -1000, 5]

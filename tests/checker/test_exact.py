@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from checker.exact import Dyadic
+from compact_proofs.checker.exact import Dyadic
 from tests.helpers import fractions
 
 finite64 = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker.float_filter import Threshold, coefficient_bound, round_up
+from compact_proofs.checker.float_filter import Threshold, coefficient_bound, round_up
 
 unit = st.floats(0, 1) | st.sampled_from([0.0, 1.0, 5e-324, 2.2250738585072014e-308, 1e-300])
 coeff = st.floats(-1e8, 1e8, allow_nan=False) | st.sampled_from([1e8, -1e8, 5e-324, -5e-324])
@@ -53,7 +53,7 @@ def test_round_up_is_the_least_upper_float(value):
 def test_product_weights_are_lemma_3s_constants(summands):
     """Lemma 3 (float_filter's docstring): (a) eps = 2^-50, eta = 2^-1070 for one factor;
     (b) eps = (r + 5) 2^-53, eta = (r + 1) 2^-1072 for a sum of r >= 2 exps."""
-    from checker.float_filter import EPS_W, Threshold
+    from compact_proofs.checker.float_filter import EPS_W, Threshold
 
     expected = (EPS_W, Fraction(1, 2**1070)) if summands == 1 else (Fraction(summands + 5, 2**53), Fraction(summands + 1, 2**1072))
     assert EPS_W == Fraction(1, 2**50)
@@ -64,7 +64,7 @@ def test_product_weights_are_lemma_3s_constants(summands):
 def test_threshold_meets_lemma_2_and_the_decision_rule(terms, bound, eps_units, eta_units):
     """K2 >= 2 K (1 + 2^-50) and A2 >= 2 A + 2^-1073 with K, A of Lemma 2, each at most one
     rounding above (so the filter is no looser than the lemma allows either)."""
-    from checker.float_filter import Threshold
+    from compact_proofs.checker.float_filter import Threshold
 
     eps, eta = Fraction(eps_units, 2**50), Fraction(eta_units, 2**1070)
     c = Fraction(float(bound))
@@ -81,14 +81,14 @@ def test_threshold_meets_lemma_2_and_the_decision_rule(terms, bound, eps_units, 
     (1, 1.0, 0, Fraction(1, 2**1060) + Fraction(1, 2**1100)), (1, 1.0, 0, -Fraction(1, 2**1100)),
 ])
 def test_threshold_refuses_parameters_outside_lemma_2(terms, bound, eps, eta):
-    from checker.float_filter import Threshold
+    from compact_proofs.checker.float_filter import Threshold
 
     with pytest.raises(ValueError, match="^float filter outside its proven range$"):
         Threshold.for_sums(terms, bound, eps, eta)
 
 
 def test_threshold_accepts_lemma_2s_extreme_parameters():
-    from checker.float_filter import MAX_MAGNITUDE, Threshold
+    from compact_proofs.checker.float_filter import MAX_MAGNITUDE, Threshold
 
     for terms, bound, eps, eta in [(2**20, float(MAX_MAGNITUDE), Fraction(1, 2**40), Fraction(1, 2**1060)), (1, 0.0, 0, 0)]:
         Threshold.for_sums(terms, bound, eps, eta)
@@ -96,7 +96,7 @@ def test_threshold_accepts_lemma_2s_extreme_parameters():
 
 @given(st.lists(st.floats(0, 1e300), min_size=1, max_size=3))
 def test_coefficient_bound_is_lemma_1s_c_rounded_up(max_abs):
-    from checker.float_filter import EPS_W, coefficient_bound
+    from compact_proofs.checker.float_filter import EPS_W, coefficient_bound
 
     c = sum(map(Fraction, max_abs)) * (1 + EPS_W)
     got = coefficient_bound(*max_abs)

@@ -12,9 +12,9 @@ from flint import arb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker.enclosure import precision
-from checker.exact import Dyadic
-from checker.interval import (EXP_MAX, EXP_MIN, Interval, _ceil_float, _floor_float, build_exp_tables, exp_lower,
+from compact_proofs.checker.enclosure import precision
+from compact_proofs.checker.exact import Dyadic
+from compact_proofs.checker.interval import (EXP_MAX, EXP_MIN, Interval, _ceil_float, _floor_float, build_exp_tables, exp_lower,
                               exp_upper)
 
 finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
@@ -147,7 +147,7 @@ def test_interval_exp_encloses_exp_at_random_points(x):
 
 
 def test_next_up_and_next_down_are_nextafter_on_every_kind_of_float():
-    from checker.interval import next_down, next_up
+    from compact_proofs.checker.interval import next_down, next_up
 
     rng = np.random.default_rng(0)
     powers = np.ldexp(1.0, np.arange(-1074, 1024))

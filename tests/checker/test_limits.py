@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from checker.exact import MAX_PRODUCT_WORK, Dyadic
-from checker.errors import ResourceLimit
-from checker.strategies.cubic import count_cases
+from compact_proofs.checker.exact import MAX_PRODUCT_WORK, Dyadic
+from compact_proofs.checker.errors import ResourceLimit
+from compact_proofs.checker.strategies.cubic import count_cases
 from tests.helpers import encode
 
 LIMIT = 2.0
@@ -48,7 +48,7 @@ def slow_pure_brute_force() -> bytes:
 
 def timed_check(path, *options) -> tuple[int, str, float]:
     start = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "checker", str(path), "--max-seconds", str(LIMIT), *options],
+    run = subprocess.run([sys.executable, "-m", "compact_proofs.checker", str(path), "--max-seconds", str(LIMIT), *options],
                          capture_output=True, text=True, timeout=120)
     return run.returncode, run.stdout + run.stderr, time.monotonic() - start
 
@@ -71,7 +71,7 @@ def test_long_integers_are_refused_before_the_product(tmp_path):
     """The review's weights mixing 1e300 and 5e-324: 2100-bit integers, refused instead of run (113 s once)."""
     path = tmp_path / "huge.msgpack"
     path.write_bytes(wide_cubic(1e300, 5e-324))
-    run = subprocess.run([sys.executable, "-m", "checker", str(path)], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "compact_proofs.checker", str(path)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 4 and "exceeds the work limit" in run.stdout, run.stdout + run.stderr
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from checker import cost, memo
-from checker.errors import CheckError
-from checker.paths import paths
-from checker.weights import model_from_weights
+from compact_proofs.checker import cost, memo
+from compact_proofs.checker.errors import CheckError
+from compact_proofs.checker.paths import paths
+from compact_proofs.checker.weights import model_from_weights
 from tests.helpers import check_weights
 from tests.models import build
 
@@ -18,7 +18,7 @@ STRATEGIES = ["brute-force", "cubic", "subcubic/max_diff_exact/per_output+chords
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_second_check_is_the_same_check(strategy):
-    from generator.prover import prove
+    from compact_proofs.generator.prover import prove
 
     weights = build("gaussian", 3, V=5, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
     proof = prove(weights, strategy)  # the generator's own work fills the memo
@@ -30,7 +30,7 @@ def test_a_second_check_is_the_same_check(strategy):
 
 
 def _evidence(raw: bytes) -> dict:
-    from checker import certificate
+    from compact_proofs.checker import certificate
 
     return certificate.decode(raw).evidence
 

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 from hypothesis import given
 
-from checker.paths import paths
-from checker.weights import model_from_weights
+from compact_proofs.checker.paths import paths
+from compact_proofs.checker.weights import model_from_weights
 from tests.models import tiny_models
 from tests.reference.evaluator import ReferenceModel
 

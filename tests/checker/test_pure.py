@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from checker.pure import check_bytes
-from generator.prover import prove
+from compact_proofs.checker.pure import check_bytes
+from compact_proofs.generator.prover import prove
 from tests.helpers import encode
 from tests.models import tiny_models
 
@@ -32,7 +32,7 @@ def test_pure_and_fast_paths_agree(strategy, weights):
 @given(weights=tiny_models(max_vocab=4, max_ctx=3, max_inputs=64, kinds=("gaussian", "coarse")))
 def test_pure_path_rejects_what_the_fast_path_rejects(weights):
     proof = prove(weights, "cubic")
-    from checker import certificate
+    from compact_proofs.checker import certificate
 
     cert = certificate.decode(proof.raw)
     claims = cert.evidence["claims"].copy()
@@ -45,14 +45,14 @@ def test_pure_path_rejects_what_the_fast_path_rejects(weights):
 
 
 def test_pure_path_imports_only_the_standard_library():
-    for path in (ROOT / "checker" / "pure").glob("*.py"):
+    for path in (ROOT / "compact_proofs" / "checker" / "pure").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
             for name in names:
                 top = name.split(".")[0]
-                assert top in sys.stdlib_module_names or name.startswith("checker.pure"), (path, name)
+                assert top in sys.stdlib_module_names or name.startswith("compact_proofs.checker.pure"), (path, name)
 
 
 def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path):
@@ -62,7 +62,7 @@ def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path):
     path = tmp_path / "c.msgpack"
     path.write_bytes(prove(weights, "cubic").raw)
     blocker = "import sys\n" + "".join(f"sys.modules[{n!r}] = None\n" for n in ("numpy", "flint", "msgpack", "torch"))
-    code = blocker + f"from checker.pure import check_bytes\nv = check_bytes(open({str(path)!r}, 'rb').read())\nprint(v.accepted, v.reason)\n"
+    code = blocker + f"from compact_proofs.checker.pure import check_bytes\nv = check_bytes(open({str(path)!r}, 'rb').read())\nprint(v.accepted, v.reason)\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.startswith("True"), run.stdout + run.stderr
@@ -75,7 +75,7 @@ def test_the_pure_cubic_filter_changes_no_outcome(strategy, weights):
     by it) the pure path reaches the same verdict and count as at 64."""
     from unittest.mock import patch
 
-    from checker.pure import cubic as pure_cubic
+    from compact_proofs.checker.pure import cubic as pure_cubic
 
     proof = prove(weights, strategy)
     fine = check_bytes(proof.raw)

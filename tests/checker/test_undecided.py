@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from checker import enclosure, memo
-from checker.pure import arith
-from checker.pure import check_bytes as pure_check
-from generator.prover import prove
+from compact_proofs.checker import enclosure, memo
+from compact_proofs.checker.pure import arith
+from compact_proofs.checker.pure import check_bytes as pure_check
+from compact_proofs.generator.prover import prove
 from tests.helpers import check_bytes, encode
 from tests.models import build, near_tie_model, tiny_models
 from tests.reference.evaluator import exact_correct_count
@@ -72,7 +72,7 @@ def test_the_pure_brute_force_never_counts_an_unsettled_input(monkeypatch):
     def unsettled(terms, d_head):
         raise ArithmeticError("sign not settled")
 
-    monkeypatch.setattr("checker.pure.sign_of_exp_sum", unsettled)
+    monkeypatch.setattr("compact_proofs.checker.pure.sign_of_exp_sum", unsettled)
     verdict = pure_check(encode(weights, "brute-force", 1))
     assert verdict.verified_correct == 0 and not verdict.accepted
 

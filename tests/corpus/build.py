@@ -15,7 +15,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from checker import certificate
+from compact_proofs.checker import certificate
 from tests.helpers import encode
 from tests.models import build, near_tie_model
 
@@ -43,7 +43,7 @@ def _raw_with_digest(obj: dict) -> bytes:
 
 
 def _cubic_evidence(weights) -> dict:
-    from generator.prover import prove
+    from compact_proofs.generator.prover import prove
 
     return dict(certificate.decode(prove(weights, "cubic").raw).evidence)
 

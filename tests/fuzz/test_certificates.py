@@ -19,10 +19,10 @@ import numpy as np
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from checker import certificate
-from checker.errors import InvalidCertificate
-from checker.verify import check
-from generator.prover import prove
+from compact_proofs.checker import certificate
+from compact_proofs.checker.errors import InvalidCertificate
+from compact_proofs.checker.verify import check
+from compact_proofs.generator.prover import prove
 from tests.models import build
 from tests.reference.evaluator import exact_correct_count
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from generator import weights_io
-from generator.cli import app
+from compact_proofs.generator import weights_io
+from compact_proofs.generator.cli import app
 from tests.models import build
 
 runner = CliRunner()
@@ -48,7 +48,7 @@ def test_strategies_lists_brute_force():
 def test_bad_model_file_is_one_line_exit_3(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    run = subprocess.run([sys.executable, "-m", "generator.cli", "prove", str(bad), "-o", str(tmp_path / "c.msgpack")],
+    run = subprocess.run([sys.executable, "-m", "compact_proofs.generator.cli", "prove", str(bad), "-o", str(tmp_path / "c.msgpack")],
                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert run.returncode == 3 and "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0 and "error" in run.stderr

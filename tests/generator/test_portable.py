@@ -15,16 +15,17 @@ import sys
 
 import pytest
 
-from generator import portable
+from compact_proofs.generator import portable
 
 pytestmark = pytest.mark.skipif(not portable.x86_64(), reason="bit-identical weights are promised on x86-64 only")
 
 TRAIN = """
-import json, generator
-from checker.weights import model_digest
-from generator import portable
-from generator.model import ModelConfig
-from generator.train import TrainConfig, train
+import json
+import compact_proofs.generator
+from compact_proofs.checker.weights import model_digest
+from compact_proofs.generator import portable
+from compact_proofs.generator.model import ModelConfig
+from compact_proofs.generator.train import TrainConfig, train
 model = train(123, ModelConfig(n_ctx=4), TrainConfig(steps=300))
 print(json.dumps({"digest": model_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
                   "problems": portable.problems()}))
@@ -66,9 +67,9 @@ def test_every_emulated_cpu_trains_the_same_bytes(reference, cpu):
 UNPINNED = """
 import json, torch
 torch.ones(1).softmax(0)  # ATen's kernels are chosen now, before generator pins them
-from checker.weights import model_digest
-from generator.model import ModelConfig
-from generator.train import TrainConfig, _train_here
+from compact_proofs.checker.weights import model_digest
+from compact_proofs.generator.model import ModelConfig
+from compact_proofs.generator.train import TrainConfig, _train_here
 model = _train_here(123, ModelConfig(n_ctx=4), TrainConfig(steps=300), None)
 print(json.dumps({"digest": model_digest({k: v.detach().numpy() for k, v in model.state_dict().items()}),
                   "capability": torch.backends.cpu.get_cpu_capability()}))
@@ -100,7 +101,7 @@ def test_torch_loaded_first_still_trains_the_published_bytes(reference):
 
 
 def test_problems_name_what_is_not_pinned():
-    script = "import torch\ntorch.ones(2, 2) @ torch.ones(2, 2)\nimport generator\nfrom generator import portable\nprint(portable.problems())"
+    script = "import torch\ntorch.ones(2, 2) @ torch.ones(2, 2)\nimport compact_proofs.generator\nfrom compact_proofs.generator import portable\nprint(portable.problems())"
     env = {k: v for k, v in os.environ.items() if k not in portable.PINS} | {"ATEN_CPU_CAPABILITY": "avx2"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert "ATen dispatches AVX2 kernels" in done.stdout and "MKL runs code-path branch" in done.stdout, done.stdout

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from generator.cli import app
+from compact_proofs.generator.cli import app
 
 runner = CliRunner()
 STRATEGIES = ["brute-force", "cubic", "subcubic/max_diff_exact/per_output+chords/max_diff_subproduct"]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from generator import sweep, weights_io, zoo
-from generator.model import AttentionOnly, ModelConfig
-from generator.prover import prove
-from generator.report import write_report
+from compact_proofs.generator import sweep, weights_io, zoo
+from compact_proofs.generator.model import AttentionOnly, ModelConfig
+from compact_proofs.generator.prover import prove
+from compact_proofs.generator.report import write_report
 
 STRATEGIES = ["brute-force", "cubic", "subcubic/max_diff_exact/per_output+chords/max_diff"]
 V = 6
@@ -19,7 +19,7 @@ V = 6
 def tiny(seed: int, k: int) -> dict:
     import torch
 
-    from generator.train import TrainConfig, train
+    from compact_proofs.generator.train import TrainConfig, train
 
     model = train(seed, ModelConfig(d_vocab=V, n_ctx=k, d_model=8, d_head=4), TrainConfig(steps=150))
     return {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
@@ -103,7 +103,7 @@ def test_sampled_estimate_brackets_the_exact_accuracy():
 def test_report_figures_and_tables_read_as_a_paper_would(tmp_path, cache):
     import matplotlib.pyplot as plt
 
-    from generator.report import BAR_STYLE, build_figures, headline, load_estimates, load_rows
+    from compact_proofs.generator.report import BAR_STYLE, build_figures, headline, load_estimates, load_rows
 
     run(tmp_path / "r", cache)
     rows, estimates = load_rows(tmp_path / "r"), load_estimates(tmp_path / "r")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from generator.model import ModelConfig
-from generator.train import TrainConfig, train
+from compact_proofs.generator.model import ModelConfig
+from compact_proofs.generator.train import TrainConfig, train
 
 
 def weights(seed: int) -> dict:

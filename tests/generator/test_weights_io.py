@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from generator import weights_io
+from compact_proofs.generator import weights_io
 from tests.models import build
 
 WEIGHTS = build("gaussian", 2, V=5, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)

@@ -69,9 +69,9 @@ def test_changed_weights_are_reverified_not_trusted(trained_k4):
 
 def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
     """If the exact sign decision gives up (precision limit), the input is wrong, and reported."""
-    from checker import memo
-    from checker.errors import CheckError
-    from checker.strategies import brute_force
+    from compact_proofs.checker import memo
+    from compact_proofs.checker.errors import CheckError
+    from compact_proofs.checker.strategies import brute_force
 
     weights = near_tie_model()  # margins of relative size 2^-80: beyond the float filter
     monkeypatch.setattr(brute_force, "exp_sum_sign", lambda *args: -1)  # every exact decision: wrong
@@ -91,7 +91,7 @@ def test_an_input_the_exact_path_cannot_settle_counts_as_wrong(monkeypatch):
 @pytest.mark.parametrize("kind", ["tie", "equal-residual", "uniform-attention", "coarse"])
 def test_exact_ties_are_decided_in_bulk_without_a_sign_evaluation(monkeypatch, kind):
     """Exact zeros are found by residues (no arb call at all) and give the exact count."""
-    from checker.strategies import brute_force
+    from compact_proofs.checker.strategies import brute_force
 
     weights = build(kind, 3, V=5, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
     monkeypatch.setattr(brute_force, "exp_sum_sign", lambda *args: pytest.fail("a sign was evaluated"))
@@ -108,10 +108,10 @@ def test_every_input_reaches_the_filter_with_its_own_margin_and_weight(monkeypat
     evaluation from the same tables, whatever the split into a looped prefix and a vectorised block."""
     import itertools
 
-    from checker import float_filter
-    from checker.enclosure import exp_table
-    from checker.strategies import brute_force
-    from checker.weights import model_from_weights
+    from compact_proofs.checker import float_filter
+    from compact_proofs.checker.enclosure import exp_table
+    from compact_proofs.checker.strategies import brute_force
+    from compact_proofs.checker.weights import model_from_weights
 
     weights = build("gaussian", 5, V=4, N=4, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
     seen = []
@@ -141,7 +141,7 @@ def test_every_input_reaches_the_filter_with_its_own_margin_and_weight(monkeypat
 
 @pytest.mark.parametrize("spare", [0, -1])
 def test_the_input_limit_is_checked_first(monkeypatch, spare):
-    from checker.strategies import brute_force
+    from compact_proofs.checker.strategies import brute_force
 
     weights = build("gaussian", 1, V=3, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
     monkeypatch.setattr(brute_force, "MAX_INPUTS", 27 + spare)
@@ -157,8 +157,8 @@ def test_scaled_floats_are_the_exact_tables_shifted_below_one(values, exp):
     ratios are unchanged, and each float is the nearest to its exact scaled value."""
     from fractions import Fraction
 
-    from checker.exact import Dyadic
-    from checker.strategies.brute_force import _scaled_floats
+    from compact_proofs.checker.exact import Dyadic
+    from compact_proofs.checker.strategies.brute_force import _scaled_floats
 
     tables = [Dyadic(np.array([values], dtype=object), exp), Dyadic(np.array([[v // 3 for v in values]], dtype=object), exp - 2)]
     _, floats = _scaled_floats(tables)

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker import certificate
-from checker.strategies.cubic import cases_of, count_cases
-from generator.prover import prove
-from generator.strategies import REGISTRY
+from compact_proofs.checker import certificate
+from compact_proofs.checker.strategies.cubic import cases_of, count_cases
+from compact_proofs.generator.prover import prove
+from compact_proofs.generator.strategies import REGISTRY
 from tests.helpers import check_bytes, encode
 from tests.models import build, tiny_models
 from tests.reference.evaluator import exact_correct_count
@@ -144,7 +144,7 @@ def test_at_most_max_candidates_per_pair(count, reason):
 
 @given(st.integers(1, 6), st.integers(1, 6), st.data())
 def test_top2_gives_the_two_largest_remaining_entries(rows, cols, data):
-    from checker.strategies.cubic import _top2
+    from compact_proofs.checker.strategies.cubic import _top2
 
     values = np.array(data.draw(st.lists(st.integers(-3, 3), min_size=rows * cols, max_size=rows * cols)), float).reshape(rows, cols)
     excluded = np.array(data.draw(st.lists(st.booleans(), min_size=rows * cols, max_size=rows * cols))).reshape(rows, cols)
@@ -179,7 +179,7 @@ def test_case_count_and_order(V, N):
 @pytest.mark.parametrize("strategy", VARIANTS)
 @pytest.mark.parametrize("spare", [0, -1])
 def test_the_case_limit_is_checked_first(monkeypatch, strategy, spare):
-    from checker.strategies import cubic
+    from compact_proofs.checker.strategies import cubic
 
     weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
     proof = prove(weights, strategy)
@@ -203,8 +203,8 @@ def test_logits_beyond_float64_are_refused_not_misjudged():
 def test_exact_decisions_are_counted_and_an_unsettled_one_is_a_rejection(monkeypatch):
     """Every test the float filter leaves open is decided exactly (and counted); if the exact sign
     cannot be settled, the claim is not established."""
-    from checker.errors import CheckError
-    from checker.strategies import cubic
+    from compact_proofs.checker.errors import CheckError
+    from compact_proofs.checker.strategies import cubic
 
     weights = build("coarse", 0, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
     proof = prove(weights, "cubic")
@@ -230,8 +230,8 @@ def assert_filter_sees_every_term_and_weight(weights, strategy):
     w_m + w_k + w_q, recomputed here from the filter's own inputs."""
     from fractions import Fraction
 
-    from checker import float_filter
-    from checker.strategies import cubic
+    from compact_proofs.checker import float_filter
+    from compact_proofs.checker.strategies import cubic
 
     calls = {"filter": [], "threshold": [], "classify": []}
     original_filter, original_for_sums = cubic._filter, float_filter.Threshold.for_sums.__func__

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker.context import Evidence
-from checker.exact import Dyadic, mean_rows
-from checker.strategies import subcubic
-from checker.strategies.subcubic import attention_error, eupu
-from checker.weights import model_from_weights
-from generator.prover import prove
-from generator.strategies import REGISTRY
-from generator.strategies.subcubic import _hints
+from compact_proofs.checker.context import Evidence
+from compact_proofs.checker.exact import Dyadic, mean_rows
+from compact_proofs.checker.strategies import subcubic
+from compact_proofs.checker.strategies.subcubic import attention_error, eupu
+from compact_proofs.checker.weights import model_from_weights
+from compact_proofs.generator.prover import prove
+from compact_proofs.generator.strategies import REGISTRY
+from compact_proofs.generator.strategies.subcubic import _hints
 from tests.helpers import check_bytes, encode
 from tests.models import build, tiny_models
 from tests.reference.evaluator import exact_correct_count
@@ -236,7 +236,7 @@ def test_generator_cannot_certify_above_exact_when_exps_overflow():
 
 
 def test_interval_exp_of_nan_is_no_information():
-    from checker.interval import exp_lower, exp_upper
+    from compact_proofs.checker.interval import exp_lower, exp_upper
 
     x = np.array([np.nan, -1000.0, -745.5])
     assert (exp_lower(x) >= 0).all() and exp_lower(x)[0] == 0 and exp_upper(x)[0] == np.inf

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.prover import prove
-from generator.strategies.cubic import mp_round_up_f32
+from compact_proofs.generator.prover import prove
+from compact_proofs.generator.strategies.cubic import mp_round_up_f32
 from tests.models import tiny_models
 from tests.reference.evaluator import exact_correct_count
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.strategies.subcubic import CHORD_QUANTILES, group_quantiles
+from compact_proofs.generator.strategies.subcubic import CHORD_QUANTILES, group_quantiles
 
 values = st.floats(0, 1) | st.sampled_from([0.0, 0.25, 1.0])  # repeats: ties within a group
 

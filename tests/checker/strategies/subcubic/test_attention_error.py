@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from checker.exact import Dyadic
-from checker.context import Evidence
-from checker.exact import mean_rows
-from checker.strategies.subcubic.attention_error import HANDLINGS, _root_up, qk_split, recursive_bound, split_bound, svd_bound
-from checker.weights import model_from_weights
-from generator.strategies.subcubic import _hints
+from compact_proofs.checker.exact import Dyadic
+from compact_proofs.checker.context import Evidence
+from compact_proofs.checker.exact import mean_rows
+from compact_proofs.checker.strategies.subcubic.attention_error import HANDLINGS, _root_up, qk_split, recursive_bound, split_bound, svd_bound
+from compact_proofs.checker.weights import model_from_weights
+from compact_proofs.generator.strategies.subcubic import _hints
 from tests.helpers import fractions, rounded_mean_row, row_spreads
 from tests.models import build
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from checker.strategies.subcubic import cell_inputs, valid_cells
+from compact_proofs.checker.strategies.subcubic import cell_inputs, valid_cells
 
 
 def cell_of(x: tuple[int, ...]) -> tuple[int, int, int]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from checker.strategies import subcubic
-from generator.strategies import REGISTRY
+from compact_proofs.checker.strategies import subcubic
+from compact_proofs.generator.strategies import REGISTRY
 from tests.helpers import check_bytes, encode
 
 CHORDS = "subcubic/max_diff_exact/per_output+chords/max_diff"
@@ -24,8 +24,8 @@ def test_the_generated_certificate_is_accepted_with_exactly_its_claim(small_trai
     weights, exact = small_trained
     evidence, claimed = draft(weights, variant)
     progress = []
-    from checker import certificate
-    from checker.verify import check
+    from compact_proofs.checker import certificate
+    from compact_proofs.checker.verify import check
 
     verdict = check(certificate.decode(encode(weights, variant, claimed, evidence)), lambda *a: progress.append(a))
     assert verdict.accepted and 0 < verdict.verified_correct == claimed <= exact

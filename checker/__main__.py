@@ -1,4 +1,0 @@
-from checker.cli import main_exit
-
-if __name__ == "__main__":
-    main_exit()

@@ -1,0 +1,4 @@
+from compact_proofs.checker.cli import main_exit
+
+if __name__ == "__main__":
+    main_exit()

@@ -1,0 +1,317 @@
+"""The checker's second path: the standard library only (integers, Fraction, hashlib, struct).
+
+No numpy, no python-flint, no msgpack: the certificate is decoded by msgpack_lite, the model is
+held in Fractions, every exp is enclosed by arith's fixed-point series, and every decision is
+exact (no float filter). It re-checks small brute-force and cubic certificates, so that neither
+the fast path's libraries nor its float filter is trusted alone; tests cross-check the two paths.
+It is slow by design: use it on small models (`compact-proofs-check --pure`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from math import comb
+
+from compact_proofs.checker.pure import cubic as pure_cubic
+from compact_proofs.checker.pure import msgpack_lite
+from compact_proofs.checker.pure.arith import sign_of_exp_sum
+from compact_proofs.checker.pure.errors import Malformed, Reject
+
+SUPPORTED = ("brute-force", "cubic", "cubic/reference")
+MAX_INPUTS = 1 << 20
+MAX_CASES = 1 << 24
+# the limits of schema/certificate-v1.md (the same as the fast path's, written again here)
+MAX_FILE_BYTES, MAX_ELEMENTS, MAX_NDIM, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1 << 27, 6, 1000, 4096
+LIMITS = {"V": 4096, "N": 1024, "D": 4096, "H": 4096}
+MAX_PATH_WORK = 1 << 31
+NAME = re.compile(r"[A-Za-z0-9_.+/-]{1,200}\Z")
+TOP = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
+SHAPES = {  # key -> axes; "1" is the head axis, which may be omitted
+    "embed.W_E": "VD", "pos_embed.W_pos": "ND", "blocks.0.attn.W_Q": "1DH", "blocks.0.attn.W_K": "1DH",
+    "blocks.0.attn.W_V": "1DH", "blocks.0.attn.W_O": "1HD", "unembed.W_U": "DV",
+    "blocks.0.attn.b_Q": "1H", "blocks.0.attn.b_K": "1H", "blocks.0.attn.b_V": "1H", "blocks.0.attn.b_O": "D", "unembed.b_U": "V",
+}
+REQUIRED = [k for k in SHAPES if ".W_" in k]
+
+
+@dataclass
+class PureVerdict:
+    accepted: bool
+    claimed_correct: int | None
+    verified_correct: int | None
+    total: int | None
+    reason: str
+    invalid: bool = False
+    unsupported: bool = False  # a valid strategy this path does not check
+    limit: bool = False  # too large for this path: nothing was decided
+    strategy: str = ""
+    notes: dict = field(default_factory=dict)
+
+
+SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-error handlings
+    ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact"),
+    ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords"),
+    ("svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact", "max_diff_subproduct",
+     "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
+     "mean_recursive+max_diff_subproduct_recursive"),
+)
+
+
+def _known(strategy: str) -> bool:
+    parts = strategy.split("/")
+    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic"
+                                      and all(p in axis for p, axis in zip(parts[1:], SUBCUBIC_AXES)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the certificate
+
+
+def _tensor(value, what: str) -> tuple[list, tuple]:
+    if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
+        raise Malformed(f"{what} is not a tensor")
+    codes = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
+    if value["dtype"] not in codes or not isinstance(value["shape"], list) or len(value["shape"]) > MAX_NDIM:
+        raise Malformed(f"{what} has an unsupported dtype or shape")
+    count = 1
+    for size in value["shape"]:
+        if type(size) is not int or not 0 <= size <= MAX_ELEMENTS:
+            raise Malformed(f"{what} has an invalid shape")
+        count *= size
+        if count > MAX_ELEMENTS:
+            raise Malformed(f"{what} has more than {MAX_ELEMENTS} elements")
+    code = codes[value["dtype"]]
+    if not isinstance(value["data"], bytes) or len(value["data"]) != count * struct.calcsize(code):
+        raise Malformed(f"{what} data length does not match its shape")
+    flat = list(struct.unpack(f"<{count}{code}", value["data"]))
+    if code in "fd" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
+        raise Malformed(f"{what} contains NaN or infinity")
+    return flat, tuple(value["shape"])
+
+
+def _nest(flat: list, shape: tuple):
+    if len(shape) <= 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _evidence_value(value, what: str) -> None:
+    if isinstance(value, dict):
+        _tensor(value, what)
+    elif not (isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**64)
+              or (isinstance(value, str) and len(value) <= MAX_DECIMAL_DIGITS)):
+        raise Malformed(f"{what} must be a tensor, an integer, a boolean or a short string")
+
+
+def parse(raw: bytes) -> dict:
+    """The container and the top-level fields, by the rules of schema/certificate-v1.md."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise Malformed(f"file larger than {MAX_FILE_BYTES} bytes")
+    try:
+        doc = msgpack_lite.decode(raw)
+        canonical = msgpack_lite.encode(doc) == raw
+    except msgpack_lite.Malformed as exc:
+        raise Malformed(f"not a certificate ({exc})") from None
+    if not isinstance(doc, dict) or set(doc) != TOP or doc["format"] != "compact-proofs/certificate" or type(doc["version"]) is not int or doc["version"] != 1:
+        raise Malformed("not a version-1 certificate")
+    if not canonical:
+        raise Malformed("not in canonical encoding")
+    body = {k: v for k, v in doc.items() if k != "digest"}
+    if doc["digest"] != "sha256:" + hashlib.sha256(msgpack_lite.encode(body)).hexdigest():
+        raise Malformed("digest does not match")
+    claim = doc["claim"]
+    if not isinstance(claim, dict) or set(claim) != {"correct", "total"} or not all(
+            isinstance(claim[k], str) and re.fullmatch(r"0|[1-9][0-9]{0,999}", claim[k]) for k in claim):
+        raise Malformed("malformed claim")
+    for field in ("params", "weights", "evidence", "generator"):
+        if not isinstance(doc[field], dict):
+            raise Malformed(f"{field} must be a map")
+    if not isinstance(doc["strategy"], str) or not NAME.match(doc["strategy"]):
+        raise Malformed("malformed strategy name")
+    for key, value in doc["params"].items():
+        if not NAME.match(key) or not (isinstance(value, (bool, str)) or (isinstance(value, int) and -(2**63) <= value < 2**64)):
+            raise Malformed("malformed params")
+    if not all(isinstance(v, str) and len(v) < MAX_GENERATOR_TEXT for v in doc["generator"].values()):
+        raise Malformed("generator must map names to strings")
+    for key, value in doc["weights"].items():
+        if not NAME.match(key):
+            raise Malformed("malformed weight name")
+        _tensor(value, f"weight {key}")
+    for key, value in doc["evidence"].items():
+        if not NAME.match(key):
+            raise Malformed("malformed evidence name")
+        _evidence_value(value, f"evidence {key}")
+    return doc
+
+
+def model(weights: dict) -> dict:
+    """Dimensions and exact weights (lists of Fractions), biases zero when absent."""
+    if not isinstance(weights, dict) or not set(REQUIRED) <= set(weights) <= set(SHAPES):
+        raise Malformed("weights: missing or unsupported keys")
+    dims: dict[str, int] = {}
+    out = {}
+    for key, axes in SHAPES.items():
+        if key not in weights:
+            continue
+        flat, shape = _tensor(weights[key], key)
+        if weights[key]["dtype"] == "<i8":
+            raise Malformed(f"{key} must be float")
+        if axes[0] == "1" and len(shape) == len(axes) - 1:
+            shape = (1,) + shape
+        if len(shape) != len(axes):
+            raise Malformed(f"{key} has the wrong number of axes")
+        for size, axis in zip(shape, axes):
+            if size != (1 if axis == "1" else dims.setdefault(axis, size)):
+                raise Malformed(f"{key} has an inconsistent shape")
+        out[key] = _nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
+    V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
+    v, n, d, h = V + 1, N + 1, D + 1, H + 1  # the largest product the format allows (checker/weights.py)
+    largest = max(v * d * h, n * d * h, h * d * v, v * h * v, v * h * n, n * h * v, v * d * v, d * v * d, h * v * h)
+    if any(not 1 <= dims[axis] <= LIMITS[axis] for axis in LIMITS) or largest > MAX_PATH_WORK:
+        raise Malformed("weights: a dimension is outside the format's limits")
+    zero = lambda n: [Fraction(0)] * n  # noqa: E731
+    return {"V": V, "N": N, "D": D, "H": H,
+            **{k.rsplit(".", 1)[1]: out[k] for k in REQUIRED},
+            "b_Q": out.get("blocks.0.attn.b_Q", zero(H)), "b_K": out.get("blocks.0.attn.b_K", zero(H)),
+            "b_V": out.get("blocks.0.attn.b_V", zero(H)), "b_O": out.get("blocks.0.attn.b_O", zero(D)),
+            "b_U": out.get("unembed.b_U", zero(V))}
+
+
+# ---------------------------------------------------------------------------------------------
+# the path tables
+
+
+def _vm(v, m):
+    return [sum((v[i] * m[i][j] for i in range(len(v))), Fraction(0)) for j in range(len(m[0]))]
+
+
+def _add(a, b):
+    return [x + y for x, y in zip(a, b)]
+
+
+def _dot(a, b):
+    return sum((x * y for x, y in zip(a, b)), Fraction(0))
+
+
+def paths(w: dict) -> dict:
+    """EQKE[q][t], EQKP[q][i], EVOU[t][o], PVOU[i][o], EUPU[q][o] (see checker/paths.py)."""
+    V, N = w["V"], w["N"]
+    e_bar = [_add(w["W_E"][q], w["W_pos"][N - 1]) for q in range(V)]
+    query = [_add(_vm(e, w["W_Q"]), w["b_Q"]) for e in e_bar]
+    key_tok = [_add(_vm(e, w["W_K"]), w["b_K"]) for e in w["W_E"]]
+    key_pos = [_vm(p, w["W_K"]) for p in w["W_pos"]]
+    ou = [_vm(row, w["W_U"]) for row in w["W_O"]]
+    return {
+        "EQKE": [[_dot(qv, k) for k in key_tok] for qv in query],
+        "EQKP": [[_dot(qv, k) for k in key_pos] for qv in query],
+        "EVOU": [_vm(_add(_vm(e, w["W_V"]), w["b_V"]), ou) for e in w["W_E"]],
+        "PVOU": [_vm(_vm(p, w["W_V"]), ou) for p in w["W_pos"]],
+        "EUPU": [_add(_vm(_add(e, w["b_O"]), w["W_U"]), w["b_U"]) for e in e_bar],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the strategies
+
+
+def _settled(terms, d_head: int) -> int | None:
+    """The exact sign, or None if the precision cap did not settle it: every caller accepts only
+    a sign it needs (== 1, or in (-1, 0)), so None never satisfies an accept condition."""
+    try:
+        return sign_of_exp_sum(terms, d_head)
+    except ArithmeticError:
+        return None
+
+
+def brute_force(w: dict, p: dict, progress=lambda stage, done, total: None) -> int:
+    """Every input decided exactly: correct iff every margin is certainly positive."""
+    V, N = w["V"], w["N"]
+    correct = 0
+    for index in range(V**N):
+        if index % V ** (N - 1) == 0:
+            progress("brute force (pure)", index // V ** (N - 1), V)
+        x = [(index // V**i) % V for i in reversed(range(N))]
+        q, m = x[-1], max(x)
+        scores = [p["EQKE"][q][t] + p["EQKP"][q][i] for i, t in enumerate(x)]
+        rows = [[p["EVOU"][t][o] + p["PVOU"][i][o] + p["EUPU"][q][o] for o in range(V)] for i, t in enumerate(x)]
+        correct += all(_settled([(s, r[m] - r[o]) for s, r in zip(scores, rows)], w["H"]) == 1 for o in range(V) if o != m)
+    progress("brute force (pure)", V, V)
+    return correct
+
+
+def estimated_seconds(strategy: str, V: int, N: int) -> float:
+    """A rough forecast of this path's time (measured on a 2-core machine; any machine within 10x)."""
+    if strategy == "brute-force":
+        return V**N * V * N * 4e-6
+    tests = 1 if strategy == "cubic/reference" else min(V, 17)
+    return count_cases(V, N) * tests * 2 * 2e-6 + V * V * N * 2e-5
+
+
+def count_cases(V: int, N: int) -> int:
+    return sum(1 + (N - 1) * m + (m * (1 + (N - 2) * m) if N >= 2 else 0) for m in range(V))
+
+
+def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lambda stage, done, total: None) -> tuple[int, dict]:
+    V, N = w["V"], w["N"]
+    cases = count_cases(V, N)
+    expected = {"claims"} | (set() if reference else {"candidates"})
+    if set(evidence) != expected:
+        raise Malformed("cubic evidence fields")
+    claims, shape = _tensor(evidence["claims"], "claims")
+    if evidence["claims"]["dtype"] != "<f4" or shape != (cases,):
+        raise Malformed("claims must be float32, one per case")
+    cand_rows = None
+    if not reference:
+        flat, shape = _tensor(evidence["candidates"], "candidates")
+        pairs = V * (V + 1) // 2
+        if evidence["candidates"]["dtype"] != "<i8" or len(shape) != 2 or shape[0] != pairs or shape[1] > 16:
+            raise Malformed("candidates must be int64 [(m, q) pairs, r <= 16]")
+        r = shape[1]
+        cand_rows = [flat[i * r : (i + 1) * r] for i in range(pairs)]
+    return pure_cubic.check(w, p, claims, cand_rows, reference, progress)
+
+
+def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lambda message: None) -> PureVerdict:
+    """ACCEPT iff the claimed count is at most the count established here. `notice` hears, before
+    any long work, how long the check is expected to take when that is more than a minute."""
+    verdict = PureVerdict(False, None, None, None, "")
+    try:
+        doc = parse(raw)
+        verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
+        verdict.strategy = doc["strategy"]
+        if doc["strategy"] not in SUPPORTED:
+            if not _known(doc["strategy"]):
+                raise Malformed(f"unknown strategy {doc['strategy']!r}")
+            verdict.unsupported = True
+            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
+        if doc["params"]:
+            raise Malformed("no strategy takes parameters")
+        w = model(doc["weights"])
+        verdict.total = w["V"] ** w["N"]
+        if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:
+            raise Reject("claim does not match d_vocab^n_ctx")
+        if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
+            verdict.limit = True
+            raise Reject(f"too large for the pure checker ({doc['strategy']} above {MAX_INPUTS} inputs or {MAX_CASES} cases)")
+        forecast = estimated_seconds(doc["strategy"], w["V"], w["N"])
+        if forecast > 60:
+            notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
+        p = paths(w)
+        if doc["strategy"] == "brute-force":
+            if doc["evidence"] != {}:
+                raise Malformed("brute force takes no evidence")
+            verdict.verified_correct = brute_force(w, p, progress)
+        else:
+            verdict.verified_correct, verdict.notes = check_cubic(w, p, doc["evidence"], doc["strategy"] == "cubic/reference", progress)
+        verdict.accepted = verdict.claimed_correct <= verdict.verified_correct
+        verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
+    except Reject as exc:
+        verdict.reason, verdict.invalid = str(exc), isinstance(exc, Malformed)
+    except Exception as exc:  # never an accept
+        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
+    return verdict

@@ -1,0 +1,314 @@
+"""The cubic proof, O(d_vocab^3 n_ctx^2): a bound on the largest wrong logit for every case
+(m, q, c, k) = (max token, query token, number of non-max non-query tokens, that token).
+
+Notation (exact; outputs o != m; every table centred on column m):
+    EUc[q,o] = EUPU[q,o] - EUPU[q,m],   EVc[t,o] = EVOU[t,o] - EVOU[t,m],   PVc[p,o] = PVOU[p,o] - PVOU[p,m].
+
+1. Slot coefficients. For an input x with label m and query q, since the attention a_i sums to 1,
+       logits[o] - logits[m] = sum_i a_i (EUc[q,o] + EVc[x_i,o] + PVc[i,o]).                       (1)
+   A test is a triple (f_m, f_k, f_q): values for the slots holding m, the slots holding the
+   non-max token, and the query slot (position n-1). A test covers output o if every slot's
+   value is at least that slot's term of (1) at o, for every position the slot may occupy. A
+   case's tests must cover every o != m; then max_o (logits[o] - logits[m]) <= max over tests of
+   F = sum_i a_i f_{slot(i)}.
+2. Claims. The certificate claims, per case, an upper bound `claim` on F for every test and
+   every arrangement of the m- and k-slots. The checker verifies the sign of
+       F - claim  ~  e^{E_m} T (f_m - claim) + e^{E_k} (Z - T)(f_k - claim) + e^{E_q + P_{n-1}} (f_q - claim),
+   (E_t = EQKE[q,t]/sqrt(d), P_p = EQKP[q,p]/sqrt(d), T = sum of e^{P_p} over the m-slots, Z over all
+   non-query slots), which is linear in T: its maximum over arrangements is at the smallest or
+   the largest T, i.e. with the n-1-c copies of m on the lowest or on the highest EQKP[q,p].
+   So two arrangements per test suffice.
+3. Mixtures. Let G = {k < m : claim(m,q,c,k) < 0}. Take an input of case (m,q,c) whose non-max
+   tokens lie in G, in any mixture, and an output o. All slot values are position-independent,
+   so sum_i e^{s_i} A_{x_i}(o) is at most the same sum with every k-slot holding the k* in G that
+   maximises e^{E_k} A_k(o); that input lies in case (m,q,c,k*), whose tests cover o and stay below
+   its claim < 0. So every such input is correct: (m,q,c) contributes C(n-1,c)|G|^c (counting.py).
+
+Variants (both in one case layout; evidence `claims`, <f4, one per case in the canonical order of
+`cases_of` for m = 0, 1, ...):
+- `cubic/reference`, as in the paper's code: one test per case, f_t = EUpess[q] + Ev[t] with
+  EUpess[q] = max_o EUc[q,o], Ev[t] = max_o (EVc[t,o] + Pall[o]), Pall[o] = max over all p of PVc[p,o].
+- `cubic` (default, tighter, same cost): the direct path is shared out over the slots inside the
+  max over o, the query slot uses its own position, and other slots only positions 0..n-2:
+      A_t(o) = EUc[q,o] + EVc[t,o] + Pk[o],  Pk[o] = max_{p<n-1} PVc[p,o];   A_q(o) = EUc[q,o] + EVc[q,o] + PVc[n-1,o].
+  Tests: for each o in S = {k} + candidates(m,q) (evidence `candidates`, <i8 [cases (m,q), r],
+  outputs the generator expects to be dangerous), the exact joint test (A_m(o), A_k(o), A_q(o));
+  plus one test for all other o: (max_{o not in S} A_m, EUpess[q] + max_{o != k} (EVc[k,o] + Pk[o]),
+  max_{o not in S} A_q). Each value is at least its reference counterpart, test by test.
+Case c = 0 (no k-slot, one input): one joint test per output o (both variants).
+
+Arithmetic: tables are exact integers; the per-case values are evaluated twice from the same
+formulas: in float64 rounded upward (every value >= its exact counterpart, as only + and max,
+both monotone, follow the upward conversion), to filter (float_filter, Lemma 2; weights by Lemma
+3), and exactly (enclosure.exp_sum_sign) for whatever the filter leaves undecided.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compact_proofs.checker import cost
+from compact_proofs.checker.context import Context, Outcome
+from compact_proofs.checker.counting import check_partition, copy_counts, inputs_covered
+from compact_proofs.checker.enclosure import exp_sum_sign, exp_table
+from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
+from compact_proofs.checker.exact import Dyadic, align
+from compact_proofs.checker.float_filter import Threshold, coefficient_bound
+from compact_proofs.checker.interval import next_up
+from compact_proofs.checker.paths import paths
+
+MAX_CANDIDATES = 16
+MAX_CASES = 1 << 24
+
+
+def count_cases(d_vocab: int, n_ctx: int) -> int:
+    """The number of cases: per m, the query m has 1 + (n-1) m cases, each query q < m has 1 + (n-2) m."""
+    return sum(1 + (n_ctx - 1) * m + (m * (1 + (n_ctx - 2) * m) if n_ctx >= 2 else 0) for m in range(d_vocab))
+
+
+def cases_of(m: int, n_ctx: int) -> np.ndarray:
+    """The cases of max token m, in canonical order, as rows (m, q, c, k): q = 0..m, c over
+    copy_counts(m, q, n_ctx), and k = 0..m-1 for c > 0 (k = m, a placeholder, for c = 0)."""
+    pairs = np.array([(q, c) for q in range(m + 1) for c in copy_counts(m, q, n_ctx)], dtype=np.int64).reshape(-1, 2)
+    sizes = np.where(pairs[:, 1] > 0, m, 1)
+    q, c = np.repeat(pairs[:, 0], sizes), np.repeat(pairs[:, 1], sizes)
+    within = np.arange(len(q)) - np.repeat(np.cumsum(sizes) - sizes, sizes)  # 0, 1, ... inside each (q, c)
+    return np.column_stack([np.full_like(q, m), q, c, np.where(c > 0, within, m)])
+
+
+# ------------------------------------------------------------------------------------------
+# Two arithmetics for the same formulas: exact integers (object arrays) and float64 rounded up.
+
+
+def _add_exact(a, b):
+    return a + b
+
+
+def _add_up(a, b):
+    return next_up(a + b)
+
+
+def _round_up(ints: np.ndarray, exp: int) -> np.ndarray:
+    """float64 >= every exact entry (one ulp above the nearest float)."""
+    try:
+        return next_up(Dyadic(ints, exp).to_float())
+    except OverflowError:
+        raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them") from None
+
+
+def _tables(ov: dict[str, np.ndarray], m: int, n_ctx: int, reference: bool) -> dict[str, np.ndarray]:
+    """Exact tables for max token m; columns are the outputs o != m in increasing order, so output
+    k < m is column k. c0_m[q], c0_q[q]: the slot values of the c = 0 tests, one column per output."""
+    others = np.array([o for o in range(ov["EVOU"].shape[1]) if o != m], dtype=np.int64)
+    centre = lambda t: t[:, others] - t[:, [m]]  # noqa: E731
+    eu, ev, pv = centre(ov["EUPU"][: m + 1]), centre(ov["EVOU"][: m + 1]), centre(ov["PVOU"])
+    if reference:
+        p_all = pv.max(axis=0)
+        return {"c0_m": eu + ev[m] + p_all, "c0_q": eu + ev + p_all, "Ev": (ev + p_all).max(axis=1), "EUpess": eu.max(axis=1)}
+    p_k = pv[:-1].max(axis=0) if n_ctx > 1 else pv[-1]  # (with n_ctx = 1 there are no non-query slots)
+    return {"c0_m": eu + ev[m] + p_k, "c0_q": eu + ev + pv[-1], "EUc": eu, "KV": ev[:m] + p_k}
+
+
+def _top2(values: np.ndarray, excluded: np.ndarray):
+    """Per row: the largest entry outside `excluded`, its column, the second largest, and how
+    many columns are outside. Excluded entries are replaced by the row minimum, which is picked
+    only when it ties the largest remaining entry, so the values are the remaining maxima
+    whenever enough columns remain."""
+    masked = np.where(excluded, values.min(axis=1, keepdims=True), values)
+    order = np.argsort(masked, axis=1, kind="stable")
+    rows = np.arange(len(values))
+    first, second = order[:, -1], order[:, max(values.shape[1] - 2, 0)]
+    return masked[rows, first], first, masked[rows, second], (~excluded).sum(axis=1)
+
+
+class _Tests:
+    """The tests of every c >= 1 case of one max token m, in one arithmetic (`add`)."""
+
+    def __init__(self, tab: dict[str, np.ndarray], add, cand: np.ndarray | None):
+        self.tab, self.add, self.cand = tab, add, cand
+        if cand is None:
+            return
+        excluded = np.zeros(tab["c0_m"].shape, bool)
+        np.put_along_axis(excluded, cand, True, axis=1)
+        self.excluded = excluded
+        self.rest_m, self.rest_q = _top2(tab["c0_m"], excluded), _top2(tab["c0_q"], excluded)
+        kv = tab["KV"]
+        own = np.zeros(kv.shape, bool)
+        own[np.arange(len(kv)), np.arange(len(kv))] = True  # row k, column k: output k itself
+        self.kv_rest = _top2(kv, own)[0]  # max over o not in {m, k}
+        self.eu_max = tab["EUc"].max(axis=1)
+
+    def __call__(self, qs: np.ndarray, ks: np.ndarray):
+        """(f_m, f_k, f_q, valid), each [cases, tests]."""
+        tab, add = self.tab, self.add
+        if self.cand is None:  # reference: f_t = EUpess[q] + Ev[t]
+            m = len(tab["Ev"]) - 1
+            value = lambda t: add(tab["EUpess"][qs], tab["Ev"][t])[:, None]  # noqa: E731
+            return value(np.full_like(qs, m)), value(ks), value(qs), np.ones((len(qs), 1), bool)
+        cols = np.concatenate([ks[:, None], self.cand[qs]], axis=1)  # S = {k} + candidates
+        q2, k2 = qs[:, None], ks[:, None]
+        joint_m, joint_q = tab["c0_m"][q2, cols], tab["c0_q"][q2, cols]
+        joint_k = add(tab["EUc"][q2, cols], tab["KV"][k2, cols])
+
+        def outside_s(top):  # max over outputs outside S = candidates + {k}
+            v1, i1, v2, _ = top
+            return np.where(i1[qs] == ks, v2[qs], v1[qs])[:, None]
+
+        left = self.rest_m[3][qs] - ~self.excluded[qs, ks]
+        rest_k = add(self.eu_max[qs], self.kv_rest[ks])[:, None]
+        valid = np.concatenate([np.ones(cols.shape, bool), (left >= 1)[:, None]], axis=1)
+        return (np.concatenate([joint_m, outside_s(self.rest_m)], axis=1),
+                np.concatenate([joint_k, rest_k], axis=1),
+                np.concatenate([joint_q, outside_s(self.rest_q)], axis=1), valid)
+
+
+# ------------------------------------------------------------------------------------------
+# Verification
+
+
+class _Weights:
+    """e^{E_t} and arrangement sums for every query q (Lemma 3: exp tables, products, sums)."""
+
+    def __init__(self, p, n_ctx: int):
+        self.w_tok, w_pos = exp_table(p.EQKE, p.d_head), exp_table(p.EQKP, p.d_head)
+        (self.eqke, self.eqkp), self.score_exp = align(p.EQKE, p.EQKP)
+        self.d_head, self.n = p.d_head, n_ctx
+        free = n_ctx - 1
+        self.order = np.argsort(self.eqkp[:, :free], axis=1, kind="stable").astype(np.int64)  # exact order
+        ranked = np.take_along_axis(w_pos[:, :free], self.order, axis=1)
+        zero = np.zeros((len(ranked), 1))
+        self.prefix = np.concatenate([zero, np.cumsum(ranked, axis=1)], axis=1)  # sum of the j lowest
+        self.suffix = np.concatenate([np.cumsum(ranked[:, ::-1], axis=1)[:, ::-1], zero], axis=1)  # from j on
+        self.query = self.w_tok[np.arange(len(ranked)), np.arange(len(ranked))] * w_pos[:, free]
+        self.threshold_terms = Threshold.product_weights(max(free, 1))
+
+    def arrangements(self, m: int, qs, cs, ks):
+        """W_m, W_k [cases, 2] for (m-copies lowest, m-copies highest), and W_q [cases]."""
+        free_m = self.n - 1 - cs
+        t = np.stack([self.prefix[qs, free_m], self.suffix[qs, cs]], axis=1)
+        z = np.stack([self.suffix[qs, free_m], self.prefix[qs, cs]], axis=1)
+        return self.w_tok[qs, m][:, None] * t, self.w_tok[qs, ks][:, None] * z, self.query[qs]
+
+    def slots(self, q: int, c: int, arrangement: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the m-copies and of the k-copies in an arrangement."""
+        order, free_m = self.order[q], self.n - 1 - c
+        return (order[:free_m], order[free_m:]) if arrangement == 0 else (order[c:], order[:c])
+
+    def exact_sign(self, q: int, m: int, k: int, c: int, arrangement: int, coeffs, claim: float) -> int:
+        """Exact sign of sum over slots of e^{s_i} (f_slot - claim)."""
+        num, den = float(claim).as_integer_ratio()
+        exp = min(coeffs[3], 1 - den.bit_length())
+        scale = lambda f: int(f) * (1 << (coeffs[3] - exp)) - num * (1 << (1 - den.bit_length() - exp))  # noqa: E731
+        f_m, f_k, f_q = (scale(f) for f in coeffs[:3])
+        m_slots, k_slots = self.slots(q, c, arrangement)
+        terms = [(int(self.eqke[q, m] + self.eqkp[q, p]), f_m) for p in m_slots]
+        terms += [(int(self.eqke[q, k] + self.eqkp[q, p]), f_k) for p in k_slots]
+        terms.append((int(self.eqke[q, q] + self.eqkp[q, self.n - 1]), f_q))
+        return exp_sum_sign(terms, self.score_exp, self.d_head)
+
+
+def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta):
+    """Mask of tests not certainly below their claim: sums [cases, tests, arrangements]."""
+    coeff = coefficient_bound(max(float(np.abs(f).max(initial=0)) for f in (f_m, f_k, f_q)), float(np.abs(claims).max(initial=0)))
+    threshold = Threshold.for_sums(3, coeff, *eps_eta)
+    d = [(f - claims[:, None])[:, :, None] for f in (f_m, f_k, f_q)]
+    sums = (w_m[:, None, :] * d[0] + w_k[:, None, :] * d[1]) + w_q[:, None, None] * d[2]
+    weights = (w_m + w_k + w_q[:, None])[:, None, :]
+    _, negative = threshold.classify(sums, np.broadcast_to(weights, sums.shape))
+    cost.add(8 * sums.size, 12 * sums.size)  # pragma: no mutate (accounting)
+    return ~negative & valid[:, :, None]
+
+
+def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
+    """Evidence `candidates` [(m, q <= m) pairs, r], as column indices among the outputs o != m."""
+    raw = ctx.evidence.tensor("candidates", "<i8", (d_vocab * (d_vocab + 1) // 2, None))
+    if raw.shape[1] > MAX_CANDIDATES:
+        raise InvalidCertificate("evidence", f"at most {MAX_CANDIDATES} candidates per (m, q)")
+    m_of_pair = np.repeat(np.arange(d_vocab), np.arange(1, d_vocab + 1))[:, None]
+    if raw.size and (raw.min() < 0 or raw.max() >= d_vocab or (raw == m_of_pair).any()):
+        raise InvalidCertificate("evidence", "candidates must be outputs in [0, d_vocab) other than m")
+    return raw - (raw > m_of_pair)
+
+
+def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_outputs) -> int:
+    """Verify every claim of the cases of max token m (block rows: m, q, c, k); returns the
+    number of exact decisions. Raises CheckError if a claim is below the derived bound."""
+    exact_checks = 0
+    for c_zero in (True, False):
+        rows = block[:, 2] == 0 if c_zero else block[:, 2] > 0
+        if not rows.any():
+            continue
+        qs, cs, ks, cl = block[rows, 1], block[rows, 2], block[rows, 3], claims[rows]
+        if c_zero:  # one test per output; no k-slots, so both arrangements coincide
+            def make(tab, add):
+                f_m, f_q = tab["c0_m"][qs], tab["c0_q"][qs]
+                return f_m, f_m * 0, f_q, np.ones((len(qs), n_outputs), bool)
+        else:
+            def make(tab, add):
+                return _Tests(tab, add, cand)(qs, ks)
+        w_m, w_k, w_q = weights.arrangements(m, qs, cs, ks)
+        f_up = make(up_tab, _add_up)
+        undecided = _filter(w_m, w_k, w_q, *f_up[:3], cl, f_up[3], weights.threshold_terms)
+        if not undecided.any():
+            continue
+        f_exact = make(exact_tab, _add_exact)
+        for row, test, arrangement in zip(*np.nonzero(undecided)):
+            exact_checks += 1
+            coeffs = tuple(f[row, test] for f in f_exact[:3]) + (ov_exp,)
+            try:
+                sign = weights.exact_sign(qs[row], m, ks[row], cs[row], arrangement, coeffs, cl[row])
+            except CheckError:  # not settled at the precision cap: not established
+                sign = None
+            if sign not in (-1, 0):  # accepted only if F - claim is certainly <= 0
+                raise CheckError("cubic", f"claim {float(cl[row])!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
+                                 f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
+                                 if sign == 1 else "its sign is not settled within the precision cap"))
+    return exact_checks
+
+
+def _count(block: np.ndarray, claims: np.ndarray, n_ctx: int) -> int:
+    """Inputs covered by the claims below zero: 1 per c = 0 case, C(n-1,c)|G|^c per (q, c)."""
+    negative = claims < 0
+    total = int(np.count_nonzero(negative & (block[:, 2] == 0)))
+    keys = block[:, 1] * n_ctx + block[:, 2]
+    sizes = np.bincount(keys[negative & (block[:, 2] > 0)], minlength=int(keys.max(initial=0)) + 1)
+    for key in np.flatnonzero(sizes):
+        total += inputs_covered(n_ctx, int(key % n_ctx), int(sizes[key]))
+    return total
+
+
+def _verify(ctx: Context, reference: bool) -> Outcome:
+    model = ctx.model
+    V, N = model.d_vocab, model.n_ctx
+    if count_cases(V, N) > MAX_CASES:
+        raise ResourceLimit("cubic", f"{cost.quantity(count_cases(V, N))} cases exceed the cubic limit {cost.quantity(MAX_CASES)}")
+    claims = ctx.evidence.tensor("claims", "<f4", (count_cases(V, N),)).astype(np.float64)
+    cand = None if reference else _candidates(ctx, V)
+    if not check_partition(V, N):  # holds by counting.py; checked because the count rests on it
+        raise CheckError("cubic", "the cases do not partition the inputs")
+    p = paths(model)
+    (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
+    ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
+    weights = _Weights(p, N)
+    verified = exact_checks = start = 0
+    for m in range(V):
+        ctx.progress("cubic", m, V)  # pragma: no mutate (display)
+        block = cases_of(m, N)
+        block_claims = claims[start : start + len(block)]
+        start += len(block)
+        if V > 1:  # with one token there is no wrong output, and every claim holds
+            exact_tab = _tables(ov, m, N, reference)
+            up_tab = {key: _round_up(value, ov_exp) for key, value in exact_tab.items()}
+            local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
+            exact_checks += _check_block(m, block, block_claims, exact_tab, up_tab, ov_exp, weights, local, V - 1)
+        verified += _count(block, block_claims, N)
+    ctx.progress("cubic", V, V)  # pragma: no mutate (display)
+    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks})
+
+
+def verify(ctx: Context) -> Outcome:
+    return _verify(ctx, reference=False)
+
+
+def verify_reference(ctx: Context) -> Outcome:
+    return _verify(ctx, reference=True)

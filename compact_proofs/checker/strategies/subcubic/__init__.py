@@ -1,0 +1,317 @@
+"""The subcubic proofs: 5 x 2 x 10 variants, named subcubic/<eupu>/<attention>/<attention-error>.
+
+Cells (q, m, c): query token q <= m = max token, c = number of non-max tokens including the query
+when q != m (so c >= 1 then), with a gap g: the cell covers the inputs whose non-max tokens (the
+query included) are all <= m - g. It covers C(n-1, c') (m - g + 1)^c' inputs, c' the non-max count
+among the non-query positions (c - 1 if q != m, else c), and none if q != m and q > m - g.
+
+For an input x of a cell and an output o != m, with a_M the attention on the copies of m,
+    logits[o] - logits[m] = EUPU_c[q,o] + a_M EV[o] + sum_{non-max i} a_i (EVOU[x_i,o] - EVOU[x_i,m])
+                            + sum_i a_i PVc[i,o]
+                         <= err[q] + base[o] + a_M EV[o] + (1 - a_M) W(m, g)
+with EV[o] = EVOU[m,o] - EVOU[m,m], base[o] = mean[o] - mean[m] + max_p PVc[p,o] (eupu.py for
+mean, err), W(m, g) = max over tokens k <= m - g of (max_x EVOU[k,x] - min_x EVOU[k,x]). So the
+largest wrong logit is at most err[q] + phi(a_M), phi(a) = max_o (base[o] + a EV[o]) + (1 - a) W.
+
+1. Attention on the max copies. Scores split exactly as EQKE'[q, x_i] + pos[q, i]
+   (attention_error.py for EQKE'; pos[q, i] = (Ebar[q] W_Q + b_Q).((W_pos[i] - c) W_K), c the key
+   centre). For every non-max token k <= m - g, EQKE'[q,m] - EQKE'[q,k] lies in
+   [lo, hi] = [approx[q,m] - max_{k<=m-g} approx[q,k] - spread[q], approx[q,m] - min_{k<=m-g} approx[q,k] + spread[q]],
+   and a_M = A / (A + B) with A = e^{EQKE'[q,m]} (sum of e^{pos} over the max slots) and B the same
+   over the non-max slots, is increasing in the first and decreasing in each non-max score. So
+   a_M >= the value with every non-max score at EQKE'[q,m] - lo and the copies of m on the lowest
+   positional terms (a_min), and a_M <= the value at EQKE'[q,m] - hi with the copies on the highest
+   (a_max); the query's slot is fixed (a copy of m when q = m, non-max otherwise).
+2. From attention to logits. For every (m, c) with g* = the smallest gap among its counted cells,
+   the non-max slots' value at output o is at most N[o]: N[o] = W(m, g*) for the paper's two
+   attention handlings, and N[o] = min(W(m, g*), max_{k<=m-g*} EVOU[k,o] - min_{k<=m-g*} EVOU[k,m])
+   for `per_output+chords` (new). Then the largest wrong logit is at most err[q] + chi(a_M) with
+       chi(a) = max_o (base[o] + a EV[o] + (1 - a) N[o]),
+   convex in a with slopes in [min_o (EV - N), max_o (EV - N)]. With anchors A_1 < ... < A_J in
+   [0, 1] (the certificate's `anchors`; drop_average_... fixes the single anchor 0; mean_query+diff
+   takes one), chi lies below its chords between anchors and below the lines through the extreme
+   anchors with the extreme slopes outside them: call that piecewise-linear function F. (With one
+   anchor this is the paper's mean_query+diff step, fixed: below the anchor it must use the
+   smallest slope, not the largest.) A piecewise-linear function's maximum over [a_min, a_max] is
+   at an end or a breakpoint, so the cell's bound is
+       err[q] + max(F(a_min), F(a_max), chi(A_j) for the anchors in between).
+   The case q = m, c = 0 (every token m) is bounded exactly:
+   max_o (EUPU[m,o] - EUPU[m,m] + EV[o] + max_p PVc[p,o]).
+3. Claims. A cell with a negative claim counts its inputs, and its claim must be at least the
+   checker's bound (computed in exact integers and outward-rounded float intervals, interval.py,
+   so the generator reproduces it exactly). A claim >= 0 asserts nothing and is not checked.
+
+Cost: no d_vocab^3 term and no enumeration of inputs: everything is O(d_vocab^2 n_ctx) per-cell
+work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_vocab^2 d_model).
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+from flint import arb
+
+from compact_proofs.checker import cost, memo
+from compact_proofs.checker.context import Context, Evidence, Outcome
+from compact_proofs.checker.counting import inputs_covered
+from compact_proofs.checker.enclosure import precision
+from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
+from compact_proofs.checker.exact import Dyadic, mean_rows
+from compact_proofs.checker.interval import Interval, next_down, next_up, upper_affine
+from compact_proofs.checker.strategies.subcubic import attention_error, eupu
+from compact_proofs.checker.weights import Model
+
+ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")
+REFERENCE_ATTENTION = ATTENTION[:2]
+MAX_ANCHORS = 16
+MAX_CELLS = 1 << 22
+NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
+
+
+def axes(name: str) -> tuple[str, str, str]:
+    _, e, a, r = name.split("/", 3)
+    return e, a, r
+
+
+def _rows(row: Dyadic, count: int) -> Dyadic:
+    return Dyadic(np.repeat(row.ints, count, axis=0), row.exp)
+
+
+def valid_cells(d_vocab: int, n_ctx: int) -> np.ndarray:
+    """valid[q, m, c]: the cells that can hold inputs (non-max tokens need m >= 1)."""
+    q, m, c = np.meshgrid(np.arange(d_vocab), np.arange(d_vocab), np.arange(n_ctx), indexing="ij")
+    return ((q == m) & ((c == 0) | (m >= 1))) | ((q < m) & (c >= 1))
+
+
+def cell_inputs(q: np.ndarray, m: np.ndarray, c: np.ndarray, g: np.ndarray, n_ctx: int) -> int:
+    """The inputs of the cells (q[i], m[i], c[i]) whose non-max tokens (query included) are all
+    <= m[i] - g[i], summed exactly over i (a cell with q != m and q > m - g holds none). Cells with
+    the same non-max count and token range hold equally many, so each distinct pair is counted once."""
+    q, m, c, g = (np.asarray(a, dtype=np.int64).ravel() for a in (q, m, c, g))
+    holds = (q == m) | (q <= m - g)
+    free, tokens = np.where(q == m, c, c - 1)[holds], (m - g + 1)[holds]
+    span = int(tokens.max(initial=0)) + 1
+    keys, repeats = np.unique(free * span + tokens, return_counts=True)  # key -> (free, tokens), one to one
+    return sum(int(k) * inputs_covered(n_ctx, int(key) // span, int(key) % span) for key, k in zip(keys, repeats))
+
+
+def _rsqrt(d_head: int) -> Interval:
+    with precision(128):
+        ball = arb(d_head).rsqrt()
+        lo, hi = float(ball.lower()), float(ball.upper())
+    return Interval(next_down(lo), next_up(hi))
+
+
+def _running(values: np.ndarray, op, axis: int = 1) -> np.ndarray:
+    return op.accumulate(values, axis=axis)
+
+
+class ModelTables:
+    """The tables every variant of one model shares: positional attention sums, EV, the positional
+    value pessimisation, the EVOU prefix tables and the all-m case, exact and then enclosed."""
+
+    def __init__(self, model: Model):
+        V, N = model.d_vocab, model.n_ctx
+        self.e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
+        self.centre = mean_rows(model.W_pos)
+        self.rsqrt = _rsqrt(model.d_head)
+
+        # positional part of the scores, relative to the query position
+        query = self.e_bar @ model.W_Q + _rows(model.b_Q, V)
+        pos = query @ ((model.W_pos - _rows(self.centre, N)) @ model.W_K).T  # [q, p]
+        rel = Interval.of(pos - Dyadic(np.repeat(pos.ints[:, N - 1 :], N, axis=1), pos.exp))
+        weights = (rel * self.rsqrt).exp()
+        order = np.argsort(pos.ints[:, : N - 1], axis=1, kind="stable").astype(np.int64)
+        ranked = Interval(np.take_along_axis(weights.lo[:, : N - 1], order, 1), np.take_along_axis(weights.hi[:, : N - 1], order, 1))
+        self.low_sums = _partial_sums(ranked)  # [q, j]: the j lowest
+        self.high_sums = _partial_sums(Interval(ranked.lo[:, ::-1], ranked.hi[:, ::-1]))
+
+        # logit part (exact): EV[m, o], prefix tables over the non-max tokens
+        p = model
+        evou = (p.W_E @ p.W_V + _rows(p.b_V, V)) @ (p.W_O @ p.W_U)
+        pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
+        diag = np.arange(V)
+        self.off = ~np.eye(V, dtype=bool)
+        self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
+        self.pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
+        self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
+        self.col_max_i = Interval.of(Dyadic(_running(evou.ints, np.maximum, axis=0), evou.exp))  # [j, o]: max_{k<=j} EVOU[k,o]
+        self.col_min_i = Interval.of(Dyadic(_running(evou.ints, np.minimum, axis=0), evou.exp))
+        self.ev_i = Interval.of(self.ev)
+        # the all-m case: exact direct path of the query m, every attention weight on m
+        eupu_full = (self.e_bar + _rows(p.b_O, V)) @ p.W_U + _rows(p.b_U, V)
+        all_m = Dyadic(eupu_full.ints - eupu_full.ints[diag, diag][:, None], eupu_full.exp) + self.ev + self.pv_pess
+        self.all_m = Interval.of(Dyadic(np.where(self.off, all_m.ints, all_m.ints.min()).max(axis=1), all_m.exp))
+
+
+def _partial_sums(ranked: Interval) -> Interval:
+    zero = np.zeros((ranked.lo.shape[0], 1))
+    lo, hi = [zero], [zero]
+    for j in range(ranked.lo.shape[1]):
+        step = Interval(lo[-1], hi[-1]) + ranked[:, j : j + 1]
+        lo.append(step.lo)
+        hi.append(step.hi)
+    return Interval(np.concatenate(lo, axis=1), np.concatenate(hi, axis=1))
+
+
+def model_tables(model: Model) -> ModelTables:
+    """This model's ModelTables, computed once per process (memo.py)."""
+    return memo.cached(("subcubic-tables", model.key), lambda: ModelTables(model))
+
+
+class Bounds(ModelTables):
+    """Everything a variant's cell bounds need: the model's tables plus the variant's direct-path
+    and attention-error bounds."""
+
+    def __init__(self, model: Model, variant: str, evidence: Evidence):
+        vars(self).update(vars(model_tables(model)))
+        self.V, self.N = model.d_vocab, model.n_ctx
+        eupu_handling, self.handling, error_handling = axes(variant)
+        direct = eupu.direct_bound(eupu_handling, model, self.e_bar, evidence)
+        split = attention_error.qk_split(error_handling, model, self.e_bar, self.centre, evidence)
+
+        # token part: running max / min of the approximation over k
+        approx = split.approx
+        self.approx = Interval.of(approx)
+        self.run_max = Interval.of(Dyadic(_running(approx.ints, np.maximum), approx.exp))
+        self.run_min = Interval.of(Dyadic(_running(approx.ints, np.minimum), approx.exp))
+        self.spread = Interval.of(split.spread)[:, 0]
+        self.err = Interval.of(direct.err)[:, 0]
+        mean = direct.mean.ints[0]
+        self.base_i = Interval.of(Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + self.pv_pess)  # base[m, o]
+
+    def attention(self, q, m, c, g) -> tuple[np.ndarray, np.ndarray]:
+        """(a_min lower bound, a_max upper bound) per cell."""
+        top = m - g
+        lo = self.approx[q, m] - self.run_max[q, top] - self.spread[q]
+        hi = self.approx[q, m] - self.run_min[q, top] + self.spread[q]
+        is_m = (q == m).astype(np.float64)
+        free_nonmax = np.where(q == m, c, c - 1)
+        copies = (self.N - 1) - free_nonmax
+        # a_M = A / (A + B) with A, B > 0: lower end from A's lower and B's upper bound, and back.
+        # Outward rounding can leave a non-negative quantity's lower end below zero, and infinities
+        # give NaN: both mean "no information" (a_M >= 0, a_M <= 1), never a finite value.
+        a_low = ((lo * self.rsqrt).exp() * (self.low_sums[q, copies] + is_m)).nonnegative()
+        b_low = (self.high_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
+        a_high = ((hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)).nonnegative()
+        b_high = (self.low_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio_hi = np.where(a_low.lo > 0, next_up(b_low.hi / a_low.lo), np.inf)  # >= B / A
+            ratio_lo = np.fmax(next_down(b_high.lo / a_high.hi), 0.0)  # <= B / A (NaN: 0)
+            lower = next_down(1 / next_up(1 + ratio_hi))
+            upper = next_up(1 / next_down(1 + ratio_lo))
+        cost.add(6 * len(lower), 12 * len(lower))  # pragma: no mutate (accounting)
+        lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
+        upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
+        return lower, upper
+
+    def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
+        """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
+        smallest / largest slope [V, N], in interval arithmetic over the exact tables."""
+        V, N = anchors.shape[:2]
+        ms = np.arange(V)[:, None]
+        top = np.maximum(ms - g_star, 0)  # [m, c]: the largest allowed non-max token
+        w = self.w_run_i[top]
+        nonmax = Interval(np.broadcast_to(w.lo[:, :, None], (V, N, V)), np.broadcast_to(w.hi[:, :, None], (V, N, V)))
+        if self.handling == "per_output+chords":
+            col_min = self.col_min_i[top, ms]
+            per_output = self.col_max_i[top] - Interval(col_min.lo[:, :, None], col_min.hi[:, :, None])
+            nonmax = nonmax.minimum(per_output)  # [m, c, o]
+        # chi(a) = max_o (intercept[o] + a slope[o]), intercept = base + N, slope = EV - N (the same
+        # value as base + a EV + (1 - a) N); anchors are exact and >= 0
+        slopes, intercepts = self.ev_i[:, None, :] - nonmax, self.base_i[:, None, :] + nonmax  # [m, c, o]
+        chi_hi = upper_affine(intercepts.hi[:, :, None, :], slopes.hi[:, :, None, :], anchors[:, :, :, None])
+        values = np.where(self.off[:, None, None, :], chi_hi, -np.inf).max(axis=3)
+        others = self.off[:, None, :]
+        return values, np.where(others, slopes.lo, np.inf).min(axis=2), np.where(others, slopes.hi, -np.inf).max(axis=2)
+
+    def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
+        """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
+        with np.errstate(all="ignore"):  # cells of the all-m case compute unused infinities
+            return self._cell_bounds(q, m, c, g, tables, anchors)
+
+    def _cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
+        values, slope_min, slope_max = tables
+        a_min, a_max = self.attention(q, m, c, g)
+        A, chi = anchors[m, c], values[m, c]  # [cells, J]
+        J = A.shape[1]
+
+        upper_f = lambda a: piecewise_upper(a, A, chi, slope_min[m, c], slope_max[m, c])  # noqa: E731
+        best = np.maximum(upper_f(a_min), upper_f(a_max))
+        for j in range(J):
+            between = (A[:, j] >= a_min) & (A[:, j] <= a_max)
+            best = np.where(between, np.maximum(best, chi[:, j]), best)
+        best = (Interval(best) + self.err[q]).hi
+        return np.where((q == m) & (c == 0), self.all_m.hi[m], best)
+
+
+def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_min: np.ndarray, slope_max: np.ndarray) -> np.ndarray:
+    """F(a) >= chi(a) for a convex chi with chi(anchors[:, j]) <= chi[:, j] and slopes in
+    [slope_min, slope_max]: the chord of the segment between anchors holding a, or beyond the
+    first (last) anchor the line through it with the smallest (largest) slope. Rows are cells."""
+    J = anchors.shape[1]
+    first, last = anchors[:, 0], anchors[:, J - 1]
+    left = Interval(chi[:, 0]) + (Interval(a) - Interval(first)) * Interval(slope_min)
+    right = Interval(chi[:, J - 1]) + (Interval(a) - Interval(last)) * Interval(slope_max)
+    out = np.where(a <= first, left.hi, right.hi)
+    if J == 1:
+        return out
+    rows = np.arange(len(a))
+    j = np.clip((anchors <= a[:, None]).sum(axis=1) - 1, 0, J - 2)
+    lo_a, hi_a = anchors[rows, j], anchors[rows, j + 1]
+    share = (Interval(a) - Interval(lo_a)) * (Interval(hi_a) - Interval(lo_a)).reciprocal()
+    share = Interval(np.clip(share.lo, 0, 1), np.clip(share.hi, 0, 1))
+    chord = Interval(chi[rows, j]) + share * (Interval(chi[rows, j + 1]) - Interval(chi[rows, j]))
+    return np.where((a >= first) & (a <= last), chord.hi, out)
+
+
+def _read(ctx: Context, variant: str):
+    V, N = ctx.model.d_vocab, ctx.model.n_ctx
+    if V * V * N > MAX_CELLS:
+        raise ResourceLimit("subcubic", f"{cost.quantity(V * V * N)} cells exceed the subcubic limit {cost.quantity(MAX_CELLS)}")
+    gaps = ctx.evidence.tensor("gaps", "<i8", (V, V, N))
+    claims = ctx.evidence.tensor("claims", "<f4", (V, V, N)).astype(np.float64)
+    handling = axes(variant)[1]
+    if handling == ATTENTION[1]:
+        anchors = np.zeros((V, N, 1))
+    else:
+        anchors = ctx.evidence.tensor("anchors", "<f8", (V, N, 1 if handling == ATTENTION[0] else None))
+        if not (1 <= anchors.shape[2] <= MAX_ANCHORS and ((anchors >= 0) & (anchors <= 1)).all()
+                and (np.diff(anchors, axis=2) > 0).all()):
+            raise InvalidCertificate("evidence", f"anchors must be 1 to {MAX_ANCHORS} increasing values in [0, 1] per (m, c)")
+    valid = valid_cells(V, N)
+    m_of = np.broadcast_to(np.arange(V)[None, :, None], valid.shape)
+    if (gaps[~valid] != 0).any() or (claims[~valid] != 0).any():
+        raise InvalidCertificate("evidence", "gaps and claims of cells that hold no inputs must be 0")
+    if ((gaps[valid] < 1) | (gaps[valid] > np.maximum(m_of[valid], 1))).any():
+        raise InvalidCertificate("evidence", "every gap must lie in [1, max(m, 1)]")
+    return gaps, claims, anchors, valid
+
+
+def smallest_gaps(gaps: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """g*[m, c]: the smallest gap among the counted cells of (m, c) (1 if none)."""
+    V, _, N = gaps.shape
+    big = np.where(counted, gaps, V + 1).min(axis=0)
+    return np.where(big > V, 1, big)
+
+
+def verify(ctx: Context, variant: str) -> Outcome:
+    V, N = ctx.model.d_vocab, ctx.model.n_ctx
+    gaps, claims, anchors, valid = _read(ctx, variant)
+    counted = valid & (claims < 0)  # only these claims are used; a claim >= 0 asserts nothing
+    q, m, c = (axis.astype(np.int64) for axis in np.nonzero(counted))
+    g, claimed = gaps[q, m, c], claims[q, m, c]
+    ctx.progress("subcubic", 0, 2)
+    bounds = Bounds(ctx.model, variant, ctx.evidence)  # reads (and so validates) every hint
+    ctx.progress("subcubic", 1, 2)
+    if V > 1 and len(q):  # with one token there is no wrong output, and every claim holds
+        tables = bounds.chi_tables(smallest_gaps(gaps, counted), anchors)
+        derived = bounds.cell_bounds(q, m, c, g, tables, anchors)
+        bad = np.flatnonzero(~(claimed >= derived))
+        if len(bad):
+            i = bad[0]
+            raise CheckError("subcubic", f"claim {float(claimed[i])!r} for cell (q={q[i]}, m={m[i]}, c={c[i]}, gap {g[i]}) "
+                             f"is below the bound the checker derives ({float(derived[i])!r})")
+        ctx.progress("subcubic", 2, 2)
+    verified = cell_inputs(q, m, c, g, N)
+    return Outcome(verified_correct=verified, notes={"cells": int(valid.sum()), "counted_cells": len(q)})

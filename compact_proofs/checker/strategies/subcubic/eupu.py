@@ -1,0 +1,63 @@
+"""The direct path EUPU[q, o] = ((Ebar[q] + b_O) W_U + b_U)[o], bounded for every query q and max m:
+
+    EUPU[q, o] - EUPU[q, m] <= mean[o] - mean[m] + err[q]        (all o != m)
+
+Handlings (the paper's names):
+- mean_query+max_diff: w = the mean of the rows of Ebar (rounded; any w is sound), mean = (w + b_O) W_U + b_U,
+  err[q] = sum_d |Ebar[q, d] - w_d| rho_d, rho_d = max_o W_U[d, o] - min_o W_U[d, o]: since
+  EUPU[q,o] - EUPU[q,m] - (mean[o] - mean[m]) = (Ebar[q] - w) . (W_U[:, o] - W_U[:, m]).   O(d_vocab d_model)
+- svd_query+max_diff: the same with w = a certificate hint (`eupu_direction`, d_model floats).
+- max_diff: w = 0.
+- max_diff_exact: EUPU in full (d_vocab^2 d_model); mean = 0, err[q] = max_o EUPU[q, o] - min_o EUPU[q, o].
+- global_max_diff_exact: as max_diff_exact with err[q] = max EUPU - min EUPU over all entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compact_proofs.checker import memo
+from compact_proofs.checker.context import Evidence
+from compact_proofs.checker.exact import Dyadic, mean_rows
+from compact_proofs.checker.weights import Model
+
+HANDLINGS = ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact")
+
+
+@dataclass(frozen=True)
+class DirectBound:
+    mean: Dyadic  # [1, d_vocab]
+    err: Dyadic  # [d_vocab, 1]
+
+
+def _rows(row: Dyadic, count: int) -> Dyadic:
+    return Dyadic(np.repeat(row.ints, count, axis=0), row.exp)
+
+
+def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence) -> DirectBound:
+    """The bound for this handling (computed once per process for equal inputs, memo.py)."""
+    hint = evidence.tensor("eupu_direction", "<f8", (model.d_model,)) if handling == "svd_query+max_diff" else None
+    key = ("direct_bound", model.key, handling, e_bar.digest(), None if hint is None else hint.tobytes())
+    return memo.cached(key, lambda: _bound(handling, model, e_bar, hint))
+
+
+def _bound(handling: str, model: Model, e_bar: Dyadic, hint: np.ndarray | None) -> DirectBound:
+    V, D = model.d_vocab, model.d_model
+    if handling in ("max_diff_exact", "global_max_diff_exact"):
+        eupu = (e_bar + _rows(model.b_O, V)) @ model.W_U + _rows(model.b_U, V)
+        err = eupu.spread().reshape(V, 1)
+        if handling == "global_max_diff_exact":
+            err = _rows(Dyadic(np.array([[eupu.ints.max() - eupu.ints.min()]], dtype=object), eupu.exp), V)
+        return DirectBound(Dyadic.zeros(1, V), err)
+    if handling == "mean_query+max_diff":
+        w = mean_rows(e_bar)
+    elif handling == "svd_query+max_diff":
+        w = Dyadic.from_floats(hint.reshape(1, D))
+    else:
+        w = Dyadic.zeros(1, D)
+    rho = model.W_U.spread().reshape(D, 1)
+    err = abs(e_bar - _rows(w, V)) @ rho
+    mean = (w + model.b_O) @ model.W_U + model.b_U
+    return DirectBound(mean, err)

@@ -1,0 +1,100 @@
+"""The checker's entry point: certificate in, verdict out. Default verdict: REJECT."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from compact_proofs.checker import cost, metrics, strategies
+from compact_proofs.checker.certificate import Certificate
+from compact_proofs.checker.context import Context, Evidence, Progress, no_progress
+from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
+from compact_proofs.checker.weights import model_from_weights
+
+
+@dataclass
+class Verdict:
+    accepted: bool
+    strategy: str
+    claimed_correct: int | None
+    verified_correct: int | None
+    total: int | None
+    reason: str
+    seconds: float
+    invalid: bool = False  # the file is not a valid certificate (as opposed to a false claim)
+    limit: bool = False  # a size cap or the time limit stopped the check: nothing was decided
+    unsupported: bool = False  # a valid certificate this checker (path) does not check
+    digest: str | None = None  # the certificate's sha256
+    weights_digest: str | None = None  # the digest of its weights (weights.key_of), as in the models manifest
+    flops: int | None = None
+    checker_ops: int | None = None
+    unexplained_dimension: int | None = None
+    complexity: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """accepted, rejected (the claim is not established), invalid, limit or unsupported."""
+        if self.accepted:
+            return "accepted"
+        return "invalid" if self.invalid else "limit" if self.limit else "unsupported" if self.unsupported else "rejected"
+
+    @property
+    def bound(self) -> str | None:
+        """The certified lower bound on accuracy, as "n/d", if accepted."""
+        return f"{self.claimed_correct}/{self.total}" if self.accepted else None
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bound"] = self.bound
+        for key in ("claimed_correct", "verified_correct", "total", "flops", "checker_ops", "unexplained_dimension"):
+            if out[key] is not None and out[key] >= 2**53:
+                out[key] = str(out[key])  # exact beyond what JSON numbers carry
+        return out
+
+
+def check(cert: Certificate, progress: Progress = no_progress, max_seconds: float | None = None) -> Verdict:
+    """ACCEPT iff the claimed count is at most the count this checker establishes itself."""
+    start = time.perf_counter()
+    with cost.counting(max_seconds) as tally:
+        verdict = _check(cert, progress, tally)
+    verdict.seconds = time.perf_counter() - start
+    return verdict
+
+
+def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
+    verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
+    try:
+        verify = strategies.resolve(cert.strategy)
+        if cert.params:
+            raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
+        model = model_from_weights(cert.weights)
+        verdict.total, verdict.weights_digest = model.total_inputs, model.key
+        if cert.claimed_total != model.total_inputs:
+            raise CheckError("claim", f"claimed total {cert.claimed_total} is not d_vocab^n_ctx = {model.total_inputs}")
+        if cert.claimed_correct > model.total_inputs:
+            raise CheckError("claim", "claimed count exceeds the number of inputs")
+        evidence = Evidence(cert.evidence)
+        ctx = Context(model, evidence, progress)
+        outcome = verify(ctx)
+        evidence.finish()
+        verdict.verified_correct = outcome.verified_correct
+        verdict.flops, verdict.checker_ops = tally.flops, tally.ops
+        verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model)
+        verdict.complexity = metrics.complexity(cert.strategy)
+        verdict.notes = outcome.notes
+        if cert.claimed_correct <= outcome.verified_correct:
+            verdict.accepted = True
+            verdict.reason = "claim established"
+        else:
+            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {outcome.verified_correct}"
+    except InvalidCertificate as exc:
+        verdict.invalid, verdict.reason = True, str(exc)
+    except ResourceLimit as exc:
+        verdict.limit, verdict.reason = True, str(exc)
+    except CheckError as exc:
+        verdict.reason = str(exc)
+    except Exception as exc:  # a checker bug or resource failure is never an accept
+        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
+    return verdict

@@ -1,0 +1,380 @@
+"""compact-proofs: train Max-of-K models, prove accuracy bounds, check certificates."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from compact_proofs.generator import weights_io
+
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.",
+)
+err = Console(stderr=True)
+EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (checker/cli.py), for every command
+
+
+def _version(value: bool) -> None:
+    if value:
+        from compact_proofs.generator import __version__
+
+        print(f"compact-proofs {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")) -> None:
+    """Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.
+
+    Exit codes (every command): 0 success, 1 a claim not established (or a proof the checker did not
+    accept), 2 usage error, 3 an unreadable or invalid input file, 4 a resource or time limit,
+    5 not supported here, 130 interrupted."""
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator:
+    """A rich progress bar on stderr; yields a (stage, done, total) callback."""
+    if not enabled or not err.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def load_weights(path: Path) -> dict:
+    try:
+        return weights_io.load(path)
+    except weights_io.WeightsError as exc:
+        fail(str(exc))
+
+
+def output_path(path: Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
+    """An output file checked before any work: of an accepted type, not a directory, not one of
+    the inputs, in a directory that exists (or is made, with --make-dirs) and accepts a new file."""
+    import tempfile
+
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
+    if path.is_dir():
+        fail(f"{path} is a directory; give a file name", EXIT_USAGE)
+    if any(path.exists() and i.exists() and path.resolve() == i.resolve() for i in inputs):
+        fail(f"{path} is an input of this command; it will not be overwritten", EXIT_USAGE)
+    folder = path.parent
+    if not folder.exists():
+        if not make_dirs:
+            fail(f"the directory {folder} does not exist (create it, or pass --make-dirs)", EXIT_USAGE)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    if not folder.is_dir():
+        fail(f"{folder} is not a directory", EXIT_USAGE)
+    try:  # the same kind of file the atomic write will create
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"cannot write to {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    return path
+
+
+MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directory if it does not exist")
+
+
+@app.command()
+def train(
+    output: Path = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
+    k: int = typer.Option(4, "--k", min=1, help="sequence length K (n_ctx)"),
+    seed: int = typer.Option(123, help="training seed; the same seed gives the same weights on every x86-64 CPU"),
+    d_vocab: int = typer.Option(64, min=1, help="vocabulary size"),
+    d_model: int = typer.Option(32, min=1, help="residual width"),
+    d_head: int = typer.Option(32, min=1, help="attention head width"),
+    steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    make_dirs: bool = MAKE_DIRS,
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train a one-layer attention-only transformer on Max-of-K with the paper's recipe."""
+    from compact_proofs.generator.model import ModelConfig
+    from compact_proofs.generator.train import TrainConfig, train as run_training
+
+    output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
+    cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
+    train_cfg = TrainConfig(steps=steps)
+    with progress_bar(progress) as update:
+        model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps))
+    weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
+    weights_io.save(output, weights)
+    err.print(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
+    report_manifest(k, seed, cfg, train_cfg, weights)
+
+
+def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
+    """Say whether freshly trained weights are the published model (loudly if they should be and are not)."""
+    from compact_proofs.checker.weights import model_digest
+    from compact_proofs.generator.manifest import compare
+
+    digest = model_digest(weights)
+    comparison = compare(k, seed, cfg, train_cfg, digest)
+    style = {"match": "green", "mismatch": "bold red", "unlisted": "dim"}[comparison.status]
+    err.print(f"[{style}]{escape(comparison.message(digest))}[/{style}]", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def prove(
+    model: Path = typer.Argument(..., help="model weights (.npz, .pt or .safetensors state dict)"),
+    strategy: str = typer.Option("cubic", "--strategy", "-s", help="proof strategy; `compact-proofs strategies` lists them"),
+    output: Path = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
+    as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
+    make_dirs: bool = MAKE_DIRS,
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
+    Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage; 3 an
+    unreadable model; 4 a model too large for the strategy."""
+    from compact_proofs.checker.cli import EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.generator.prover import ProofError, estimated_seconds, names, prove as run_prover
+
+    if strategy not in names():
+        fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
+    output_path(output, inputs=(model,), make_dirs=make_dirs)
+    weights = load_weights(model)
+    forecast = estimated_seconds(strategy, weights)
+    if forecast > 30:
+        err.print(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min", highlight=False)
+    with progress_bar(progress) as update:
+        try:
+            proof = run_prover(weights, strategy, update)
+        except ProofError as exc:
+            fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
+    weights_io.atomic_write(output, proof.raw)
+    if as_json:
+        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(summary(str(output), proof.verdict))
+
+
+@app.command()
+def check(
+    certificates: List[Path] = typer.Argument(..., help="certificate files, or directories to search for *.msgpack"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document (schema/verdicts-v1.schema.json)"),
+    pure: bool = typer.Option(False, "--pure", help="the standard-library second checker (brute-force and cubic)"),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="stop a check after this many seconds (exit 4)"),
+    min_accuracy: float = typer.Option(None, "--min-accuracy", min=0.0, max=1.0, help="also require every bound >= this (exit 1)"),
+    model: Path = typer.Option(None, "--model", help="require every certificate to be about this model (.npz, .pt, .safetensors)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing; the exit code is the verdict"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Check certificates with the standalone checker: exit 0 iff all are accepted; 1 a claim not
+    established; 3 an invalid file; 4 a resource or time limit; 5 not supported by --pure."""
+    from fractions import Fraction
+
+    from compact_proofs.checker.cli import run
+    from compact_proofs.checker.weights import model_digest
+
+    paths = []
+    for given in certificates:
+        found = sorted(given.rglob("*.msgpack")) if given.is_dir() else [given]
+        if given.is_dir() and not found:
+            fail(f"no certificates (*.msgpack) under {given}", EXIT_USAGE)
+        paths += found
+    digest = None if model is None else model_digest(load_weights(model))
+    raise typer.Exit(run([str(c) for c in paths], as_json=as_json, show_progress=progress and err.is_terminal and not (as_json or quiet),
+                         max_seconds=max_seconds, pure=pure, quiet=quiet, model_digest=digest,
+                         min_accuracy=None if min_accuracy is None else Fraction(str(min_accuracy))))
+
+
+@app.command("strategies")
+def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """List every strategy name `prove --strategy` accepts."""
+    from compact_proofs.generator.prover import names
+
+    print(json.dumps(names()) if as_json else "\n".join(names()))
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def sweep(
+    k: List[int] = typer.Option(None, "--k", help="sequence lengths; `--k 4 5 10 20` or `--k 4 --k 5`"),
+    more_k: List[int] = typer.Argument(None, hidden=True),
+    seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
+    n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="only the first N seeds"),
+    results: Path = typer.Option(Path("results"), "--results", "-r", help="results directory (resumable)"),
+    models: Path = typer.Option(None, "--models", help="trained-model cache (default: RESULTS/models)"),
+    strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: all feasible)"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
+    scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train, prove with every feasible strategy, and check, for every (K, seed); resumable."""
+    from compact_proofs.generator import sweep as sweeping
+    from compact_proofs.generator.prover import names
+    from compact_proofs.generator.zoo import paper_seeds
+
+    ks = list(k or []) + list(more_k or [])
+    if not ks:
+        fail("give at least one K, e.g. --k 4 5 10 20", 2)
+    if any(x < 1 for x in ks):
+        fail("every K must be positive", 2)
+    try:
+        seeds = [int(x) for x in seeds_file.read_text().split()] if seeds_file else paper_seeds()
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read seeds from {seeds_file}: {exc}")
+    seeds = seeds[:n_seeds] if n_seeds else seeds
+    unknown = sorted(set(strategy or []) - set(names()) | ({"subcubic/best"} & set(strategy or [])))
+    if unknown:
+        fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", 2)
+    if scheduler is not None:
+        try:
+            from distributed import Client
+
+            with Client(scheduler, timeout="10s"):
+                pass
+        except (OSError, TimeoutError, ValueError) as exc:
+            fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
+    work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
+    err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left; results in {results}")
+    with progress_bar(progress) as update:
+        done = 0
+
+        def on_done(k_: int, seed: int) -> None:
+            nonlocal done
+            done += 1
+            update("sweep (K, seed) tasks", done, len(work))
+
+        update("sweep (K, seed) tasks", 0, len(work))
+        sweeping.run(ks, seeds, results, models or results / "models", list(strategy) if strategy else None, workers,
+                     scheduler, on_done)
+    rows = sweeping.load_rows(results)
+    err.print(f"done: {len(rows)} rows in {results}")
+    mismatched = sorted({(r["k"], r["seed"]) for r in rows if r.get("manifest") == "mismatch"})
+    if mismatched:
+        err.print(f"[bold red]MISMATCH: {len(mismatched)} models differ from the published ones (generator/models.json), "
+                  f"so these results are not about the published models: "
+                  f"{', '.join(f'K={k_} seed {s_}' for k_, s_ in mismatched[:10])}{' ...' if len(mismatched) > 10 else ''}[/bold red]",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command()
+def models(
+    k: List[int] = typer.Option(None, "--k", help="sequence lengths (default: the paper's 4 5 10 20)"),
+    more_k: List[int] = typer.Argument(None, hidden=True),
+    seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
+    n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="only the first N seeds"),
+    cache: Path = typer.Option(None, "--models", help="read weights cached here by `sweep` instead of training (for --write)"),
+    write: bool = typer.Option(False, "--write", help="record these digests in generator/models.json (maintainers)"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per model"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train the published models again and compare their weights with the manifest (exit 0 iff all match)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from compact_proofs.generator import manifest
+    from compact_proofs.generator.zoo import paper_seeds
+
+    ks = list(k or []) + list(more_k or []) or list(manifest.PAPER_KS)
+    try:
+        seeds = [int(x) for x in seeds_file.read_text().split()] if seeds_file else paper_seeds()
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read seeds from {seeds_file}: {exc}")
+    seeds = seeds[:n_seeds] if n_seeds else seeds
+    jobs = [(k_, seed) for k_ in ks for seed in seeds]
+    results = []
+    with progress_bar(progress) as update, ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(manifest.reproduce, k_, seed, None if cache is None else str(cache)) for k_, seed in jobs]
+        for done, future in enumerate(as_completed(futures), start=1):
+            results.append(future.result())
+            update("models", done, len(jobs))
+    results.sort()
+    if write:
+        recorded = manifest.load() | {(k_, seed): digest for k_, seed, digest, _ in results}
+        manifest.write(recorded)
+        err.print(f"recorded {len(results)} digests in {manifest.PATH} ({len(recorded)} in all)")
+        return
+    if as_json:
+        print(json.dumps([{"k": k_, "seed": seed, "weights_digest": d, "manifest": status} for k_, seed, d, status in results], indent=2))
+    counts = {status: sum(r[3] == status for r in results) for status in ("match", "mismatch", "unlisted")}
+    for k_, seed, digest, status in results:
+        if status == "mismatch":
+            err.print(f"[bold red]MISMATCH[/bold red] K={k_} seed {seed}: {digest}", highlight=False)
+    err.print(f"{counts['match']} of {len(results)} models match the published weights; {counts['mismatch']} differ; "
+              f"{counts['unlisted']} are not in the manifest", highlight=False)
+    raise typer.Exit(0 if counts["match"] == len(results) else 1)
+
+
+@app.command()
+def report(
+    results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
+    output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),
+    as_json: bool = typer.Option(False, "--json", help="print the headline table as JSON rows"),
+) -> None:
+    """Print the headline table per K, and write it (Markdown, CSV) with per-variant tables and figures."""
+    from rich.table import Table
+
+    from compact_proofs.generator.report import mean_std, optional, write_report
+
+    out = output or results / "report"
+    try:
+        table, _ = write_report(results, out)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(table, indent=2))
+        err.print(f"wrote tables and figures to {out}")
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=160)  # piped: no squeezed columns
+    for k in sorted({r["K"] for r in table}):
+        t = Table(title=f"K = {k}")
+        for col in ("proof family", "seeds", "bound", "normalised", "FLOPs", "unexpl. dim", "complexity", "prove + check s"):
+            t.add_column(col)
+        for r in table:
+            if r["K"] == k:
+                t.add_row(r["family"], str(r["seeds"]), mean_std(r["bound_mean"], r["bound_std"]), optional(r["normalised_mean"], ".4f"),
+                          f"{r['flops_mean']:.3g}", f"{r['unexplained_dimension']:.4g}", r["complexity"],
+                          f"{r['prove_seconds_mean'] + r['check_seconds_mean']:.2f}")
+        console.print(t)
+    err.print(f"wrote tables and figures to {out}")
+
+
+def main() -> None:
+    """The console script: Ctrl-C and a closed pipe end with one line, never a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

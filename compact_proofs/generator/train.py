@@ -1,0 +1,118 @@
+"""The paper's training recipe for Max-of-K, bit-reproducible for a seed on every x86-64 CPU.
+
+AdamW (lr 1e-3, betas (0.9, 0.999), weight decay 0.01), batch 128, 3000 steps, every batch fresh
+uniform sequences, cross-entropy at the last position against max(x). One thread, deterministic
+algorithms, and the code paths pinned by generator/portable.py: the same (configs, seed) give the
+same weight bytes whatever the CPU's SIMD level, MKL code path or core count.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from compact_proofs.generator import portable
+from compact_proofs.generator.model import AttentionOnly, ModelConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+
+
+def _stream_seed(seed: int, stream: str) -> int:
+    """Independent, reproducible seeds for the model init and the data stream."""
+    return int(np.random.SeedSequence([seed, sum(map(ord, stream))]).generate_state(1)[0])
+
+
+def train(
+    seed: int,
+    cfg: ModelConfig,
+    train_cfg: TrainConfig = TrainConfig(),
+    on_step: Callable[[int, float], None] | None = None,
+) -> AttentionOnly:
+    """Train one model. If this process's torch is not pinned (torch was used before `generator`
+    was imported), the training runs in a fresh process, which is."""
+    if portable.fixable_by_fresh_process():
+        warnings.warn("torch was used before `generator` was imported, so its code paths are not pinned in this "
+                      "process; training in a fresh one instead (import generator first to avoid this)", stacklevel=2)
+        state, losses = _train_in_fresh_process(seed, cfg, train_cfg)
+        for step, loss in enumerate(losses):
+            if on_step is not None:
+                on_step(step, loss)
+        model = AttentionOnly(cfg)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        return model.eval()
+    return _train_here(seed, cfg, train_cfg, on_step)
+
+
+def _train_here(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:
+    torch.use_deterministic_algorithms(True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(seed, cfg, train_cfg, on_step)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_in_fresh_process(seed: int, cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Train in a new interpreter (which imports `generator`, so pins torch, before torch loads)."""
+    request = json.dumps({"seed": seed, "cfg": asdict(cfg), "train": asdict(train_cfg)})
+    root = str(Path(__file__).resolve().parents[2])  # where this `compact_proofs` package is importable from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", "from compact_proofs.generator.train import _serve; _serve()"], input=request.encode(),
+                          capture_output=True, check=False, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"training in a fresh process failed: {done.stderr.decode(errors='replace').strip()[-2000:]}")
+    with np.load(io.BytesIO(done.stdout), allow_pickle=False) as data:
+        losses = data["__losses__"].tolist()
+        return {k: data[k] for k in data.files if k != "__losses__"}, losses
+
+
+def _serve() -> None:
+    """The fresh process's side: a JSON request on stdin, the state dict and losses as .npz on stdout."""
+    request = json.loads(sys.stdin.read())
+    train_args = dict(request["train"], betas=tuple(request["train"]["betas"]))
+    losses: list[float] = []
+    model = _train_here(request["seed"], ModelConfig(**request["cfg"]), TrainConfig(**train_args),
+                        lambda step, loss: losses.append(loss))
+    buffer = io.BytesIO()
+    np.savez(buffer, __losses__=np.array(losses), **{k: v.detach().numpy() for k, v in model.state_dict().items()})
+    sys.stdout.buffer.write(buffer.getvalue())
+
+
+def _train(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_stream_seed(seed, "model"))
+        model = AttentionOnly(cfg)
+    data = torch.Generator().manual_seed(_stream_seed(seed, "data"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
+    for step in range(train_cfg.steps):
+        tokens = torch.randint(0, cfg.d_vocab, (train_cfg.batch_size, cfg.n_ctx), generator=data)
+        loss = torch.nn.functional.cross_entropy(model(tokens), tokens.max(dim=1).values)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_step is not None:
+            on_step(step, loss.item())
+    return model.eval()
