@@ -120,16 +120,20 @@ def _check_pure(path: str, progress: Progress) -> Verdict:
     """The standard-library second path (checker/pure): brute-force and cubic certificates."""
     from compact_proofs.checker.pure import check_bytes
 
+    from compact_proofs.checker.pure import MAX_FILE_BYTES
+
     start = time.perf_counter()
     try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            return Verdict(False, "", None, None, None, f"pure: file larger than {MAX_FILE_BYTES} bytes", 0.0, invalid=True)
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_FILE_BYTES + 1)  # never more than the format allows (a device may not say its size)
     except OSError as exc:
         return Verdict(False, "", None, None, None, f"read: cannot read {path}: {exc.strerror or exc}", 0.0, invalid=True)
     pure = check_bytes(raw, progress, notice=lambda message: print(f"note: {message}", file=sys.stderr, flush=True))
     return Verdict(pure.accepted, pure.strategy, pure.claimed_correct, pure.verified_correct, pure.total,
                    f"pure: {pure.reason}", time.perf_counter() - start, invalid=pure.invalid, limit=pure.limit,
-                   unsupported=pure.unsupported, notes=pure.notes)
+                   unsupported=pure.unsupported, notes=pure.notes, weights_digest=pure.weights_digest)
 
 
 def _child(connection, path: str, max_seconds: float, pure: bool) -> None:
@@ -164,8 +168,10 @@ def _check_with_watchdog(path: str, progress: Progress, max_seconds: float, pure
     try:
         while verdict is None:
             remaining = start + max_seconds + WATCHDOG_GRACE - time.monotonic()
-            if remaining <= 0 or not receiver.poll(remaining):
+            if remaining <= 0:
                 break
+            if not receiver.poll(min(remaining, 3600.0)):  # (poll takes at most about 2^31 ms)
+                continue
             try:
                 kind, payload = receiver.recv()
             except (EOFError, OSError):

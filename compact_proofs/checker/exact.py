@@ -169,10 +169,10 @@ class Dyadic:
         ints = self.ints
         magnitudes = np.abs(ints)
         top = int(magnitudes.max(initial=0))
-        low = int(np.where(magnitudes != 0, magnitudes, top).min(initial=0))
-        if low.bit_length() - 1 + self.exp >= -1022 and top.bit_length() + self.exp <= 1023:
-            # every nonzero entry scales to a normal float: float(int) rounds correctly, and
-            # scaling by 2^exp is then exact (and commutes with the rounding)
+        low = int(np.where(magnitudes != 0, magnitudes, top).min(initial=top))  # the smallest nonzero magnitude
+        if top.bit_length() <= 1023 and top.bit_length() + self.exp <= 1023 and (top == 0 or low.bit_length() - 1 + self.exp >= -1022):
+            # every integer is a finite float, and every nonzero entry scales to a normal float:
+            # float(int) rounds correctly, and scaling by 2^exp is then exact (and commutes with the rounding)
             return np.ldexp(ints.astype(np.float64), self.exp).reshape(self.shape)
         if self.exp >= 0:
             convert = lambda v: float(int(v) << self.exp)  # noqa: E731
@@ -203,8 +203,16 @@ def concat(arrays: list[Dyadic], axis: int) -> Dyadic:
 
 
 def mean_rows(array: Dyadic) -> Dyadic:
-    """The mean of the rows, rounded to float64 (a dyadic row vector [1, n]). Exactness of the
-    mean is never needed: it is only used as a centre, and any centre is sound."""
+    """The mean of the rows, rounded to float64 (a dyadic row vector [1, n]); 0 where the mean is
+    beyond the float range. Exactness is never needed: it is only used as a centre, and any
+    centre is sound."""
     total = array.ints.sum(axis=0)
     rows = array.shape[0]
-    return Dyadic.from_floats(np.array([[float(Fraction(int(t)) * Fraction(2) ** array.exp / rows) for t in total]]))
+
+    def centre(t) -> float:
+        try:
+            return float(Fraction(int(t)) * Fraction(2) ** array.exp / rows)
+        except OverflowError:
+            return 0.0
+
+    return Dyadic.from_floats(np.array([[centre(t) for t in total]]))

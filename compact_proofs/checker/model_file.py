@@ -39,14 +39,16 @@ def _safetensors(raw: bytes) -> dict[str, np.ndarray]:
         header = json.loads(raw[8 : 8 + size])
     except ValueError:
         raise ModelFileError("unreadable safetensors header") from None
+    if not isinstance(header, dict):
+        raise ModelFileError("the safetensors header is not a map")
     data, out = raw[8 + size :], {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         try:
-            start, end = entry["data_offsets"]
+            start, end = (int(n) for n in entry["data_offsets"])
             shape = tuple(int(n) for n in entry["shape"])
-            dtype = entry["dtype"]
+            dtype = str(entry["dtype"])
         except (KeyError, TypeError, ValueError):
             raise ModelFileError(f"malformed safetensors entry {name!r}") from None
         if dtype == "BF16":  # the top half of a float32
@@ -76,15 +78,15 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return _safetensors(path.read_bytes())
     except ModelFileError:
         raise
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: cannot read weights ({getattr(exc, 'strerror', None) or exc})") from None
+    except Exception as exc:  # any malformed file: one line, never a traceback
+        raise ModelFileError(f"{path}: cannot read weights ({getattr(exc, 'strerror', None) or exc or type(exc).__name__})") from None
 
 
 def digest_of_file(path: str | os.PathLike) -> str:
     """compact_proofs.checker.weights.model_digest of the model a weights file holds."""
-    state = {k: v for k, v in read(path).items() if not k.endswith(BUFFERS)}
-    state = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in state.items()}
     try:
+        state = {k: np.asarray(v) for k, v in read(path).items() if not k.endswith(BUFFERS)}
+        state = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in state.items()}
         return model_digest(state)
     except InvalidCertificate as exc:
         raise ModelFileError(f"{path}: {exc.reason}") from None

@@ -13,33 +13,28 @@ from math import gcd
 import numpy as np
 
 
-def _coprime_moduli(count: int) -> list[int]:
-    """The largest odd numbers below 2^57 that are pairwise coprime (checked with gcd)."""
-    out: list[int] = []
-    candidate = (1 << 57) - 1
-    while len(out) < count:
-        if all(gcd(candidate, m) == 1 for m in out):
-            out.append(candidate)
-        candidate -= 2
-    return out
+_MODULI: list[int] = []  # the largest odd numbers below 2^57 that are pairwise coprime, found as needed
 
 
-MODULI = _coprime_moduli(64)  # products up to 2^3600
+def moduli_for(bits: int) -> list[int]:
+    """The first moduli of the sequence whose product exceeds 2^bits (gcd-checked to be pairwise coprime)."""
+    chosen, product = [], 1
+    while product <= 1 << bits:
+        if len(chosen) == len(_MODULI):
+            candidate = _MODULI[-1] - 2 if _MODULI else (1 << 57) - 1
+            while not all(gcd(candidate, m) == 1 for m in _MODULI):
+                candidate -= 2
+            _MODULI.append(candidate)
+        chosen.append(_MODULI[len(chosen)])
+        product *= chosen[-1]
+    return chosen
 
 
 class Residues:
-    """Moduli enough for integers of magnitude below 2^bits."""
+    """Moduli enough for integers of magnitude below 2^bits (any bits: more moduli as needed)."""
 
     def __init__(self, bits: int):
-        chosen, product = [], 1
-        for modulus in MODULI:
-            if product > 1 << bits:
-                break
-            chosen.append(modulus)
-            product *= modulus
-        if product <= 1 << bits:
-            raise ValueError(f"integers of {bits} bits exceed the residue range")
-        self.moduli = np.array(chosen, dtype=np.int64)
+        self.moduli = np.array(moduli_for(bits), dtype=np.int64)
 
     def of(self, ints: np.ndarray) -> np.ndarray:
         """[k, *shape] int64: the residues of an object array of Python ints, each in [0, M_j)."""

@@ -54,6 +54,17 @@ class Verdict:
         return out
 
 
+def check_bytes(raw: bytes, progress: Progress = no_progress, max_seconds: float | None = None) -> Verdict:
+    """Decode and check a certificate's bytes (the Python API); an invalid file is a verdict too."""
+    from compact_proofs.checker.certificate import decode
+
+    try:
+        cert = decode(raw)
+    except InvalidCertificate as exc:
+        return Verdict(False, "", None, None, None, str(exc), 0.0, invalid=True)
+    return check(cert, progress, max_seconds)
+
+
 def check(cert: Certificate, progress: Progress = no_progress, max_seconds: float | None = None) -> Verdict:
     """ACCEPT iff the claimed count is at most the count this checker establishes itself."""
     start = time.perf_counter()
@@ -69,6 +80,10 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
         verify = strategies.resolve(cert.strategy)
         if cert.params:
             raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
+        fields = strategies.evidence_fields(cert.strategy)
+        if set(cert.evidence) != fields:
+            raise InvalidCertificate("evidence", f"{cert.strategy} reads exactly {sorted(fields)}: missing "
+                                     f"{sorted(fields - set(cert.evidence))}, unknown {sorted(set(cert.evidence) - fields)}")
         model = model_from_weights(cert.weights)
         verdict.total, verdict.weights_digest = model.total_inputs, model.key
         if cert.claimed_total != model.total_inputs:

@@ -9,3 +9,16 @@ from compact_proofs.generator import portable as _portable
 _portable.pin()
 
 __version__ = "0.1.0"
+
+
+def main() -> None:
+    """The `compact-proofs` command: the generator's CLI, or one line saying what to install."""
+    import sys
+
+    try:
+        from compact_proofs.generator.cli import main as cli
+    except ImportError as exc:  # a checker-only install: torch, typer and the rest are the `generator` extra
+        print(f"error: compact-proofs needs the generator's dependencies ({exc.name or exc}): "
+              "pip install 'compact-proofs[generator]' (the checker alone is compact-proofs-check)", file=sys.stderr)
+        sys.exit(3)
+    cli()

@@ -50,6 +50,7 @@ class PureVerdict:
     limit: bool = False  # too large for this path: nothing was decided
     strategy: str = ""
     notes: dict = field(default_factory=dict)
+    weights_digest: str | None = None
 
 
 SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-error handlings
@@ -59,6 +60,22 @@ SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-
      "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
      "mean_recursive+max_diff_subproduct_recursive"),
 )
+
+
+def _evidence_fields(strategy: str) -> set[str]:
+    """The evidence a strategy reads (the same rule as checker/strategies.evidence_fields)."""
+    if strategy == "brute-force":
+        return set()
+    if strategy.startswith("cubic"):
+        return {"claims"} | ({"candidates"} if strategy == "cubic" else set())
+    eupu, attention, error = strategy.split("/")[1:]
+    fields = {"gaps", "claims"} | ({"anchors"} if attention != SUBCUBIC_AXES[1][1] else set())
+    fields |= {"eupu_direction"} if eupu == "svd_query+max_diff" else set()
+    if error in SUBCUBIC_AXES[2][:4]:
+        return fields | {"eqke_u", "eqke_v"}
+    if error != "exact_EQKE+max_diff_exact":
+        fields |= {f"peel{i}_{side}" for i in range(1, 5) for side in ("left", "right")}
+    return fields
 
 
 def _known(strategy: str) -> bool:
@@ -75,7 +92,8 @@ def _tensor(value, what: str) -> tuple[list, tuple]:
     if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
         raise Malformed(f"{what} is not a tensor")
     codes = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
-    if value["dtype"] not in codes or not isinstance(value["shape"], list) or len(value["shape"]) > MAX_NDIM:
+    if not isinstance(value["dtype"], str) or value["dtype"] not in codes or not isinstance(value["shape"], list) \
+            or len(value["shape"]) > MAX_NDIM:
         raise Malformed(f"{what} has an unsupported dtype or shape")
     count = 1
     for size in value["shape"]:
@@ -149,6 +167,14 @@ def parse(raw: bytes) -> dict:
     return doc
 
 
+def weights_digest(weights: dict) -> str:
+    """The model digest (the fast path's checker.weights.key_of): sha256 of the canonical encoding
+    of the weight tensors, each with its head axis present."""
+    restored = {k: dict(v, shape=[1] + v["shape"] if SHAPES[k][0] == "1" and len(v["shape"]) == len(SHAPES[k]) - 1 else v["shape"])
+                for k, v in weights.items()}
+    return "sha256:" + hashlib.sha256(msgpack_lite.encode(restored)).hexdigest()
+
+
 def model(weights: dict) -> dict:
     """Dimensions and exact weights (lists of Fractions), biases zero when absent."""
     if not isinstance(weights, dict) or not set(REQUIRED) <= set(weights) <= set(SHAPES):
@@ -159,8 +185,8 @@ def model(weights: dict) -> dict:
         if key not in weights:
             continue
         flat, shape = _tensor(weights[key], key)
-        if weights[key]["dtype"] == "<i8":
-            raise Malformed(f"{key} must be float")
+        if weights[key]["dtype"] not in ("<f4", "<f8"):
+            raise Malformed(f"{key} must be float32 or float64")
         if axes[0] == "1" and len(shape) == len(axes) - 1:
             shape = (1,) + shape
         if len(shape) != len(axes):
@@ -259,9 +285,6 @@ def count_cases(V: int, N: int) -> int:
 def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lambda stage, done, total: None) -> tuple[int, dict]:
     V, N = w["V"], w["N"]
     cases = count_cases(V, N)
-    expected = {"claims"} | (set() if reference else {"candidates"})
-    if set(evidence) != expected:
-        raise Malformed("cubic evidence fields")
     claims, shape = _tensor(evidence["claims"], "claims")
     if evidence["claims"]["dtype"] != "<f4" or shape != (cases,):
         raise Malformed("claims must be float32, one per case")
@@ -273,6 +296,9 @@ def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lamb
             raise Malformed("candidates must be int64 [(m, q) pairs, r <= 16]")
         r = shape[1]
         cand_rows = [flat[i * r : (i + 1) * r] for i in range(pairs)]
+        m_of_row = [m for m in range(V) for _ in range(m + 1)]
+        if any(not 0 <= o < V or o == m for row, m in zip(cand_rows, m_of_row) for o in row):
+            raise Malformed("candidates must be outputs in [0, d_vocab) other than m")
     return pure_cubic.check(w, p, claims, cand_rows, reference, progress)
 
 
@@ -284,15 +310,18 @@ def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lam
         doc = parse(raw)
         verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
         verdict.strategy = doc["strategy"]
-        if doc["strategy"] not in SUPPORTED:
-            if not _known(doc["strategy"]):
-                raise Malformed(f"unknown strategy {doc['strategy']!r}")
-            verdict.unsupported = True
-            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
+        if not _known(doc["strategy"]):
+            raise Malformed(f"unknown strategy {doc['strategy']!r}")
         if doc["params"]:
             raise Malformed("no strategy takes parameters")
+        fields = _evidence_fields(doc["strategy"])
+        if set(doc["evidence"]) != fields:
+            raise Malformed(f"{doc['strategy']} reads exactly the evidence {sorted(fields)}")
         w = model(doc["weights"])
-        verdict.total = w["V"] ** w["N"]
+        verdict.total, verdict.weights_digest = w["V"] ** w["N"], weights_digest(doc["weights"])
+        if doc["strategy"] not in SUPPORTED:
+            verdict.unsupported = True
+            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
         if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:
             raise Reject("claim does not match d_vocab^n_ctx")
         if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
@@ -303,8 +332,6 @@ def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lam
             notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
         p = paths(w)
         if doc["strategy"] == "brute-force":
-            if doc["evidence"] != {}:
-                raise Malformed("brute force takes no evidence")
             verdict.verified_correct = brute_force(w, p, progress)
         else:
             verdict.verified_correct, verdict.notes = check_cubic(w, p, doc["evidence"], doc["strategy"] == "cubic/reference", progress)

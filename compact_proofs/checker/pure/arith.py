@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from math import isqrt
 
-MAX_BITS = 1 << 13
+MAX_BITS = 1 << 14  # the same cap as the fast path (enclosure.MAX_PREC)
 
 
 def _floor(x: Fraction, bits: int) -> int:

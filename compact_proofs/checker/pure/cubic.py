@@ -15,7 +15,7 @@ from math import comb
 from typing import Callable
 
 from compact_proofs.checker.pure.arith import exp_bounds, rsqrt_bounds, sign_of_exp_sum
-from compact_proofs.checker.pure.errors import Malformed, Reject
+from compact_proofs.checker.pure.errors import Reject
 
 BITS = 64  # fixed-point bits of the exponential enclosures
 
@@ -101,9 +101,7 @@ def check(w: dict, p: dict, claims: list[float], cand_rows: list | None, referen
         progress("cubic (pure)", m, V)
         others = [o for o in range(V) if o != m]
         for q in range(m + 1):
-            cand = None if reference else cand_rows[m * (m + 1) // 2 + q]
-            if cand is not None and any(not 0 <= o < V or o == m for o in cand):
-                raise Malformed("candidates must be outputs other than m")
+            cand = None if reference else cand_rows[m * (m + 1) // 2 + q]  # validated by the caller
             zero, tests_of = _per_query_tests(ev, pv, eu[q], m, q, N, others, cand, reference) if V > 1 else ([], None)
             order = sorted(range(N - 1), key=lambda i: p["EQKP"][q][i])
             prefix, suffix = _partial([pos[q][i] for i in order])

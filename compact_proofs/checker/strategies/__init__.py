@@ -22,6 +22,22 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
+def evidence_fields(name: str) -> set[str]:
+    """The evidence a strategy reads: exactly these fields must be present (checked before any work)."""
+    if name == "brute-force":
+        return set()
+    if name.startswith("cubic"):
+        return {"claims"} | ({"candidates"} if name == "cubic" else set())
+    eupu_handling, attention, error = subcubic.axes(name)
+    fields = {"gaps", "claims"} | ({"anchors"} if attention != subcubic.ATTENTION[1] else set())
+    fields |= {"eupu_direction"} if eupu_handling == "svd_query+max_diff" else set()
+    if error in subcubic.attention_error.HANDLINGS[:4]:
+        fields |= {"eqke_u", "eqke_v"}
+    elif error != "exact_EQKE+max_diff_exact":
+        fields |= {f"peel{i}_{side}" for i in range(1, 5) for side in ("left", "right")}
+    return fields
+
+
 def resolve(name: str) -> Verify:
     try:
         return REGISTRY[name]
