@@ -37,7 +37,7 @@ def test_standalone_checker_accepts(path):
     run = subprocess.run([sys.executable, "-m", "compact_proofs.checker", "--json", str(path)], capture_output=True, text=True,
                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0, run.stdout + run.stderr
-    verdict = json.loads(run.stdout)
+    (verdict,) = json.loads(run.stdout)["results"]
     assert verdict["accepted"] and int(verdict["verified_correct"]) >= int(verdict["claimed_correct"])
 
 

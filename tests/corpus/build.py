@@ -99,8 +99,21 @@ def entries() -> dict[str, tuple[bytes, str, str, str]]:
     out["cubic-17-candidates"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, candidates=np.ones((6, 17), np.int64))),
                                   "invalid", "invalid", "at most 16 candidates per (m, q)")
     obj = _body(WEIGHTS, "subcubic/max_diff/per_output+chords/max_diff", 0, {"gaps": np.zeros((3, 3, 2), np.int64)})
-    out["subcubic-missing-evidence"] = (_reencode(obj), "invalid", "unsupported",
-                                        "subcubic evidence incomplete (the pure path does not check subcubic)")
+    out["subcubic-missing-evidence"] = (_reencode(obj), "invalid", "invalid",
+                                        "subcubic evidence fields missing (both paths check the field names first)")
+    obj = _body()
+    obj["weights"]["embed.W_E"] = {"dtype": "|u1", "shape": [3, 2], "data": bytes(6)}
+    out["uint8-weights"] = (_reencode(obj), "invalid", "invalid", "review 2, finding 4: --pure accepted uint8 weights")
+    obj = _body()
+    obj["weights"]["embed.W_E"]["dtype"] = ["<f4"]
+    out["list-dtype"] = (_reencode(obj), "invalid", "invalid", "review 2, finding 5: --pure crashed on a list as dtype")
+    false = np.full(len(evidence["claims"]), -1.0, dtype=np.float32)
+    out["extra-field-and-false-claim"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=false, extra=1)), "invalid", "invalid",
+                                          "review 2, finding 6a: an unknown evidence field beside false claims (fast path said rejected)")
+    late = evidence["candidates"].copy()
+    late[-1, 0] = 2  # the row of (m, q) = (2, 2) names m itself
+    out["bad-late-candidate-and-false-claim"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=false, candidates=late)),
+                                                 "invalid", "invalid", "review 2, finding 6b: --pure reached a false claim first")
     return out
 
 
