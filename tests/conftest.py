@@ -18,6 +18,8 @@ default = "mutation" if os.environ.get("MUTANT_UNDER_TEST") else "ci"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))
 
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -31,14 +33,17 @@ def fresh_memo():
     memo.clear()
 
 
+PUBLISHED_K4 = Path(__file__).resolve().parents[1] / "certificates" / "max4-seed123.brute-force.msgpack"
+
+
 @pytest.fixture(scope="session")
 def trained_k4() -> dict[str, np.ndarray]:
-    """The paper's K=4 model for seed 123, trained with the paper's recipe (about 7 s)."""
-    from compact_proofs.generator.model import ModelConfig
-    from compact_proofs.generator.train import train
+    """The published K=4 model for seed 123 (the paper's recipe): the weights of the committed
+    brute-force certificate, the same on every machine (test_train.py checks that training
+    reproduces them)."""
+    from compact_proofs.checker import certificate
 
-    model = train(123, ModelConfig(n_ctx=4))
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return {k: np.array(v) for k, v in certificate.load(PUBLISHED_K4).weights.items()}
 
 
 @pytest.fixture(scope="session")
