@@ -30,6 +30,10 @@ class Evidence:
         self._used.add(name)
         return self._items[name]
 
+    def present(self, name: str) -> bool:
+        """Whether an optional field is there (reading it is still required, by `tensor`)."""
+        return name in self._items
+
     def tensor(self, name: str, dtype: str, shape: tuple[int | None, ...]) -> np.ndarray:
         """A tensor of this dtype and shape (None: any size along that axis)."""
         value = self._take(name)

@@ -80,10 +80,11 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
         verify = strategies.resolve(cert.strategy)
         if cert.params:
             raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
-        fields = strategies.evidence_fields(cert.strategy)
-        if set(cert.evidence) != fields:
-            raise InvalidCertificate("evidence", f"{cert.strategy} reads exactly {sorted(fields)}: missing "
-                                     f"{sorted(fields - set(cert.evidence))}, unknown {sorted(set(cert.evidence) - fields)}")
+        allowed = strategies.evidence_fields(cert.strategy)
+        if set(cert.evidence) not in allowed:
+            nearest = min(allowed, key=lambda f: len(f ^ set(cert.evidence)))
+            raise InvalidCertificate("evidence", f"{cert.strategy} reads exactly {sorted(nearest)}: missing "
+                                     f"{sorted(nearest - set(cert.evidence))}, unknown {sorted(set(cert.evidence) - nearest)}")
         model = model_from_weights(cert.weights)
         verdict.total, verdict.weights_digest = model.total_inputs, model.key
         if cert.claimed_total != model.total_inputs:

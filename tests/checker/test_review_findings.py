@@ -204,3 +204,4 @@ def test_every_subcubic_variant_names_its_evidence():
 
     for name in ["brute-force", "cubic", "cubic/reference"] + subcubic.NAMES:
         assert evidence_fields(name) == _evidence_fields(name), name
+        assert len(evidence_fields(name)) == (2 if name.startswith("cubic") else 1)

@@ -86,11 +86,14 @@ def _per_query_tests(ev, pv, eu_row, m: int, q: int, N: int, others, cand, refer
     return zero, tests
 
 
-def check(w: dict, p: dict, claims: list[float], cand_rows: list | None, reference: bool,
+def check(w: dict, p: dict, claims: list[float] | None, cand_rows: list | None, reference: bool,
           progress: Callable[[str, int, int], None]) -> tuple[int, dict]:
-    """The verified count: every claim checked against its tests, then the cases counted."""
+    """The verified count. With claims, every claim is checked against its tests (a failure
+    rejects) and the negative ones are counted; without (derived), a case counts iff each of its
+    tests' sums is certainly below 0."""
     V, N, H = w["V"], w["N"], w["H"]
-    exact_claims = [Fraction(c) for c in claims]
+    derived = claims is None
+    exact_claims = [Fraction(0)] * count_cases(V, N) if derived else [Fraction(c) for c in claims]
     scale = _scale([v for t in (p["EVOU"], p["PVOU"], p["EUPU"]) for row in t for v in row] + exact_claims)
     ev, pv, eu = (_ints(p[name], scale) for name in ("EVOU", "PVOU", "EUPU"))
     claim_ints = [c.numerator * (1 << scale) // c.denominator for c in exact_claims]
@@ -111,23 +114,29 @@ def check(w: dict, p: dict, claims: list[float], cand_rows: list | None, referen
                 for k in (range(m) if c else (m,)):
                     claim = claim_ints[index]
                     tests = (tests_of(k) if c else zero) if V > 1 else []
+                    established = True
                     for arrangement in (0, 1):
                         m_sum = prefix[free_m] if arrangement == 0 else suffix[c]
                         k_sum = suffix[free_m] if arrangement == 0 else prefix[c]
                         w_m = (tok[q][m][0] * m_sum[0], tok[q][m][1] * m_sum[1])
                         w_k = (tok[q][k][0] * k_sum[0], tok[q][k][1] * k_sum[1])
-                        for f_m, f_k, f_q in tests:
+                        for f_m, f_k, f_q in tests if established else ():
                             slots = ((w_m, f_m - claim), (w_k, f_k - claim), (query_w, f_q - claim))
                             upper = sum((hi if d > 0 else lo) * d for (lo, hi), d in slots)
-                            if upper <= 0:
+                            if upper < 0 or (upper == 0 and not derived):
                                 continue
                             lower = sum((lo if d > 0 else hi) * d for (lo, hi), d in slots)
                             exact += 1
-                            if lower > 0 or _exact_sign(p, q, m, k, order, free_m, c, arrangement, N, H,
-                                                         Fraction(f_m - claim, 1 << scale), Fraction(f_k - claim, 1 << scale),
-                                                         Fraction(f_q - claim, 1 << scale)) not in (-1, 0):
+                            sign = None if lower > 0 else _exact_sign(
+                                p, q, m, k, order, free_m, c, arrangement, N, H, Fraction(f_m - claim, 1 << scale),
+                                Fraction(f_k - claim, 1 << scale), Fraction(f_q - claim, 1 << scale))
+                            if sign == -1 or (sign == 0 and not derived):
+                                continue
+                            if not derived:
                                 raise Reject(f"claim for case {(m, q, c, k)} is not established")
-                    if exact_claims[index] < 0:
+                            established = False
+                            break
+                    if (exact_claims[index] < 0) if not derived else established:
                         if c == 0:
                             count += 1
                         else:
@@ -135,7 +144,11 @@ def check(w: dict, p: dict, claims: list[float], cand_rows: list | None, referen
                     index += 1
     progress("cubic (pure)", V, V)
     count += sum(comb(N - 1, c) * g**c for (m, q, c), g in negative.items())
-    return count, {"cases": index, "exact_decisions": exact}
+    return count, {"cases": index, "exact_decisions": exact, "evidence": "derived" if derived else "claims"}
+
+
+def count_cases(V: int, N: int) -> int:
+    return sum(1 + (N - 1) * m + (m * (1 + (N - 2) * m) if N >= 2 else 0) for m in range(V))
 
 
 def _exact_sign(p, q, m, k, order, free_m, c, arrangement, N, H, d_m, d_k, d_q) -> int | None:

@@ -22,12 +22,14 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
-def evidence_fields(name: str) -> set[str]:
-    """The evidence a strategy reads: exactly these fields must be present (checked before any work)."""
+def evidence_fields(name: str) -> list[set[str]]:
+    """The evidence field sets a strategy reads (one of them must be present exactly; checked
+    before any work). The cubic strategies take per-case claims, or none (the derived format)."""
     if name == "brute-force":
-        return set()
+        return [set()]
     if name.startswith("cubic"):
-        return {"claims"} | ({"candidates"} if name == "cubic" else set())
+        base = {"candidates"} if name == "cubic" else set()
+        return [base | {"claims"}, base]
     eupu_handling, attention, error = subcubic.axes(name)
     fields = {"gaps", "claims"} | ({"anchors"} if attention != subcubic.ATTENTION[1] else set())
     fields |= {"eupu_direction"} if eupu_handling == "svd_query+max_diff" else set()
@@ -35,7 +37,7 @@ def evidence_fields(name: str) -> set[str]:
         fields |= {"eqke_u", "eqke_v"}
     elif error != "exact_EQKE+max_diff_exact":
         fields |= {f"peel{i}_{side}" for i in range(1, 5) for side in ("left", "right")}
-    return fields
+    return [fields]
 
 
 def resolve(name: str) -> Verify:

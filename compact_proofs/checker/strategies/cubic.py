@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compact_proofs.checker import cost
+from compact_proofs.checker import cost, memo
 from compact_proofs.checker.context import Context, Outcome
 from compact_proofs.checker.counting import check_partition, copy_counts, inputs_covered
 from compact_proofs.checker.enclosure import exp_sum_sign, exp_table
@@ -58,7 +58,9 @@ from compact_proofs.checker.interval import next_up
 from compact_proofs.checker.paths import paths
 
 MAX_CANDIDATES = 16
-MAX_CASES = 1 << 24
+MAX_CASES = 1 << 24  # with per-case claims
+MAX_DERIVED_CASES = 1 << 31  # derived: the evidence stays at most d_vocab^2 (d_vocab + 1) / 2 x 16
+CHUNK_CASES = 1 << 20
 
 
 def count_cases(d_vocab: int, n_ctx: int) -> int:
@@ -230,13 +232,16 @@ def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
     return raw - (raw > m_of_pair)
 
 
-def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_outputs) -> int:
-    """Verify every claim of the cases of max token m (block rows: m, q, c, k); returns the
-    number of exact decisions. Raises CheckError if a claim is below the derived bound."""
+def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
+    """Check every case of max token m (block rows: m, q, c, k) against its claim; returns the
+    cases whose every test is established, and the number of exact decisions. With claims, a
+    test that fails raises CheckError; derived (every claim 0), it leaves its case uncounted,
+    and a test passes only if its sum is certainly below 0 (the bound strictly negative)."""
     exact_checks = 0
+    established = np.ones(len(block), bool)
     for c_zero in (True, False):
-        rows = block[:, 2] == 0 if c_zero else block[:, 2] > 0
-        if not rows.any():
+        rows = np.flatnonzero(block[:, 2] == 0 if c_zero else block[:, 2] > 0)
+        if not len(rows):
             continue
         qs, cs, ks, cl = block[rows, 1], block[rows, 2], block[rows, 3], claims[rows]
         if c_zero:  # one test per output; no k-slots, so both arrangements coincide
@@ -253,22 +258,27 @@ def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_o
             continue
         f_exact = make(exact_tab, _add_exact)
         for row, test, arrangement in zip(*np.nonzero(undecided)):
+            if not established[rows[row]]:
+                continue
             exact_checks += 1
             coeffs = tuple(f[row, test] for f in f_exact[:3]) + (ov_exp,)
             try:
                 sign = weights.exact_sign(qs[row], m, ks[row], cs[row], arrangement, coeffs, cl[row])
             except CheckError:  # not settled at the precision cap: not established
                 sign = None
-            if sign not in (-1, 0):  # accepted only if F - claim is certainly <= 0
+            if sign == -1 or (sign == 0 and not derived):  # accepted only if F - claim is certainly <= 0 (< 0 derived)
+                continue
+            established[rows[row]] = False
+            if not derived:
                 raise CheckError("cubic", f"claim {float(cl[row])!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
                                  f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
                                  if sign == 1 else "its sign is not settled within the precision cap"))
-    return exact_checks
+    return established, exact_checks
 
 
-def _count(block: np.ndarray, claims: np.ndarray, n_ctx: int) -> int:
-    """Inputs covered by the claims below zero: 1 per c = 0 case, C(n-1,c)|G|^c per (q, c)."""
-    negative = claims < 0
+def _count(block: np.ndarray, counted: np.ndarray, n_ctx: int) -> int:
+    """Inputs covered by the counted cases: 1 per c = 0 case, C(n-1,c)|G|^c per (q, c)."""
+    negative = counted
     total = int(np.count_nonzero(negative & (block[:, 2] == 0)))
     keys = block[:, 1] * n_ctx + block[:, 2]
     sizes = np.bincount(keys[negative & (block[:, 2] > 0)], minlength=int(keys.max(initial=0)) + 1)
@@ -278,14 +288,26 @@ def _count(block: np.ndarray, claims: np.ndarray, n_ctx: int) -> int:
 
 
 def _verify(ctx: Context, reference: bool) -> Outcome:
+    """Claims given: each must be at least its case's bound. Claims absent (the derived format,
+    evidence of size d_vocab^2 at most): the checker derives which bounds are negative itself."""
     model = ctx.model
     V, N = model.d_vocab, model.n_ctx
-    if count_cases(V, N) > MAX_CASES:
-        raise ResourceLimit("cubic", f"{cost.quantity(count_cases(V, N))} cases exceed the cubic limit {cost.quantity(MAX_CASES)}")
-    claims = ctx.evidence.tensor("claims", "<f4", (count_cases(V, N),)).astype(np.float64)
+    derived = not ctx.evidence.present("claims")
+    cases, cap = count_cases(V, N), (MAX_DERIVED_CASES if derived else MAX_CASES)
+    if cases > cap:
+        raise ResourceLimit("cubic", f"{cost.quantity(cases)} cases exceed the cubic limit {cost.quantity(cap)}")
+    claims = np.zeros(cases) if derived else ctx.evidence.tensor("claims", "<f4", (cases,)).astype(np.float64)
     cand = None if reference else _candidates(ctx, V)
     if not check_partition(V, N):  # holds by counting.py; checked because the count rests on it
         raise CheckError("cubic", "the cases do not partition the inputs")
+    if not derived:
+        return _check_all(ctx, model, claims, cand, reference, derived)
+    key = ("cubic-derived", model.key, reference, None if cand is None else cand.tobytes())
+    return memo.cached(key, lambda: _check_all(ctx, model, claims, cand, reference, derived))
+
+
+def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, derived: bool) -> Outcome:
+    V, N = model.d_vocab, model.n_ctx
     p = paths(model)
     (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
     ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
@@ -296,14 +318,24 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
         block = cases_of(m, N)
         block_claims = claims[start : start + len(block)]
         start += len(block)
+        counted = block_claims < 0
         if V > 1:  # with one token there is no wrong output, and every claim holds
             exact_tab = _tables(ov, m, N, reference)
             up_tab = {key: _round_up(value, ov_exp) for key, value in exact_tab.items()}
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
-            exact_checks += _check_block(m, block, block_claims, exact_tab, up_tab, ov_exp, weights, local, V - 1)
-        verified += _count(block, block_claims, N)
+            for chunk in range(0, len(block), CHUNK_CASES):  # bounded memory at any size
+                part = slice(chunk, chunk + CHUNK_CASES)
+                established, checks = _check_block(m, block[part], block_claims[part], exact_tab, up_tab, ov_exp, weights,
+                                                   local, V - 1, derived)
+                exact_checks += checks
+                if derived:
+                    counted[part] = established
+        elif derived:
+            counted[:] = True  # one token: no wrong output exists
+        verified += _count(block, counted, N)
     ctx.progress("cubic", V, V)  # pragma: no mutate (display)
-    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks})
+    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks,
+                                                     "evidence": "derived" if derived else "claims"})
 
 
 def verify(ctx: Context) -> Outcome:

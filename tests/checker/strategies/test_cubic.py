@@ -272,3 +272,31 @@ def test_filter_inputs_on_a_trained_model(trained, strategy):
 @given(weights=tiny_models(max_inputs=400))
 def test_filter_inputs_on_random_models(strategy, weights):
     assert_filter_sees_every_term_and_weight(weights, strategy)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+@given(weights=tiny_models(max_vocab=4, max_ctx=3, max_inputs=64))
+def test_the_derived_format_counts_at_least_the_claims_and_never_more_than_exact(strategy, weights):
+    """Without claims the checker derives each case's bound itself (strictly below zero to count):
+    both paths agree, the count is at least the claims format's and at most the exact count."""
+    from compact_proofs.checker.pure import check_bytes as pure_check
+    from compact_proofs.generator.strategies import cubic as search
+
+    draft = search.prove(weights, lambda *a: None, reference=strategy == "cubic/reference", derived=True)
+    assert "claims" not in draft.evidence
+    raw = encode(weights, strategy, 0, draft.evidence)
+    fast, pure = check_bytes(raw), pure_check(raw)
+    assert fast.accepted and pure.accepted and fast.verified_correct == pure.verified_correct
+    assert prove(weights, strategy).verdict.verified_correct <= fast.verified_correct <= exact_correct_count(weights)
+    over = check_bytes(encode(weights, strategy, fast.verified_correct + 1, draft.evidence))
+    assert not over.accepted
+
+
+def test_the_derived_format_is_chosen_above_the_claims_limit(monkeypatch):
+    from compact_proofs.generator.strategies import cubic as search
+
+    weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+    monkeypatch.setattr(search, "CLAIMS_UP_TO", count_cases(4, 3) - 1)
+    proof = prove(weights, "cubic")
+    assert proof.verdict.accepted and proof.verdict.notes["evidence"] == "derived"
+    assert "claims" not in certificate.decode(proof.raw).evidence
