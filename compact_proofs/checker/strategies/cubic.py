@@ -54,7 +54,7 @@ from compact_proofs.checker.enclosure import exp_sum_sign, exp_table
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, align
 from compact_proofs.checker.float_filter import Threshold, coefficient_bound
-from compact_proofs.checker.interval import next_up
+from compact_proofs.checker.interval import next_down, next_up
 from compact_proofs.checker.paths import paths
 
 MAX_CANDIDATES = 16
@@ -90,10 +90,14 @@ def _add_up(a, b):
     return next_up(a + b)
 
 
-def _round_up(ints: np.ndarray, exp: int) -> np.ndarray:
-    """float64 >= every exact entry (one ulp above the nearest float)."""
+def _add_down(a, b):
+    return next_down(a + b)
+
+
+def _round(ints: np.ndarray, exp: int, step) -> np.ndarray:
+    """float64 >= (step next_up) or <= (next_down) every exact entry: one ulp beyond the nearest float."""
     try:
-        return next_up(Dyadic(ints, exp).to_float())
+        return step(Dyadic(ints, exp).to_float())
     except OverflowError:
         raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them") from None
 
@@ -209,15 +213,19 @@ class _Weights:
         return exp_sum_sign(terms, self.score_exp, self.d_head)
 
 
-def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta):
-    """Mask of tests not certainly below their claim: sums [cases, tests, arrangements]."""
+def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta, sign: int = -1):
+    """Mask of the valid tests whose sum, for some arrangement, is not certainly below zero (sign
+    -1: the f are upper bounds), or (sign +1: the f are lower bounds) of the valid tests whose sum
+    is certainly above zero for some arrangement. Sums [cases, tests, arrangements]."""
     coeff = coefficient_bound(max(float(np.abs(f).max(initial=0)) for f in (f_m, f_k, f_q)), float(np.abs(claims).max(initial=0)))
     threshold = Threshold.for_sums(3, coeff, *eps_eta)
     d = [(f - claims[:, None])[:, :, None] for f in (f_m, f_k, f_q)]
     sums = (w_m[:, None, :] * d[0] + w_k[:, None, :] * d[1]) + w_q[:, None, None] * d[2]
     weights = (w_m + w_k + w_q[:, None])[:, None, :]
-    _, negative = threshold.classify(sums, np.broadcast_to(weights, sums.shape))
+    positive, negative = threshold.classify(sums, np.broadcast_to(weights, sums.shape))
     cost.add(8 * sums.size, 12 * sums.size)  # pragma: no mutate (accounting)
+    if sign > 0:
+        return positive.any(axis=2) & valid
     return ~negative & valid[:, :, None]
 
 
@@ -232,36 +240,51 @@ def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
     return raw - (raw > m_of_pair)
 
 
-def _check_block(m, block, claims, exact_tab, up_tab, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
+def _check_block(m, block, claims, exact_tab, bounded_tabs, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
     """Check every case of max token m (block rows: m, q, c, k) against its claim; returns the
     cases whose every test is established, and the number of exact decisions. With claims, a
     test that fails raises CheckError; derived (every claim 0), it leaves its case uncounted,
-    and a test passes only if its sum is certainly below 0 (the bound strictly negative)."""
+    and a test passes only if its sum is certainly below 0 (the bound strictly negative).
+    bounded_tabs: the tables rounded up, and (derived) down: a sum over values rounded up that
+    is certainly negative passes (monotonicity); one over values rounded down that is certainly
+    positive fails, with no exact decision."""
     exact_checks = 0
     established = np.ones(len(block), bool)
+    up_tab, down_tab = bounded_tabs
     for c_zero in (True, False):
         rows = np.flatnonzero(block[:, 2] == 0 if c_zero else block[:, 2] > 0)
         if not len(rows):
             continue
         qs, cs, ks, cl = block[rows, 1], block[rows, 2], block[rows, 3], claims[rows]
-        if c_zero:  # one test per output; no k-slots, so both arrangements coincide
-            def make(tab, add):
-                f_m, f_q = tab["c0_m"][qs], tab["c0_q"][qs]
-                return f_m, f_m * 0, f_q, np.ones((len(qs), n_outputs), bool)
-        else:
-            def make(tab, add):
-                return _Tests(tab, add, cand)(qs, ks)
+
+        def make(tab, add, sel=slice(None)):
+            if c_zero:  # one test per output; no k-slots, so both arrangements coincide
+                f_m, f_q = tab["c0_m"][qs[sel]], tab["c0_q"][qs[sel]]
+                return f_m, f_m * 0, f_q, np.ones(f_m.shape, bool)
+            return _Tests(tab, add, cand)(qs[sel], ks[sel])
+
         w_m, w_k, w_q = weights.arrangements(m, qs, cs, ks)
         f_up = make(up_tab, _add_up)
         undecided = _filter(w_m, w_k, w_q, *f_up[:3], cl, f_up[3], weights.threshold_terms)
         if not undecided.any():
             continue
-        f_exact = make(exact_tab, _add_exact)
-        for row, test, arrangement in zip(*np.nonzero(undecided)):
+        if derived:  # the cases with a test certainly above zero fail at once
+            open_rows = np.flatnonzero(undecided.any(axis=(1, 2)))
+            f_down = make(down_tab, _add_down, open_rows)
+            failing = _filter(w_m[open_rows], w_k[open_rows], w_q[open_rows], *f_down[:3], cl[open_rows], f_down[3],
+                              weights.threshold_terms, sign=1).any(axis=1)
+            established[rows[open_rows[failing]]] = False
+        pending = [(row, test, arrangement) for row, test, arrangement in zip(*np.nonzero(undecided)) if established[rows[row]]]
+        if not pending:
+            continue
+        exact_rows = np.unique([row for row, _, _ in pending])
+        f_exact = make(exact_tab, _add_exact, exact_rows)  # only the rows that need an exact decision
+        position = {int(row): i for i, row in enumerate(exact_rows)}
+        for row, test, arrangement in pending:
             if not established[rows[row]]:
                 continue
             exact_checks += 1
-            coeffs = tuple(f[row, test] for f in f_exact[:3]) + (ov_exp,)
+            coeffs = tuple(f[position[int(row)], test] for f in f_exact[:3]) + (ov_exp,)
             try:
                 sign = weights.exact_sign(qs[row], m, ks[row], cs[row], arrangement, coeffs, cl[row])
             except CheckError:  # not settled at the precision cap: not established
@@ -321,12 +344,13 @@ def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, d
         counted = block_claims < 0
         if V > 1:  # with one token there is no wrong output, and every claim holds
             exact_tab = _tables(ov, m, N, reference)
-            up_tab = {key: _round_up(value, ov_exp) for key, value in exact_tab.items()}
+            up_tab = {key: _round(value, ov_exp, next_up) for key, value in exact_tab.items()}
+            down_tab = {key: _round(value, ov_exp, next_down) for key, value in exact_tab.items()} if derived else None
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
             for chunk in range(0, len(block), CHUNK_CASES):  # bounded memory at any size
                 part = slice(chunk, chunk + CHUNK_CASES)
-                established, checks = _check_block(m, block[part], block_claims[part], exact_tab, up_tab, ov_exp, weights,
-                                                   local, V - 1, derived)
+                established, checks = _check_block(m, block[part], block_claims[part], exact_tab, (up_tab, down_tab), ov_exp,
+                                                   weights, local, V - 1, derived)
                 exact_checks += checks
                 if derived:
                     counted[part] = established
