@@ -26,10 +26,10 @@ from tests.reference.evaluator import exact_correct_count  # noqa: E402
 V, N, D, H = 5, 3, 8, 4
 
 
-def hooked(seed: int) -> HookedTransformer:
+def hooked(seed: int, dtype=torch.float32) -> HookedTransformer:
     torch.manual_seed(seed)
     cfg = HookedTransformerConfig(n_layers=1, n_heads=1, d_model=D, d_head=H, d_vocab=V, n_ctx=N, attn_only=True,
-                                  normalization_type=None, positional_embedding_type="standard", act_fn="relu")
+                                  normalization_type=None, positional_embedding_type="standard", act_fn="relu", dtype=dtype)
     model = HookedTransformer(cfg)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -39,7 +39,7 @@ def hooked(seed: int) -> HookedTransformer:
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".npz"])
 def test_a_hooked_transformer_file_loads_with_its_own_logits(tmp_path, suffix):
-    model = hooked(1)
+    model = hooked(1, torch.float64)
     path = tmp_path / f"model{suffix}"
     state = model.state_dict()
     if suffix == ".pt":
@@ -55,7 +55,7 @@ def test_a_hooked_transformer_file_loads_with_its_own_logits(tmp_path, suffix):
     ours.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in weights.items()})
     tokens = torch.cartesian_prod(*[torch.arange(V)] * N)
     with torch.no_grad():
-        theirs = model.double()(tokens)[:, -1]
+        theirs = model(tokens)[:, -1]
         assert torch.allclose(ours(tokens), theirs, atol=1e-10)
 
 
