@@ -230,6 +230,8 @@ def sweep(
     strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: all feasible)"),
     workers: int = typer.Option(2, min=1, help="local worker processes"),
     scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
+    keep_certificates: bool = typer.Option(False, "--keep-certificates",
+                                           help="keep every certificate under RESULTS/certificates (`compact-proofs check` takes the folder)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train, prove with every feasible strategy, and check, for every (K, seed); resumable."""
@@ -259,18 +261,28 @@ def sweep(
         except (OSError, TimeoutError, ValueError) as exc:
             fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
     work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
-    err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left; results in {results}")
+    expected, before = sweeping.rows_missing(work, results), sweeping.rows_written(results)
+    err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left ({expected} certificates); results in {results}")
     with progress_bar(progress) as update:
-        done = 0
+        import threading
 
-        def on_done(k_: int, seed: int) -> None:
-            nonlocal done
-            done += 1
-            update("sweep (K, seed) tasks", done, len(work))
+        finished = threading.Event()
 
-        update("sweep (K, seed) tasks", 0, len(work))
-        sweeping.run(ks, seeds, results, models or results / "models", list(strategy) if strategy else None, workers,
-                     scheduler, on_done)
+        def watch() -> None:  # certificates as their rows appear (the same for local workers and Dask)
+            while not finished.wait(1.0):
+                update("sweep: certificates", sweeping.rows_written(results) - before, expected)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        if progress and err.is_terminal:
+            watcher.start()
+        try:
+            sweeping.run(ks, seeds, results, models or results / "models", list(strategy) if strategy else None, workers,
+                         scheduler, None, keep_certificates=keep_certificates)
+        finally:
+            finished.set()
+            if watcher.is_alive():
+                watcher.join()
+        update("sweep: certificates", sweeping.rows_written(results) - before, expected)
     rows = sweeping.load_rows(results)
     err.print(f"done: {len(rows)} rows in {results}")
     mismatched = sorted({(r["k"], r["seed"]) for r in rows if r.get("manifest") == "mismatch"})

@@ -71,6 +71,10 @@ def row_path(results: Path, k: int, seed: int, strategy: str) -> Path:
     return Path(results) / "rows" / f"k{k}" / f"seed{seed}" / f"{_slug(strategy)}.json"
 
 
+def certificate_path(results: Path, k: int, seed: int, strategy: str) -> Path:
+    return Path(results) / "certificates" / f"k{k}" / f"seed{seed}" / f"{_slug(strategy)}.msgpack"
+
+
 def estimate_path(results: Path, k: int, seed: int) -> Path:
     return Path(results) / "estimates" / f"k{k}-seed{seed}.json"
 
@@ -84,12 +88,16 @@ def _code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
-def prove_and_check(weights: dict, k: int, seed: int, strategy: str, version: str, model: tuple[str, str] = ("", "")) -> Row:
+def prove_and_check(weights: dict, k: int, seed: int, strategy: str, version: str, model: tuple[str, str] = ("", ""),
+                    keep: Path | None = None) -> Row:
     """Prove; the verdict is the standalone checker's on the certificate's final bytes. `model`:
-    the weights' digest and their comparison with the manifest, recorded in the row."""
+    the weights' digest and their comparison with the manifest, recorded in the row. `keep`:
+    where to write the certificate (None: discard it)."""
     start = time.perf_counter()
     try:
         proof = prove(weights, strategy)
+        if keep is not None:
+            atomic_write(keep, proof.raw)
     except ProofError as exc:
         total = weights["embed.W_E"].shape[0] ** k
         return Row(k, seed, strategy, False, 0, total, 0.0, 0, 0, 0, "", time.perf_counter() - start, 0.0, "", version,
@@ -133,9 +141,10 @@ def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
 
 
 def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None, d_vocab: int = 64,
-             version: str | None = None) -> int:
+             version: str | None = None, keep_certificates: bool = False) -> int:
     """Everything missing for one (K, seed); returns the number of rows written. `version`: the
-    code version the sweep started with (recorded in every row; default: the current one)."""
+    code version the sweep started with (recorded in every row; default: the current one).
+    keep_certificates: also write each certificate under RESULTS/certificates/ (`check` reads them)."""
     import torch
 
     torch.set_num_threads(1)
@@ -147,7 +156,8 @@ def run_task(k: int, seed: int, strategies: list[str], results: str, models: str
     weights, digest, comparison = zoo.checked(k, seed, None if models is None else Path(models), d_vocab)
     version = version or _code_version()
     for strategy in missing:
-        row = prove_and_check(weights, k, seed, strategy, version, (digest, comparison.status))
+        keep = certificate_path(results_path, k, seed, strategy) if keep_certificates else None
+        row = prove_and_check(weights, k, seed, strategy, version, (digest, comparison.status), keep)
         atomic_write(row_path(results_path, k, seed, strategy), json.dumps(asdict(row)).encode())
     if need_estimate:
         estimate = {"k": k, "seed": seed, **sampled_accuracy(weights, ESTIMATE_SAMPLES, seed)}
@@ -168,11 +178,12 @@ def tasks_for(ks: Iterable[int], seeds: Iterable[int], strategies: list[str] | N
 
 def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, strategies: list[str] | None = None,
         workers: int = 2, scheduler: str | None = None, on_done: Callable[[int, int], None] | None = None,
-        d_vocab: int = 64) -> int:
+        d_vocab: int = 64, keep_certificates: bool = False) -> int:
     """Run every missing task; returns the number of tasks run. on_done(k, seed) after each."""
     work = tasks_for(ks, seeds, strategies, results, d_vocab)
     version = _code_version()  # once, at the start: the code every task of this sweep loads
-    args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab, version) for k, seed, names in work]
+    args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab, version, keep_certificates)
+            for k, seed, names in work]
     if scheduler is not None:
         from distributed import Client, as_completed
 
@@ -198,6 +209,15 @@ def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, str
             if on_done:
                 on_done(*futures[future][:2])
     return len(args)
+
+
+def rows_missing(work, results: Path) -> int:
+    """The certificates the tasks `work` ((k, seed, strategies) units) have left to write."""
+    return sum(not row_path(results, k, seed, s).exists() for k, seed, names in work for s in names)
+
+
+def rows_written(results: Path) -> int:
+    return sum(1 for _ in Path(results).glob("rows/k*/seed*/*.json"))
 
 
 def load_rows(results: Path) -> list[dict]:

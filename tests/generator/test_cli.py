@@ -99,10 +99,14 @@ def test_version():
 
 def test_sweep_and_report_commands(tmp_path):
     results = tmp_path / "results"
-    args = ["sweep", "--k", "2", "--n-seeds", "1", "--results", str(results), "--models", str(tmp_path / "models"),
-            "-s", "cubic", "-s", "subcubic/max_diff_exact/per_output+chords/max_diff", "--workers", "1", "--no-progress"]
+    args = ["sweep", "--k", "2", "--n-seeds", "1", "--results", str(results),
+            "-s", "cubic", "-s", "subcubic/max_diff_exact/per_output+chords/max_diff", "--workers", "1", "--no-progress",
+            "--keep-certificates"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert (results / "models").is_dir()  # the model cache defaults to one under the results directory
+    kept = sorted((results / "certificates").rglob("*.msgpack"))
+    assert len(kept) == 2 and runner.invoke(app, ["check", str(results / "certificates"), "-q"]).exit_code == 0
     again = runner.invoke(app, args)  # resumes: nothing left to do
     assert again.exit_code == 0 and "0 of 1" in again.output
     result = runner.invoke(app, ["report", str(results), "-o", str(tmp_path / "report")])
