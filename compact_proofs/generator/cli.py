@@ -36,12 +36,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                          help="print the version and exit")) -> None:
+                                          help="print the version and exit"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or notes on stderr (errors and results only)"),
+             verbose: bool = typer.Option(False, "--verbose", "-v", help="more detail on stderr (the checker's notes)")) -> None:
     """Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.
 
     Exit codes (every command): 0 success, 1 a claim not established (or a proof the checker did not
     accept), 2 usage error, 3 an unreadable or invalid input file, 4 a resource or time limit,
     5 not supported here, 130 interrupted."""
+    VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
+
+
+VERBOSITY = {"level": 1}  # 0 quiet, 1 default, 2 verbose
+
+
+def info(message: str, level: int = 1) -> None:
+    """A note on stderr, shown at this verbosity or above (never a result: those go to stdout)."""
+    if VERBOSITY["level"] >= level:
+        err.print(message, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -52,7 +64,7 @@ def fail(message: str, code: int = EXIT_INVALID) -> None:
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator:
     """A rich progress bar on stderr; yields a (stage, done, total) callback."""
-    if not enabled or not err.is_terminal:
+    if not enabled or not err.is_terminal or VERBOSITY["level"] == 0:
         yield lambda stage, done, total: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -131,7 +143,7 @@ def train(
         model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps))
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
     weights_io.save(output, weights)
-    err.print(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
+    info(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
     report_manifest(k, seed, cfg, train_cfg, weights)
 
 
@@ -143,7 +155,7 @@ def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
     digest = model_digest(weights)
     comparison = compare(k, seed, cfg, train_cfg, digest)
     style = {"match": "green", "mismatch": "bold red", "unlisted": "dim"}[comparison.status]
-    err.print(f"[{style}]{escape(comparison.message(digest))}[/{style}]", highlight=False, soft_wrap=True)
+    info(f"[{style}]{escape(comparison.message(digest))}[/{style}]", level=0 if comparison.status == "mismatch" else 1)
 
 
 @app.command()
@@ -167,13 +179,14 @@ def prove(
     weights = load_weights(model)
     forecast = estimated_seconds(strategy, weights)
     if forecast > 30:
-        err.print(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min", highlight=False)
+        info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
     with progress_bar(progress) as update:
         try:
             proof = run_prover(weights, strategy, update)
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)
+    info(f"checker notes: {proof.verdict.notes}; {proof.verdict.seconds:.2f} s", level=2)
     if as_json:
         document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
         print(json.dumps(document, indent=2, allow_nan=False))
@@ -262,7 +275,7 @@ def sweep(
             fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
     work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
     expected, before = sweeping.rows_missing(work, results), sweeping.rows_written(results)
-    err.print(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left ({expected} certificates); results in {results}")
+    info(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left ({expected} certificates); results in {results}")
     with progress_bar(progress) as update:
         import threading
 
@@ -284,7 +297,7 @@ def sweep(
                 watcher.join()
         update("sweep: certificates", sweeping.rows_written(results) - before, expected)
     rows = sweeping.load_rows(results)
-    err.print(f"done: {len(rows)} rows in {results}")
+    info(f"done: {len(rows)} rows in {results}")
     mismatched = sorted({(r["k"], r["seed"]) for r in rows if r.get("manifest") == "mismatch"})
     if mismatched:
         err.print(f"[bold red]MISMATCH: {len(mismatched)} models differ from the published ones (generator/models.json), "
@@ -328,7 +341,7 @@ def models(
     if write:
         recorded = manifest.load() | {(k_, seed): digest for k_, seed, digest, _ in results}
         manifest.write(recorded)
-        err.print(f"recorded {len(results)} digests in {manifest.PATH} ({len(recorded)} in all)")
+        info(f"recorded {len(results)} digests in {manifest.PATH} ({len(recorded)} in all)")
         return
     if as_json:
         print(json.dumps([{"k": k_, "seed": seed, "weights_digest": d, "manifest": status} for k_, seed, d, status in results], indent=2))
@@ -359,7 +372,7 @@ def report(
         fail(str(exc))
     if as_json:
         print(json.dumps(table, indent=2))
-        err.print(f"wrote tables and figures to {out}")
+        info(f"wrote tables and figures to {out}")
         return
     console = Console() if sys.stdout.isatty() else Console(width=160)  # piped: no squeezed columns
     for k in sorted({r["K"] for r in table}):
@@ -372,7 +385,7 @@ def report(
                           f"{r['flops_mean']:.3g}", f"{r['unexplained_dimension']:.4g}", r["complexity"],
                           f"{r['prove_seconds_mean'] + r['check_seconds_mean']:.2f}")
         console.print(t)
-    err.print(f"wrote tables and figures to {out}")
+    info(f"wrote tables and figures to {out}")
 
 
 def main() -> None:

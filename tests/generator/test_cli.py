@@ -128,3 +128,10 @@ def test_sweep_options_are_checked(tmp_path):
     assert runner.invoke(app, ["sweep", "--k", "4", "--n-seeds", "-1", "-r", str(tmp_path)]).exit_code == 2
     result = runner.invoke(app, ["sweep", "--k", "2", "--n-seeds", "1", "-r", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+
+
+def test_quiet_and_verbose(tmp_path):
+    quiet = runner.invoke(app, ["-q", "train", "--k", "2", "--d-vocab", "4", "--steps", "5", "-o", str(tmp_path / "m.npz")])
+    assert quiet.exit_code == 0 and quiet.output == ""
+    loud = runner.invoke(app, ["-v", "prove", str(tmp_path / "m.npz"), "-s", "brute-force", "-o", str(tmp_path / "c.msgpack")])
+    assert loud.exit_code == 0 and "checker notes" in loud.output and loud.stdout.startswith("ACCEPTED")
