@@ -43,6 +43,15 @@ class Evidence:
             raise InvalidCertificate("evidence", f"{name} must be a {dtype} tensor of shape {list(shape)}, got {got}")
         return value
 
+    def vectors(self, name: str, size: int, max_rows: int) -> np.ndarray:
+        """A <f8 tensor of shape [size] (one vector) or [r, size] with 1 <= r <= max_rows, as [r, size]."""
+        value = self._items.get(name)
+        rows = isinstance(value, np.ndarray) and value.ndim == 2
+        array = self.tensor(name, "<f8", (None, size) if rows else (size,))
+        if rows and not 1 <= array.shape[0] <= max_rows:
+            raise InvalidCertificate("evidence", f"{name} must hold 1 to {max_rows} vectors")
+        return array.reshape(-1, size)
+
     def integer(self, name: str, low: int, high: int) -> int:
         value = self._take(name)
         if type(value) is not int or not low <= value <= high:

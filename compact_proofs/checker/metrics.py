@@ -8,7 +8,8 @@ d_vocab^(n+1); cubic 3 d_vocab^2 + 2 n d_vocab; subcubic: an EUPU term + an atte
 + d_vocab (PVOU) + d_vocab^2 (EVOU), with
   EUPU: global_max_diff_exact 2, max_diff_exact 2 d_vocab, mean_query / svd_query
         d_vocab + d_vocab d_model + 2, max_diff d_vocab d_model + 2;
-  attention error: svd 2 d_vocab, max_diff_exact 4 d_vocab, exact_EQKE d_vocab^2, every other
+  attention error (r: vectors per low-rank hint, 1 in the paper): svd 2 r d_vocab, max_diff_exact
+        (2 r + 2) d_vocab, exact_EQKE d_vocab^2, max_diff and mean+max_diff 2 r d_vocab + 2 d_model, every other
         2 d_vocab + 2 d_model, plus d_vocab when its name starts with "mean".
 Complexity classes: brute force d_vocab^n_ctx; cubic d_vocab^3 n_ctx^2; subcubic: "almost
 quadratic" when both the EUPU and the attention-error handling avoid d_vocab^2 d_model and
@@ -20,7 +21,8 @@ subproduct, else "subcubic: d_vocab^2 d_model".
 from __future__ import annotations
 
 
-def unexplained_dimension(strategy: str, d_vocab: int, n_ctx: int, d_model: int) -> int:
+def unexplained_dimension(strategy: str, d_vocab: int, n_ctx: int, d_model: int, rank: int = 1) -> int:
+    """rank: vectors per hint of the low-rank EQKE splits (their 2 d_vocab becomes 2 rank d_vocab)."""
     V, N, D = d_vocab, n_ctx, d_model
     if strategy == "brute-force":
         return V ** (N + 1)
@@ -29,13 +31,14 @@ def unexplained_dimension(strategy: str, d_vocab: int, n_ctx: int, d_model: int)
     _, eupu, _, error = strategy.split("/", 3)
     eupu_term = {"global_max_diff_exact": 2, "max_diff_exact": 2 * V, "max_diff": V * D + 2}.get(eupu, V + V * D + 2)
     if error == "svd":
-        error_term = 2 * V
+        error_term = 2 * rank * V
     elif error == "max_diff_exact":
-        error_term = 4 * V
+        error_term = 2 * rank * V + 2 * V
     elif error.startswith("exact_EQKE"):
         error_term = V * V
     else:
-        error_term = 2 * V + 2 * D + (V if error.startswith("mean") else 0)
+        hints = 2 * rank * V if error in ("max_diff", "mean+max_diff") else 2 * V
+        error_term = hints + 2 * D + (V if error.startswith("mean") else 0)
     return eupu_term + error_term + V + V * V
 
 

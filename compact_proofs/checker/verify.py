@@ -97,7 +97,9 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
         evidence.finish()
         verdict.verified_correct = outcome.verified_correct
         verdict.flops, verdict.checker_ops = tally.flops, tally.ops
-        verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model)
+        hint = cert.evidence.get("eqke_u")
+        rank = hint.shape[0] if getattr(hint, "ndim", 1) == 2 else 1
+        verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model, rank)
         verdict.complexity = metrics.complexity(cert.strategy)
         verdict.notes = outcome.notes
         if cert.claimed_correct <= outcome.verified_correct:

@@ -46,13 +46,13 @@ def names() -> list[str]:
     return list(REGISTRY) + [BEST_SUBCUBIC]
 
 
-def prove_best_subcubic(weights: dict[str, np.ndarray], progress: Progress = no_progress) -> Proof:
+def prove_best_subcubic(weights: dict[str, np.ndarray], progress: Progress = no_progress, **options) -> Proof:
     """Every subcubic variant; the certificate with the largest established count (first on ties)."""
     variants = [name for name in REGISTRY if name.startswith("subcubic/")]
     best = None
     for i, name in enumerate(variants):
         progress("subcubic/best", i, len(variants))
-        proof = prove(weights, name)
+        proof = prove(weights, name, **options)
         if best is None or proof.verdict.verified_correct > best.verdict.verified_correct:
             best = proof
     progress("subcubic/best", len(variants), len(variants))
@@ -71,19 +71,20 @@ def estimated_seconds(strategy: str, weights: dict[str, np.ndarray]) -> float:
     return V * V * N * 2e-6 * (150 if strategy == BEST_SUBCUBIC else 1)
 
 
-def prove(weights: dict, strategy: str, progress: Progress = no_progress) -> Proof:
+def prove(weights: dict, strategy: str, progress: Progress = no_progress, **options) -> Proof:
     """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
     the checker establishes on the draft). The verdict is the checker's on the returned bytes.
     `weights`: a TransformerLens-style state dict (numpy arrays or torch tensors; buffers such as
-    attn.mask are dropped, as when a file is read)."""
+    attn.mask are dropped, as when a file is read). `options` go to the strategy's search (cubic:
+    derived=True for the format without per-case claims; subcubic: rank=r for rank-r EQKE splits)."""
     from compact_proofs.generator.weights_io import from_state_dict
 
     if strategy not in names():
         raise ValueError(f"unknown strategy {strategy!r}; generator.prover.names() lists them")
     weights = from_state_dict(weights)
     if strategy == BEST_SUBCUBIC:
-        return prove_best_subcubic(weights, progress)
-    draft = REGISTRY[strategy](weights, progress)
+        return prove_best_subcubic(weights, progress, **options)
+    draft = REGISTRY[strategy](weights, progress, **options)
     claimed = draft.claimed_correct
     if claimed is None:  # let the checker establish the count first
         verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)

@@ -24,7 +24,7 @@ class Draft:
     claimed_correct: int | None = None
 
 
-Prover = Callable[[dict[str, np.ndarray], Progress], Draft]
+Prover = Callable[..., Draft]  # (weights, progress, **options) -> Draft
 
 
 def _brute_force(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
@@ -32,23 +32,25 @@ def _brute_force(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
     return Draft()
 
 
-def _cubic(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+def _cubic(weights: dict[str, np.ndarray], progress: Progress, derived: bool | None = None) -> Draft:
+    """derived: no per-case claims (None: above cubic.CLAIMS_UP_TO cases)."""
     from compact_proofs.generator.strategies import cubic
 
-    return cubic.prove(weights, progress)
+    return cubic.prove(weights, progress, derived=derived)
 
 
-def _cubic_reference(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+def _cubic_reference(weights: dict[str, np.ndarray], progress: Progress, derived: bool | None = None) -> Draft:
     from compact_proofs.generator.strategies import cubic
 
-    return cubic.prove(weights, progress, reference=True)
+    return cubic.prove(weights, progress, reference=True, derived=derived)
 
 
 def _subcubic(variant: str) -> Prover:
-    def prove(weights: dict[str, np.ndarray], progress: Progress) -> Draft:
+    def prove(weights: dict[str, np.ndarray], progress: Progress, rank: int = 1) -> Draft:
+        """rank: the number of singular vector pairs the low-rank EQKE splits keep (1 in the paper)."""
         from compact_proofs.generator.strategies import subcubic
 
-        return subcubic.prove(weights, progress, variant)
+        return subcubic.prove(weights, progress, variant, rank)
 
     return prove
 

@@ -25,7 +25,7 @@ def _rank_one(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u[:, 0] * s[0], vt[0]
 
 
-def _hints(model, variant: str) -> dict[str, np.ndarray]:
+def _hints(model, variant: str, rank: int = 1) -> dict[str, np.ndarray]:
     eupu_handling, _, error = definition.axes(variant)
     f = lambda d: d.to_float()  # noqa: E731
     V, N = model.d_vocab, model.n_ctx
@@ -40,7 +40,8 @@ def _hints(model, variant: str) -> dict[str, np.ndarray]:
     right = (keys_in @ f(model.W_K) + f(model.b_K)).T
     if error in attention_error.HANDLINGS[:4]:
         u, _, vt = np.linalg.svd(left @ right)
-        hints["eqke_u"], hints["eqke_v"] = u[:, 0], vt[0]  # unit singular vectors: P = u u^T projects
+        # unit singular vectors (P = U U^T projects); one vector each as [d_vocab], the paper's rank one
+        hints["eqke_u"], hints["eqke_v"] = (u[:, 0], vt[0]) if rank == 1 else (u[:, :rank].T.copy(), vt[:rank].copy())
     elif error != "exact_EQKE+max_diff_exact":
         ones = np.ones((V, 1))
         factors = [np.hstack([e_bar, ones]), np.vstack([f(model.W_Q), f(model.b_Q)]),
@@ -99,10 +100,10 @@ def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
     return np.array(points)
 
 
-def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str) -> Draft:
+def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank: int = 1) -> Draft:
     model = model_from_weights(weights)  # memoised with everything derived from it (checker/memo.py)
     V, N = model.d_vocab, model.n_ctx
-    hints = _hints(model, variant)
+    hints = _hints(model, variant, rank)
     handling = definition.axes(variant)[1]
     valid = definition.valid_cells(V, N)
     gaps = np.where(valid, 1, 0).astype(np.int64)

@@ -8,10 +8,10 @@ whatever a hint makes it; the error is always the whole remainder, bounded sound
 hint only loosens the bound (this fixes the reference's dropped SVD cross terms).
 
 Factorisations (exact): EQKE' = L R with L = Ebar W_Q + b_Q [d_vocab, d_head] and
-R = ((W_E + c) W_K + b_K)^T, c the key centre. With hint vectors u, v (ideally the top singular
-vectors), P = u u^T and Q = v v^T, for any u and v
+R = ((W_E + c) W_K + b_K)^T, c the key centre. With hint matrices U, V [d_vocab, r] (ideally the
+top r singular vectors; r = 1 in the paper), P = U U^T and Q = V V^T, for any U and V
     L R = P L R + (I - P) L R Q + (I - P) L R (I - Q),
-so approx = u (u^T L R) + ((I - P) L R v) v^T (rank two) and the error is L' R' with
+so approx = U (U^T L R) + ((I - P) L R V) V^T (rank at most 2r) and the error is L' R' with
 L' = (I - P) L, R' = R (I - Q): the whole residual, cross terms included. The "subproduct" handlings instead peel a rank-one hint a_i b_i^T off each of the
 four factors F1 = [Ebar, 1], F2 = [W_Q; b_Q], F3 = [W_K^T, b_K^T], F4 = [(W_E + c)^T; 1]: with
 F_i = a_i b_i^T + F_i', the error is F1' F2' F3' F4' exactly and (telescoping)
@@ -40,6 +40,7 @@ from compact_proofs.checker.context import Evidence
 from compact_proofs.checker.exact import Dyadic, concat, int_array, mean_rows
 from compact_proofs.checker.weights import Model
 
+MAX_RANK = 16  # vectors per hint of the low-rank splits
 HANDLINGS = (
     "svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact",
     "max_diff_subproduct", "mean+max_diff_subproduct", "max_diff_subproduct_recursive",
@@ -129,12 +130,11 @@ def _hints(handling: str, model: Model, evidence: Evidence) -> dict[str, np.ndar
     V, D, H = model.d_vocab, model.d_model, model.d_head
     if handling == "exact_EQKE+max_diff_exact":
         return {}
-    if handling in HANDLINGS[:4]:
-        sizes = {"eqke_u": V, "eqke_v": V}
-    else:  # the factors' shapes: [V, D+1], [D+1, H], [H, D+1], [D+1, V]
-        shapes = [(V, D + 1), (D + 1, H), (H, D + 1), (D + 1, V)]
-        sizes = {f"peel{i}_{side}": shape[j] for i, shape in enumerate(shapes, start=1) for j, side in enumerate(("left", "right"))}
-    return {name: evidence.tensor(name, "<f8", (size,)) for name, size in sizes.items()}
+    if handling in HANDLINGS[:4]:  # u_1..u_r and v_1..v_r: a split of rank up to 2r (r = 1: one vector each)
+        return {name: evidence.vectors(name, V, MAX_RANK) for name in ("eqke_u", "eqke_v")}
+    shapes = [(V, D + 1), (D + 1, H), (H, D + 1), (D + 1, V)]  # the factors' shapes
+    sizes = {f"peel{i}_{side}": shape[j] for i, shape in enumerate(shapes, start=1) for j, side in enumerate(("left", "right"))}
+    return {name: evidence.tensor(name, "<f8", (size,)).reshape(1, size) for name, size in sizes.items()}
 
 
 def qk_split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, evidence: Evidence) -> QKSplit:
@@ -142,7 +142,7 @@ def qk_split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, evidenc
     hints = _hints(handling, model, evidence)
     key = ("qk_split", model.key, handling, e_bar.digest(), centre.digest(),
            tuple((name, value.tobytes()) for name, value in hints.items()))
-    columns = lambda: {name: Dyadic.from_floats(value.reshape(-1, 1)) for name, value in hints.items()}  # noqa: E731
+    columns = lambda: {name: Dyadic.from_floats(value.T) for name, value in hints.items()}  # noqa: E731  ([size, r])
     return memo.cached(key, lambda: _split(handling, model, e_bar, centre, columns()))
 
 
@@ -154,10 +154,10 @@ def _split(handling: str, model: Model, e_bar: Dyadic, centre: Dyadic, hints: di
         right = (keys_in @ model.W_K + _rows(model.b_K, V)).T
         if handling == "exact_EQKE+max_diff_exact":
             return QKSplit(left @ right, Dyadic.zeros(V, 1))
-        u, v = hints["eqke_u"], hints["eqke_v"]
-        err_left = left - u @ (u.T @ left)  # (I - u u^T) L
+        u, v = hints["eqke_u"], hints["eqke_v"]  # [V, r] each
+        err_left = left - u @ (u.T @ left)  # (I - U U^T) L
         right_v = right @ v
-        err_right = right - right_v @ v.T  # R (I - v v^T)
+        err_right = right - right_v @ v.T  # R (I - V V^T)
         approx = u @ ((u.T @ left) @ right) + (err_left @ right_v) @ v.T  # = L R - err_left err_right
         if handling == "svd":
             spread = svd_bound(err_left, err_right)
