@@ -355,6 +355,33 @@ def models(
 
 
 @app.command()
+def faithfulness(
+    results: Path = typer.Argument(Path("results"), help="a sweep's results directory (its rows and model cache)"),
+    output: Path = typer.Option(None, "--output", "-o", help="where to write (default: RESULTS/faithfulness)"),
+    noise_seeds: int = typer.Option(10, min=0, help="K=4 seeds for the noise ablation"),
+    rank_seeds: int = typer.Option(20, min=0, help="K=4 seeds for EQKE rank as an axis"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """The faithfulness analyses: bound against EQKE's rank-one-ness, a noise ablation, EQKE rank as an axis (resumable)."""
+    from compact_proofs.generator import faithfulness as analyses, sweep as sweeping, zoo
+
+    out = output or results / "faithfulness"
+    rows = sweeping.load_rows(results)
+    if not rows:
+        fail(f"no sweep results under {results}")
+    cache = results / "models"
+    seeds = zoo.paper_seeds()
+    with progress_bar(progress) as update:
+        sigma = analyses.sigma_rows(rows, lambda k, seed: zoo.trained(k, seed, cache))
+        noise = analyses.noise_items(lambda seed: zoo.trained(4, seed, cache), seeds[:noise_seeds], out,
+                                     lambda done, total: update("noise ablation", done, total))
+        ranks = analyses.rank_items(lambda seed: zoo.trained(4, seed, cache), seeds[:rank_seeds], out,
+                                    lambda done, total: update("EQKE rank", done, total))
+    for path in analyses.write(out, sigma, noise, ranks):
+        info(f"wrote {path}")
+
+
+@app.command()
 def report(
     results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),

@@ -183,7 +183,7 @@ def _log_axis(ax, values) -> None:
 
 
 def figures(rows: list[dict], table: list[dict], out: Path) -> list[Path]:
-    return [_save(fig, out / name) for name, fig in build_figures(rows, table).items()]
+    return [save_figure(fig, out / name) for name, fig in build_figures(rows, table).items()]
 
 
 def build_figures(rows: list[dict], table: list[dict]) -> dict:
@@ -235,7 +235,7 @@ def build_figures(rows: list[dict], table: list[dict]) -> dict:
     return built
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     import matplotlib.pyplot as plt
