@@ -60,7 +60,6 @@ from compact_proofs.checker.paths import paths
 MAX_CANDIDATES = 16
 MAX_CASES = 1 << 24  # with per-case claims
 MAX_DERIVED_CASES = 1 << 31  # derived: the evidence stays at most d_vocab^2 (d_vocab + 1) / 2 x 16
-CHUNK_CASES = 1 << 20
 
 
 def count_cases(d_vocab: int, n_ctx: int) -> int:
@@ -240,31 +239,36 @@ def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
     return raw - (raw > m_of_pair)
 
 
-def _check_block(m, block, claims, exact_tab, bounded_tabs, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
+def _check_block(m, block, claims, tabs, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
     """Check every case of max token m (block rows: m, q, c, k) against its claim; returns the
     cases whose every test is established, and the number of exact decisions. With claims, a
     test that fails raises CheckError; derived (every claim 0), it leaves its case uncounted,
     and a test passes only if its sum is certainly below 0 (the bound strictly negative).
-    bounded_tabs: the tables rounded up, and (derived) down: a sum over values rounded up that
-    is certainly negative passes (monotonicity); one over values rounded down that is certainly
-    positive fails, with no exact decision."""
+    tabs: the exact tables, rounded up, and (derived) rounded down: a sum over values rounded up
+    that is certainly negative passes (monotonicity); one over values rounded down that is
+    certainly positive fails, with no exact decision. The slot values of a (q, k) pair do not
+    depend on c, so those over the rounded-up tables are formed once for every c."""
+    exact_tab, up_tab, down_tab = tabs
     exact_checks = 0
     established = np.ones(len(block), bool)
-    up_tab, down_tab = bounded_tabs
-    for c_zero in (True, False):
-        rows = np.flatnonzero(block[:, 2] == 0 if c_zero else block[:, 2] > 0)
-        if not len(rows):
-            continue
+    every_q, every_k = np.repeat(np.arange(m + 1), m), np.tile(np.arange(m), m + 1)
+    pairs = _Tests(up_tab, _add_up, cand)(every_q, every_k) if m and (block[:, 2] > 0).any() else None
+    for c in np.unique(block[:, 2]):
+        rows = np.flatnonzero(block[:, 2] == c)
         qs, cs, ks, cl = block[rows, 1], block[rows, 2], block[rows, 3], claims[rows]
 
         def make(tab, add, sel=slice(None)):
-            if c_zero:  # one test per output; no k-slots, so both arrangements coincide
+            if c == 0:  # one test per output; no k-slots, so both arrangements coincide
                 f_m, f_q = tab["c0_m"][qs[sel]], tab["c0_q"][qs[sel]]
                 return f_m, f_m * 0, f_q, np.ones(f_m.shape, bool)
             return _Tests(tab, add, cand)(qs[sel], ks[sel])
 
         w_m, w_k, w_q = weights.arrangements(m, qs, cs, ks)
-        f_up = make(up_tab, _add_up)
+        if c == 0:
+            f_up = make(up_tab, _add_up)
+        else:
+            index = qs * m + ks  # the rows of a c are consecutive (q, k) pairs: a view
+            f_up = tuple(f[index[0] : index[-1] + 1] for f in pairs) if (np.diff(index) == 1).all() else tuple(f[index] for f in pairs)
         undecided = _filter(w_m, w_k, w_q, *f_up[:3], cl, f_up[3], weights.threshold_terms)
         if not undecided.any():
             continue
@@ -274,9 +278,10 @@ def _check_block(m, block, claims, exact_tab, bounded_tabs, ov_exp, weights, can
             failing = _filter(w_m[open_rows], w_k[open_rows], w_q[open_rows], *f_down[:3], cl[open_rows], f_down[3],
                               weights.threshold_terms, sign=1).any(axis=1)
             established[rows[open_rows[failing]]] = False
-        pending = [(row, test, arrangement) for row, test, arrangement in zip(*np.nonzero(undecided)) if established[rows[row]]]
-        if not pending:
+        undecided &= established[rows][:, None, None]
+        if not undecided.any():
             continue
+        pending = list(zip(*np.nonzero(undecided)))
         exact_rows = np.unique([row for row, _, _ in pending])
         f_exact = make(exact_tab, _add_exact, exact_rows)  # only the rows that need an exact decision
         position = {int(row): i for i, row in enumerate(exact_rows)}
@@ -347,13 +352,11 @@ def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, d
             up_tab = {key: _round(value, ov_exp, next_up) for key, value in exact_tab.items()}
             down_tab = {key: _round(value, ov_exp, next_down) for key, value in exact_tab.items()} if derived else None
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
-            for chunk in range(0, len(block), CHUNK_CASES):  # bounded memory at any size
-                part = slice(chunk, chunk + CHUNK_CASES)
-                established, checks = _check_block(m, block[part], block_claims[part], exact_tab, (up_tab, down_tab), ov_exp,
-                                                   weights, local, V - 1, derived)
-                exact_checks += checks
-                if derived:
-                    counted[part] = established
+            established, checks = _check_block(m, block, block_claims, (exact_tab, up_tab, down_tab), ov_exp, weights,
+                                               local, V - 1, derived)  # memory: one c at a time, (m + 1) m cases
+            exact_checks += checks
+            if derived:
+                counted = established
         elif derived:
             counted[:] = True  # one token: no wrong output exists
         verified += _count(block, counted, N)
