@@ -252,8 +252,8 @@ def write_report(results: Path, out: Path) -> tuple[list[dict], dict]:
     table, variants = headline(rows, estimates), per_variant(rows)
     out.mkdir(parents=True, exist_ok=True)
     columns = ("k", "seed", "strategy", "accepted", "verified_correct", "total", "bound", "flops", "checker_ops",
-               "unexplained_dimension", "complexity", "prove_seconds", "check_seconds", "digest")
-    atomic_write(out / "rows.csv.gz", gzip.compress(_csv([{c: r[c] for c in columns} for r in rows]), mtime=0))
+               "unexplained_dimension", "complexity", "prove_seconds", "check_seconds", "digest", "model_digest", "version")
+    atomic_write(out / "rows.csv.gz", gzip.compress(_csv([{c: r.get(c, "") for c in columns} for r in rows]), mtime=0))
     atomic_write(out / "headline.csv", _csv(table))
     atomic_write(out / "headline.md", headline_markdown(table, estimates).encode())
     atomic_write(out / "variants.csv", _csv(variants))
