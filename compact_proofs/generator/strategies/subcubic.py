@@ -8,6 +8,9 @@ reproduces exactly, so a claim one float32 ulp stronger is rejected.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Callable
+
 import numpy as np
 
 from compact_proofs.checker.context import Evidence, Progress
@@ -19,9 +22,23 @@ from compact_proofs.generator.strategies import Draft
 from compact_proofs.generator.strategies.cubic import round_up_f32
 
 
-def _rank_one(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sigma u, v): the best rank-one approximation sigma u v^T."""
-    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+_SVDS: OrderedDict = OrderedDict()
+
+
+def _svd(model, name: str, matrix: Callable[[], np.ndarray], full: bool = False) -> tuple[np.ndarray, ...]:
+    """np.linalg.svd(matrix(), full) for the matrix called `name` of this model, computed once per
+    process (the 150 variants of one model share a handful; a search aid, never trusted)."""
+    key = (model.key, name, full)
+    if key not in _SVDS:
+        _SVDS[key] = np.linalg.svd(matrix(), full_matrices=full)
+        while len(_SVDS) > 32:
+            _SVDS.popitem(last=False)
+    return _SVDS[key]
+
+
+def _rank_one(model, name: str, matrix: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma u, v): the best rank-one approximation sigma u v^T of the matrix `name`."""
+    u, s, vt = _svd(model, name, matrix)
     return u[:, 0] * s[0], vt[0]
 
 
@@ -32,14 +49,14 @@ def _hints(model, variant: str, rank: int = 1) -> dict[str, np.ndarray]:
     e_bar = f(model.W_E) + f(model.W_pos)[N - 1]
     hints: dict[str, np.ndarray] = {}
     if eupu_handling == "svd_query+max_diff":
-        _, v = _rank_one(e_bar)
+        _, v = _rank_one(model, "e_bar", lambda: e_bar)
         hints["eupu_direction"] = (e_bar.mean(axis=0) @ v) * v  # the mean row's component along the top direction
     centre = f(mean_rows(model.W_pos))[0]
     keys_in = f(model.W_E) + centre
     left = e_bar @ f(model.W_Q) + f(model.b_Q)
     right = (keys_in @ f(model.W_K) + f(model.b_K)).T
     if error in attention_error.HANDLINGS[:4]:
-        u, _, vt = np.linalg.svd(left @ right)
+        u, _, vt = _svd(model, "EQKE", lambda: left @ right, full=True)
         # unit singular vectors (P = U U^T projects); one vector each as [d_vocab], the paper's rank one
         hints["eqke_u"], hints["eqke_v"] = (u[:, 0], vt[0]) if rank == 1 else (u[:, :rank].T.copy(), vt[:rank].copy())
     elif error != "exact_EQKE+max_diff_exact":
@@ -47,7 +64,7 @@ def _hints(model, variant: str, rank: int = 1) -> dict[str, np.ndarray]:
         factors = [np.hstack([e_bar, ones]), np.vstack([f(model.W_Q), f(model.b_Q)]),
                    np.hstack([f(model.W_K).T, f(model.b_K).T]), np.vstack([keys_in.T, ones.T])]
         for i, factor in enumerate(factors, start=1):
-            hints[f"peel{i}_left"], hints[f"peel{i}_right"] = _rank_one(factor)
+            hints[f"peel{i}_left"], hints[f"peel{i}_right"] = _rank_one(model, f"peel{i}", lambda: factor)
     return hints
 
 
