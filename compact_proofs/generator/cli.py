@@ -300,7 +300,7 @@ def sweep(
     info(f"done: {len(rows)} rows in {results}")
     mismatched = sorted({(r["k"], r["seed"]) for r in rows if r.get("manifest") == "mismatch"})
     if mismatched:
-        err.print(f"[bold red]MISMATCH: {len(mismatched)} models differ from the published ones (generator/models.json), "
+        err.print(f"[bold red]MISMATCH: {len(mismatched)} models differ from the published ones (compact_proofs/generator/models.json), "
                   f"so these results are not about the published models: "
                   f"{', '.join(f'K={k_} seed {s_}' for k_, s_ in mismatched[:10])}{' ...' if len(mismatched) > 10 else ''}[/bold red]",
                   highlight=False, soft_wrap=True)
@@ -313,7 +313,7 @@ def models(
     seeds_file: Path = typer.Option(None, "--seeds", help="a file of seeds, one per line (default: the paper's 151)"),
     n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="only the first N seeds"),
     cache: Path = typer.Option(None, "--models", help="read weights cached here by `sweep` instead of training (for --write)"),
-    write: bool = typer.Option(False, "--write", help="record these digests in generator/models.json (maintainers)"),
+    write: bool = typer.Option(False, "--write", help="record these digests in compact_proofs/generator/models.json (maintainers)"),
     workers: int = typer.Option(2, min=1, help="local worker processes"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object per model"),
     progress: bool = typer.Option(True, help="show a progress bar"),

@@ -63,9 +63,9 @@ class Comparison:
 
     def message(self, digest: str) -> str:
         if self.status == "match":
-            return f"weights {digest[:19]}... match the published model (generator/models.json)"
+            return f"weights {digest[:19]}... match the published model (compact_proofs/generator/models.json)"
         if self.status == "unlisted":
-            return "not a published model (no digest in generator/models.json to compare with)"
+            return "not a published model (no digest in compact_proofs/generator/models.json to compare with)"
         why = "; ".join(portable.problems()) or "no known cause in this process"
         return (f"MISMATCH: these weights ({digest[:19]}...) differ from the published model ({self.expected[:19]}...); "
                 f"the certificates and results of this repository are about the published one ({why})")
