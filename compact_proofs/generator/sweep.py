@@ -115,29 +115,52 @@ def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
     with a 99% Wilson score interval; ties count as wrong."""
     import torch
 
-    from compact_proofs.generator.model import AttentionOnly, ModelConfig
-
+    logits_of = _float64_logits(weights)
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
-    D, H = weights["embed.W_E"].shape[1], weights["blocks.0.attn.W_Q"].shape[-1]
-    model = AttentionOnly(ModelConfig(V, N, D, H)).double()
-    with torch.no_grad():
-        for name, param in model.state_dict().items():
-            param.copy_(torch.as_tensor(np.asarray(weights.get(name, np.zeros(param.shape)), dtype=np.float64)).reshape(param.shape))
-        gen = torch.Generator().manual_seed(seed)
-        correct = 0
-        for start in range(0, samples, 1 << 14):
-            tokens = torch.randint(0, V, (min(1 << 14, samples - start), N), generator=gen)
-            logits = model(tokens)
-            label = tokens.max(dim=1).values
-            at_label = logits.gather(1, label[:, None])[:, 0]
-            logits.scatter_(1, label[:, None], -torch.inf)
-            correct += int((at_label > logits.max(dim=1).values).sum())
+    gen = torch.Generator().manual_seed(seed)
+    correct = 0
+    for start in range(0, samples, 1 << 14):
+        tokens = torch.randint(0, V, (min(1 << 14, samples - start), N), generator=gen).numpy()
+        logits = logits_of(tokens)
+        label = tokens.max(axis=1)
+        rows = np.arange(len(tokens))
+        at_label = logits[rows, label]
+        logits[rows, label] = -np.inf
+        correct += int((at_label > logits.max(axis=1)).sum())
     p, z = correct / samples, ESTIMATE_Z
     centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
     half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
     return {"samples": samples, "correct": correct, "estimate": p, "ci_low": max(0.0, centre - half),
             "ci_high": min(1.0, centre + half), "confidence": 0.99, "method": "Wilson score interval, float64 evaluation",
             "label": "estimate (not a proof)"}
+
+
+def _float64_logits(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """tokens [b, n_ctx] -> the model's logits [b, d_vocab] in float64, through per-token tables:
+    scores[i] = S[x_last, x_i, i] and logits = direct[x_last] + sum_i a_i OV[x_i, i] (the real
+    model's algebra, rounded differently from a layer-by-layer pass; for estimates only)."""
+    w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
+    get = lambda name, shape: w.get(name, np.zeros(shape)).reshape(shape)  # noqa: E731
+    V, D = w["embed.W_E"].shape
+    N, H = w["pos_embed.W_pos"].shape[0], w["blocks.0.attn.W_Q"].shape[-1]
+    W_Q, W_K, W_V = (get(f"blocks.0.attn.W_{x}", (D, H)) for x in "QKV")
+    b_Q, b_K, b_V = (get(f"blocks.0.attn.b_{x}", (H,)) for x in "QKV")
+    W_O, b_O = get("blocks.0.attn.W_O", (H, D)), get("blocks.0.attn.b_O", (D,))
+    W_U, b_U = get("unembed.W_U", (D, V)), get("unembed.b_U", (V,))
+    resid = w["embed.W_E"][:, None, :] + w["pos_embed.W_pos"][None, :, :]  # [token, position, d]
+    query = resid[:, -1] @ W_Q + b_Q  # [V, h]
+    scores = np.einsum("qh,knh->qkn", query, resid @ W_K + b_K) / math.sqrt(H)  # [query, key token, position]
+    ov = (resid @ W_V + b_V) @ W_O @ W_U  # [token, position, V]
+    direct = (resid[:, -1] + b_O) @ W_U + b_U
+    positions = np.arange(N)
+
+    def logits(tokens: np.ndarray) -> np.ndarray:
+        s = scores[tokens[:, -1:], tokens, positions]
+        a = np.exp(s - s.max(axis=1, keepdims=True))
+        a /= a.sum(axis=1, keepdims=True)
+        return direct[tokens[:, -1]] + np.einsum("bn,bnv->bv", a, ov[tokens, positions])
+
+    return logits
 
 
 def run_task(k: int, seed: int, strategies: list[str], results: str, models: str | None, d_vocab: int = 64,

@@ -92,6 +92,23 @@ def test_report_writes_tables_and_figures(tmp_path, cache):
     assert all(abs(r["normalised_mean"] - 1) < 1e-12 for r in brute)
 
 
+@pytest.mark.parametrize("biases", [False, True])
+def test_estimate_logits_are_the_models_in_float64(biases):
+    """The estimate's table evaluation agrees with the layer-by-layer float64 model (to rounding)."""
+    import torch
+
+    from tests.models import build
+
+    weights = build("gaussian", 7, V=7, N=5, D=6, H=3, scale=1.0, biases=biases, dtype=np.float32)
+    model = AttentionOnly(ModelConfig(7, 5, 6, 3)).double()
+    with torch.no_grad():
+        for name, param in model.state_dict().items():
+            param.copy_(torch.as_tensor(np.asarray(weights.get(name, np.zeros(param.shape)), np.float64)).reshape(param.shape))
+    tokens = np.random.default_rng(0).integers(0, 7, (500, 5))
+    expected = model(torch.as_tensor(tokens)).detach().numpy()
+    assert np.allclose(sweep._float64_logits(weights)(tokens), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_sampled_estimate_brackets_the_exact_accuracy():
     weights = tiny(3, 3)
     exact = prove(weights, "brute-force").verdict
