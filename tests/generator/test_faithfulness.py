@@ -52,5 +52,9 @@ def test_items_resume_and_bounds_stay_below_exact(tmp_path, monkeypatch):
     assert all(r["bound"] <= noise[0]["brute-force"] for r in ranks)
     sigma = [{"k": 4, "seed": 7, "sigma_ratio": 3.0, "cubic": 0.5, "subcubic/best": 0.3}]
     written = faithfulness.write(tmp_path, sigma, noise, ranks)
-    assert {p.name for p in written} >= {"noise_ablation.png", "bound_vs_eqke_rank.png", "bound_vs_eqke_rank_one.png", "noise.csv"}
+    assert {p.name for p in written} >= {"noise_ablation.png", "bound_vs_eqke_rank.png", "bound_vs_eqke_rank_one.png", "noise.csv",
+                                         "summary.md"}
+    text = (tmp_path / "summary.md").read_text()
+    exact = noise[0]["brute-force"]
+    assert f"| 0 | {exact:.4f} +- 0.0000 |" in text and "| 2 | " in text  # the noise-free row, the rank-2 row
     assert json.loads((tmp_path / "items" / "noise-k4-seed7-eps0.json").read_text())["eps"] == 0.0
