@@ -169,16 +169,21 @@ def _family(strategy: str, complexity: str) -> str:
 
 
 def _log_axis(ax, values) -> None:
-    """A log axis with ticks at 1, 2 and 5 times powers of ten, labelled, whatever the range."""
+    """A log axis spanning at least 0.8 decades, with labelled ticks at powers of ten, at 1, 2 and
+    5 times them, or (within about a decade) at 1, 2, 3, 5 and 7 times them: at least three labels
+    in view, whatever the range."""
     import matplotlib.ticker as ticker
 
     ax.set_xscale("log")
-    low, high = min(values), max(values)
-    ax.set_xlim(low / 1.4, high * 1.4)
-    decades = np.log10(high * 1.4) - np.log10(low / 1.4)
-    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0)
+    low, high = min(values) / 1.4, max(values) * 1.4
+    decades = np.log10(high) - np.log10(low)
+    if decades < 0.8:
+        widen = 10 ** ((0.8 - decades) / 2)
+        low, high, decades = low / widen, high * widen, 0.8
+    ax.set_xlim(low, high)
+    subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 1.2 else (1.0, 2.0, 3.0, 5.0, 7.0)
     ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
-    ax.xaxis.set_major_formatter(ticker.LogFormatterSciNotation(base=10, labelOnlyBase=False))
+    ax.xaxis.set_major_formatter(ticker.LogFormatterSciNotation(base=10, labelOnlyBase=False, minor_thresholds=(np.inf, np.inf)))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
