@@ -211,8 +211,8 @@ def _about_model(verdict: Verdict, model_digest: str) -> Verdict:
 def _at_least(verdict: Verdict, min_accuracy: Fraction) -> Verdict:
     if verdict.accepted and Fraction(verdict.claimed_correct, verdict.total) < min_accuracy:
         verdict.accepted = False
-        verdict.reason = (f"bound {lower_decimal(verdict.claimed_correct, verdict.total)} is below --min-accuracy "
-                          f"{min_accuracy.numerator / min_accuracy.denominator:g} (the claim itself is established)")
+        verdict.reason = (f"bound {verdict.claimed_correct}/{verdict.total} = {lower_decimal(verdict.claimed_correct, verdict.total, 20)}... "
+                          f"is below --min-accuracy {min_accuracy} (compared exactly; the claim itself is established)")
     return verdict
 
 

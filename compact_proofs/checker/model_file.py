@@ -67,8 +67,11 @@ def _safetensors(raw: bytes) -> dict[str, np.ndarray]:
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a weights file")
     if suffix not in (".npz", ".safetensors"):
-        raise ModelFileError(f"{path}: --model reads .npz and .safetensors here (.pt needs torch: use `compact-proofs check`)")
+        hint = " (.pt needs torch: use `compact-proofs check --model`)" if suffix == ".pt" else ""
+        raise ModelFileError(f"{path}: not a weights file; --model reads .npz and .safetensors files here{hint}")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise ModelFileError(f"{path}: larger than {MAX_BYTES} bytes")
@@ -79,7 +82,9 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except ModelFileError:
         raise
     except Exception as exc:  # any malformed file: one line, never a traceback
-        raise ModelFileError(f"{path}: cannot read weights ({getattr(exc, 'strerror', None) or exc or type(exc).__name__})") from None
+        detail = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) else \
+            getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: cannot read weights ({detail})") from None
 
 
 def digest_of_file(path: str | os.PathLike) -> str:

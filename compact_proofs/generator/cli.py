@@ -87,11 +87,17 @@ def load_weights(path: Path) -> dict:
         fail(str(exc))
 
 
-def output_path(path: Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
-    """An output file checked before any work: of an accepted type, not a directory, not one of
-    the inputs, in a directory that exists (or is made, with --make-dirs) and accepts a new file."""
+def output_path(path: str | Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
+    """An output file checked before any work: of an accepted type, not a directory (nor a name
+    ending in a separator), not a link, device or pipe, not one of the inputs, in a directory that
+    exists (or is made, with --make-dirs) and accepts a new file."""
     import tempfile
 
+    if str(path).endswith(os.sep) or (os.altsep and str(path).endswith(os.altsep)):
+        fail(f"{path} names a directory; give a file name", EXIT_USAGE)
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        fail(f"{path} exists and is not a regular file (a link, a device or a pipe); it will not be replaced", EXIT_USAGE)
     if suffixes and path.suffix.lower() not in suffixes:
         fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
     if path.is_dir():
@@ -113,7 +119,7 @@ def output_path(path: Path, inputs: tuple[Path, ...] = (), make_dirs: bool = Fal
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        fail(f"cannot write to {folder}: {exc.strerror or exc}", EXIT_USAGE)
+        fail(f"cannot create a file in {folder}: {exc.strerror or exc}", EXIT_USAGE)
     return path
 
 
@@ -122,7 +128,7 @@ MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directo
 
 @app.command()
 def train(
-    output: Path = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
+    output: str = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
     k: int = typer.Option(4, "--k", min=1, help="sequence length K (n_ctx)"),
     seed: int = typer.Option(123, help="training seed; the same seed gives the same weights on every x86-64 CPU"),
     d_vocab: int = typer.Option(64, min=1, help="vocabulary size"),
@@ -136,7 +142,7 @@ def train(
     from compact_proofs.generator.model import ModelConfig
     from compact_proofs.generator.train import TrainConfig, train as run_training
 
-    output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
+    output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
     cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
     train_cfg = TrainConfig(steps=steps)
     with progress_bar(progress) as update:
@@ -162,7 +168,7 @@ def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
 def prove(
     model: Path = typer.Argument(..., help="model weights (.npz, .pt or .safetensors state dict)"),
     strategy: str = typer.Option("cubic", "--strategy", "-s", help="proof strategy; `compact-proofs strategies` lists them"),
-    output: Path = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
+    output: str = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
     as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
     make_dirs: bool = MAKE_DIRS,
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -175,7 +181,7 @@ def prove(
 
     if strategy not in names():
         fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
-    output_path(output, inputs=(model,), make_dirs=make_dirs)
+    output = output_path(output, inputs=(model,), make_dirs=make_dirs)
     weights = load_weights(model)
     forecast = estimated_seconds(strategy, weights)
     if forecast > 30:
@@ -415,8 +421,38 @@ def report(
     info(f"wrote tables and figures to {out}")
 
 
+class _ClosedPipeGuard:
+    """stdout that, once its reader has gone (`... | head -1`), discards the rest of the output, so
+    the command ends with its own exit code (click would exit 1, which means a refuted claim)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _divert(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """The console script: Ctrl-C and a closed pipe end with one line, never a traceback."""
+    sys.stdout = _ClosedPipeGuard(sys.stdout)
     try:
         app()
     except KeyboardInterrupt:

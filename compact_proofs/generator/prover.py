@@ -89,10 +89,17 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, **opti
     if claimed is None:  # let the checker establish the count first
         verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
         if not verdict.accepted:
-            raise ProofError(f"the checker did not accept the {strategy} evidence: {verdict.reason}", verdict.status)
+            raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
         claimed = verdict.verified_correct
     raw = _encode(strategy, weights, draft, claimed)
     verdict = check(certificate.decode(raw), progress)
     if not verdict.accepted:
-        raise ProofError(f"the checker did not accept the {strategy} certificate: {verdict.reason}", verdict.status)
+        raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
     return Proof(raw, verdict)
+
+
+def _refusal(strategy: str, what: str, verdict) -> str:
+    """Why no certificate came out: a limit or an unsupported case is not a rejection."""
+    if verdict.status in ("limit", "unsupported"):
+        return f"{strategy} cannot be checked here ({verdict.status}): {verdict.reason}"
+    return f"the checker did not accept the {strategy} {what}: {verdict.reason}"

@@ -83,7 +83,8 @@ def _read(path: Path) -> Mapping:
     except WeightsError:
         raise
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) else \
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: cannot read weights ({detail})") from None
     for wrapper in ("state_dict", "model_state_dict"):
         if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
@@ -113,7 +114,12 @@ def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    return from_state_dict(_read(Path(path)))
+    """The weights a file holds, checked (WeightsError names the file)."""
+    state = _read(Path(path))
+    try:
+        return from_state_dict(state)
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
 
 
 def save(path: str | os.PathLike, weights: Mapping[str, np.ndarray]) -> None:

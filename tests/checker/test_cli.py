@@ -102,6 +102,11 @@ def test_min_accuracy_gates_on_the_certified_bound(files, capsys):
     above = exact + Fraction(1, 10**9)
     assert main([str(files["accepted"]), "--min-accuracy", f"{float(above):.12f}", "--no-progress"]) == 1
     assert "below --min-accuracy" in capsys.readouterr().out
+    just_above = exact + Fraction(1, 10**15)  # the message shows the difference, not two equal decimals
+    assert main([str(files["accepted"]), "--min-accuracy", f"{just_above.numerator}/{just_above.denominator}", "--no-progress"]) == 1
+    line = capsys.readouterr().out
+    assert f"{exact.numerator}/{exact.denominator}" in line or f"{verdict.verified_correct}/{verdict.total}" in line
+    assert f"{just_above}" in line
 
 
 def test_model_binds_a_certificate_to_a_weights_file(files, capsys):
@@ -109,6 +114,12 @@ def test_model_binds_a_certificate_to_a_weights_file(files, capsys):
     assert main([str(files["accepted"]), "--model", str(files["other-model"]), "--no-progress"]) == 1
     assert "are not the given model's" in capsys.readouterr().out
     assert main([str(files["accepted"]), "--model", str(files["model"].with_suffix(".pt"))]) == 3
+    capsys.readouterr()
+    assert main([str(files["accepted"]), "--model", str(files["model"].parent)]) == 3
+    assert "is a directory" in capsys.readouterr().err
+    assert main([str(files["accepted"]), "--model", str(files["accepted"])]) == 3
+    err = capsys.readouterr().err
+    assert "not a weights file" in err and ".pt needs torch" not in err
 
 
 def test_quiet_prints_nothing_and_version_prints_one_line(files, capsys):

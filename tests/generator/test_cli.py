@@ -17,6 +17,8 @@ from compact_proofs.generator import weights_io
 from compact_proofs.generator.cli import app
 from tests.models import build
 
+ROOT = Path(__file__).resolve().parents[2]
+
 runner = CliRunner()
 
 
@@ -60,12 +62,19 @@ def test_unknown_strategy_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
 
 
-@pytest.mark.parametrize("case", ["inside a file", "a directory", "unwritable", "missing directory", "the input itself"])
+@pytest.mark.parametrize("case", ["inside a file", "a directory", "unwritable", "missing directory", "the input itself",
+                                  "a directory name", "a link", "a device"])
 def test_bad_output_paths_are_usage_errors_before_any_work(model, tmp_path, case):
+    link = tmp_path / "link.msgpack"
+    if case == "a link":
+        (tmp_path / "target.msgpack").write_bytes(b"keep")
+        link.symlink_to(tmp_path / "target.msgpack")
     outputs = {"inside a file": model / "c.msgpack", "a directory": tmp_path, "unwritable": Path("/proc/c.msgpack"),
-               "missing directory": tmp_path / "missing" / "dir" / "c.msgpack", "the input itself": model}
+               "missing directory": tmp_path / "missing" / "dir" / "c.msgpack", "the input itself": model,
+               "a directory name": f"{tmp_path / 'missing'}/", "a link": link, "a device": Path(os.devnull)}
     before = model.read_bytes()
     result = runner.invoke(app, ["prove", str(model), "-s", "subcubic/best", "-o", str(outputs[case])])
+    assert link.is_symlink() == (case == "a link") and Path(os.devnull).is_char_device()
     assert result.exit_code == 2 and "error" in result.output and "Traceback" not in result.output, result.output
     assert model.read_bytes() == before and not (tmp_path / "missing").exists()
     if case == "missing directory":
@@ -90,6 +99,28 @@ def test_a_model_too_large_for_brute_force_is_exit_4(tmp_path):
     weights_io.save(big, build("gaussian", 1, V=64, N=7, D=2, H=1, scale=1.0, biases=False, dtype=np.float32))
     result = runner.invoke(app, ["prove", str(big), "-s", "brute-force", "-o", str(tmp_path / "c.msgpack")])
     assert result.exit_code == 4 and "brute-force limit" in result.output
+
+
+def test_a_closed_pipe_ends_with_the_commands_own_exit_code():
+    """`compact-proofs strategies | head -1`: no traceback, and not exit 1 (a refuted claim)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    done = subprocess.run([sys.executable, "-m", "compact_proofs.generator", "strategies"], stdout=write,
+                          stderr=subprocess.PIPE, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_model_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "nan.npz"
+    weights = build("gaussian", 1, V=3, N=2, D=2, H=1, scale=1.0, biases=False, dtype=np.float32)
+    weights["embed.W_E"][0, 0] = np.nan
+    np.savez(bad, **weights)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, x=np.array([object()], dtype=object))
+    for path, words in ((bad, "NaN"), (pickled, "pickled objects, which are never loaded")):
+        result = runner.invoke(app, ["prove", str(path), "-o", str(tmp_path / "c.msgpack")])
+        assert result.exit_code == 3 and str(path) in result.output and words in result.output, result.output
 
 
 def test_version():
