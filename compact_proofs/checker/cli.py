@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_digest = digest_of_file(args.model)
         except ModelFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            if args.json:  # the same document shape: nothing was checked
+                print(json.dumps({"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": EXIT_INVALID, "results": []}))
             return EXIT_INVALID
     progress = args.progress if args.progress is not None else None
     if args.quiet or args.json:

@@ -115,8 +115,9 @@ def test_model_binds_a_certificate_to_a_weights_file(files, capsys):
     assert "are not the given model's" in capsys.readouterr().out
     assert main([str(files["accepted"]), "--model", str(files["model"].with_suffix(".pt"))]) == 3
     capsys.readouterr()
-    assert main([str(files["accepted"]), "--model", str(files["model"].parent)]) == 3
-    assert "is a directory" in capsys.readouterr().err
+    assert main([str(files["accepted"]), "--model", str(files["model"].parent), "--json"]) == 3
+    out, err = capsys.readouterr()
+    assert "is a directory" in err and json.loads(out)["exit_code"] == 3 and json.loads(out)["results"] == []
     assert main([str(files["accepted"]), "--model", str(files["accepted"])]) == 3
     err = capsys.readouterr().err
     assert "not a weights file" in err and ".pt needs torch" not in err
