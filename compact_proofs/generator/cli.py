@@ -176,13 +176,17 @@ def prove(
     """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
     Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage; 3 an
     unreadable model; 4 a model too large for the strategy."""
-    from compact_proofs.checker.cli import EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.checker.strategies import brute_force
     from compact_proofs.generator.prover import ProofError, estimated_seconds, names, prove as run_prover
 
     if strategy not in names():
         fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
     output = output_path(output, inputs=(model,), make_dirs=make_dirs)
     weights = load_weights(model)
+    inputs = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
+    if strategy == "brute-force" and inputs > brute_force.MAX_INPUTS:  # before any forecast or work
+        fail(f"brute-force cannot be checked here: {inputs} inputs exceed the brute-force limit {brute_force.MAX_INPUTS}", EXIT_LIMIT)
     forecast = estimated_seconds(strategy, weights)
     if forecast > 30:
         info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
