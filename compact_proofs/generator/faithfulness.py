@@ -146,6 +146,10 @@ def write(out: Path, sigma: list[dict], noise: list[dict], ranks: list[dict]) ->
                 if pts:
                     rho = spearman(*zip(*pts))
                     ax.scatter(*zip(*pts), s=8, alpha=0.6, color=colour, label=f"{FAMILIES[family]} (Spearman {rho:+.2f})")
+            bounds = [e[f] for e in entries for f in colours if f in e]
+            if bounds:  # room below the points for the legend
+                low, high = min(bounds), max(bounds)
+                ax.set_ylim(low - 0.45 * (high - low + 1e-3), high + 0.05 * (high - low + 1e-3))
             ax.set_xscale("log")
             ax.set_xlabel("sigma_1 / sigma_2 of EQKE (log scale)")
             ax.set_ylabel("certified lower bound on accuracy")
