@@ -1,0 +1,183 @@
+"""The slack ledger: where a certificate's bound is lost. Diagnostics, not proofs: nothing here
+changes a verdict, and every bound it quotes is the checker's verdict on a real certificate.
+
+- Where the inputs are lost: the inputs a certificate does not certify, by max token m, query
+  (last) token q and copies of the max, against the wrong inputs there (every input evaluated in
+  float64, where d_vocab^n_ctx <= ENUMERATE_UP_TO; a diagnostic near exact ties). Brute-force
+  certificates certify exactly the correct inputs; subcubic ones certify whole cells (q, m, c)
+  (c non-max tokens, so n_ctx - c copies of m) with their gaps. The cubic's per-case ledger is not
+  built yet.
+- What each approximation step costs (subcubic): the bound of the same variant with one axis
+  swapped for its tightest handling (the EQKE split for the exact EQKE, the direct path for the
+  exact EUPU rows, the attention pessimisation for per-output chords), and the cubic proof as the
+  reference with no such approximations. Single-step gains need not add up to the gap; the
+  ledger says how much of it they cover.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compact_proofs.checker import certificate as certificates
+from compact_proofs.checker.counting import inputs_covered
+from compact_proofs.checker.strategies import subcubic as definition
+
+ENUMERATE_UP_TO = 1 << 24
+TIGHTEST = {"direct path (EUPU summary)": (0, "max_diff_exact"),
+            "attention pessimisation": (1, "per_output+chords"),
+            "EQKE split (attention error)": (2, "exact_EQKE+max_diff_exact")}
+
+
+def wrong_inputs(weights: dict) -> np.ndarray | None:
+    """[m, q, copies] counts of inputs the model gets wrong (float64, ties wrong), or None when
+    d_vocab^n_ctx > ENUMERATE_UP_TO."""
+    from compact_proofs.generator.sweep import _float64_logits
+
+    V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    if V**N > ENUMERATE_UP_TO:
+        return None
+    logits_of = _float64_logits(weights)
+    counts = np.zeros(V * V * (N + 1), np.int64)
+    for start in range(0, V**N, 1 << 16):
+        index = np.arange(start, min(start + (1 << 16), V**N))
+        tokens = np.stack([(index // V ** (N - 1 - i)) % V for i in range(N)], axis=1)
+        logits = logits_of(tokens)
+        m = tokens.max(axis=1)
+        rows = np.arange(len(tokens))
+        at_label = logits[rows, m]
+        logits[rows, m] = -np.inf
+        wrong = ~(at_label > logits.max(axis=1))
+        key = (m * V + tokens[:, -1]) * (N + 1) + (tokens == m[:, None]).sum(axis=1)
+        counts += np.bincount(key[wrong], minlength=len(counts))
+    return counts.reshape(V, V, N + 1)
+
+
+def all_inputs(V: int, N: int) -> np.ndarray:
+    """[m, q, copies] counts of all inputs."""
+    out = np.zeros((V, V, N + 1), dtype=object)
+    for m in range(V):
+        for copies in range(1, N + 1):
+            others = N - copies  # non-max tokens, each below m
+            for q in range(m + 1):
+                if q == m:  # the query is a copy: the other copies - 1 among the first N - 1
+                    out[m, q, copies] = inputs_covered(N, others, m)
+                elif copies < N:  # the query is one of the non-max tokens
+                    out[m, q, copies] = inputs_covered(N, others - 1, m)
+    return out
+
+
+def certified_inputs(cert) -> np.ndarray | None:
+    """[m, q, copies] counts of the inputs a subcubic certificate certifies (its counted cells),
+    or None for other strategies."""
+    if not cert.strategy.startswith("subcubic/"):
+        return None
+    gaps, claims = cert.evidence["gaps"], cert.evidence["claims"]
+    V, _, N = gaps.shape
+    out = np.zeros((V, V, N + 1), dtype=object)
+    for q, m, c in zip(*np.nonzero(definition.valid_cells(V, N) & (claims < 0))):
+        out[m, q, N - c] = definition.cell_inputs(np.array([q]), np.array([m]), np.array([c]), gaps[q, m, c : c + 1], N)
+    return out
+
+
+def where_lost(cert, weights: dict) -> dict:
+    """Inputs, certified, not certified and (where enumerable) wrong, per [m, q, copies] and as
+    marginals by copies and by max token."""
+    V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    if not (cert.strategy.startswith("subcubic/") or cert.strategy == "brute-force"):
+        return {"available": False, "reason": f"no per-input ledger for {cert.strategy} yet"}
+    total = all_inputs(V, N)
+    certified = certified_inputs(cert)
+    wrong = wrong_inputs(weights)
+    if certified is None and cert.strategy == "brute-force" and wrong is not None:
+        certified = total - wrong  # brute force certifies exactly the correct inputs
+    if certified is None:
+        return {"available": False, "reason": f"no per-input ledger for {cert.strategy} yet"}
+    lost = total - certified
+
+    def marginal(axis_sum):
+        rows = []
+        for i in range(lost.shape[axis_sum[0]]):
+            pick = (slice(None),) * axis_sum[0] + (i,)
+            rows.append({"inputs": int(total[pick].sum()), "not_certified": int(lost[pick].sum()),
+                         "wrong": None if wrong is None else int(wrong[pick].sum())})
+        return rows
+
+    cells = [{"m": int(m), "q": int(q), "copies": int(k), "inputs": int(total[m, q, k]), "not_certified": int(lost[m, q, k]),
+              "wrong": None if wrong is None else int(wrong[m, q, k])} for m, q, k in zip(*np.nonzero(lost > 0))]
+    return {"available": True, "total": int(total.sum()), "certified": int(certified.sum()), "not_certified": int(lost.sum()),
+            "wrong": None if wrong is None else int(wrong.sum()), "wrong_method": "float64 evaluation of every input (diagnostic)",
+            "by_copies": marginal((2,)), "by_max": marginal((0,)), "cells": cells}
+
+
+def step_costs(weights: dict, strategy: str) -> dict:
+    """For a subcubic variant: its bound, the bound with each approximation step swapped for its
+    tightest handling, and the cubic bound (the reference without these approximations)."""
+    from compact_proofs.generator.prover import prove
+
+    if not strategy.startswith("subcubic/"):
+        return {"available": False, "reason": "step costs are defined for subcubic certificates"}
+
+    def bound(name: str) -> float:
+        verdict = prove(weights, name).verdict
+        return verdict.verified_correct / verdict.total
+
+    axes = list(definition.axes(strategy))
+    base = bound(strategy)
+    steps = []
+    for step, (axis, tightest) in TIGHTEST.items():
+        swapped = axes.copy()
+        swapped[axis] = tightest
+        name = "subcubic/" + "/".join(swapped)
+        value = base if name == strategy else bound(name)
+        steps.append({"step": step, "from": axes[axis], "to": tightest, "bound": value, "gain": value - base})
+    reference = bound("cubic")
+    gains = sum(max(s["gain"], 0.0) for s in steps)
+    return {"available": True, "bound": base, "cubic": reference, "gap": reference - base, "steps": steps,
+            "gains_cover": None if reference <= base else gains / (reference - base)}
+
+
+def explain(raw: bytes) -> dict:
+    """The ledger of one certificate's bytes (decoded strictly, as the checker does)."""
+    from compact_proofs.checker.verify import check
+
+    cert = certificates.decode(raw)
+    verdict = check(cert)
+    weights = cert.weights
+    return {"strategy": cert.strategy, "accepted": verdict.accepted, "bound": verdict.bound,
+            "label": "diagnostics, not proofs", "where_lost": where_lost(cert, weights) if verdict.accepted else None,
+            "step_costs": step_costs(weights, cert.strategy) if verdict.accepted else None}
+
+
+def figure(report: dict):
+    """Not-certified and wrong inputs by max token (log scale), and the step costs as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    lost, steps = report["where_lost"], report["step_costs"]
+    ax = axes[0]
+    if lost and lost["available"]:
+        ms = np.arange(len(lost["by_max"]))
+        ax.plot(ms, [max(r["not_certified"], 0.5) for r in lost["by_max"]], "o-", ms=3, label="not certified")
+        if lost["wrong"] is not None:
+            ax.plot(ms, [max(r["wrong"], 0.5) for r in lost["by_max"]], "s-", ms=3, label="wrong (float64)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("max token")
+    ax.set_ylabel("inputs (log scale; 0 drawn at 0.5)")
+    ax.set_title("where the inputs are lost")
+    ax = axes[1]
+    if steps and steps["available"]:
+        labels = [s["step"] for s in steps["steps"]] + ["cubic (reference)"]
+        values = [s["bound"] for s in steps["steps"]] + [steps["cubic"]]
+        ax.barh(labels, values, color=["tab:purple"] * len(steps["steps"]) + ["tab:red"])
+        ax.axvline(steps["bound"], color="black", lw=1, label=f"this certificate ({steps['bound']:.4f})")
+        ax.set_xlim(min(values + [steps["bound"]]) - 0.02, 1.0)
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set_xlabel("certified bound with that step at its tightest")
+    ax.set_title("what each step costs")
+    fig.suptitle(f"{report['strategy']} (diagnostics, not proofs)", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,92 @@
+"""The slack ledger on tiny models against direct computations: lost inputs per (m, q, copies)
+from the exact reference evaluator, step swaps against proving the swapped variant directly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from compact_proofs.checker import certificate
+from compact_proofs.generator import ledger
+from compact_proofs.generator.cli import app
+from compact_proofs.generator.prover import prove
+from tests.models import build
+from tests.reference.evaluator import ReferenceModel
+
+ROOT = Path(__file__).resolve().parents[2]
+V, N = 5, 3
+VARIANTS = ["subcubic/mean_query+max_diff/drop_average_query_per_output_logit_reasoning/svd",
+            "subcubic/max_diff_exact/per_output+chords/max_diff"]
+
+
+def exact_wrong(weights) -> np.ndarray:
+    model, out = ReferenceModel(weights), np.zeros((V, V, N + 1), np.int64)
+    for x in itertools.product(range(V), repeat=N):
+        m = max(x)
+        out[m, x[-1], x.count(m)] += not model.correct(x)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("strategy", ["brute-force", *VARIANTS])
+def test_lost_inputs_hold_every_wrong_input_and_add_up(seed, strategy):
+    weights = build("gaussian", seed, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    proof = prove(weights, strategy)
+    cert = certificate.decode(proof.raw)
+    lost = ledger.where_lost(cert, cert.weights)
+    wrong = exact_wrong(weights)
+    assert lost["total"] == V**N == int(ledger.all_inputs(V, N).sum())
+    assert lost["certified"] == proof.verdict.verified_correct
+    assert lost["wrong"] == int(wrong.sum())  # float64 agrees with the exact evaluator here (no ties)
+    cells = {(c["m"], c["q"], c["copies"]): c for c in lost["cells"]}
+    for m, q, k in zip(*np.nonzero(wrong)):  # every wrong input is in a cell that lost inputs
+        assert cells[(m, q, k)]["not_certified"] >= wrong[m, q, k]
+    assert sum(r["not_certified"] for r in lost["by_copies"]) == sum(r["not_certified"] for r in lost["by_max"]) \
+        == lost["not_certified"] == V**N - proof.verdict.verified_correct
+    if strategy == "brute-force":
+        assert all(c["not_certified"] == c["wrong"] for c in lost["cells"])
+
+
+def test_step_swaps_are_the_swapped_variants_bounds():
+    weights = build("gaussian", 3, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    steps = ledger.step_costs(weights, VARIANTS[0])
+    expected = {"direct path (EUPU summary)": "subcubic/max_diff_exact/drop_average_query_per_output_logit_reasoning/svd",
+                "attention pessimisation": "subcubic/mean_query+max_diff/per_output+chords/svd",
+                "EQKE split (attention error)": "subcubic/mean_query+max_diff/drop_average_query_per_output_logit_reasoning/exact_EQKE+max_diff_exact"}
+    base = prove(weights, VARIANTS[0]).verdict
+    assert steps["bound"] == base.verified_correct / base.total
+    for s in steps["steps"]:
+        v = prove(weights, expected[s["step"]]).verdict
+        assert s["bound"] == v.verified_correct / v.total and s["gain"] == s["bound"] - steps["bound"]
+    cubic = prove(weights, "cubic").verdict
+    assert steps["cubic"] == cubic.verified_correct / cubic.total
+    assert not ledger.step_costs(weights, "cubic")["available"]
+
+
+def test_explain_on_every_committed_certificate(tmp_path):
+    runner = CliRunner()
+    for path in sorted((ROOT / "certificates").glob("*.msgpack")):
+        result = runner.invoke(app, ["explain", str(path), "--json"] + (["--png", str(tmp_path / "l.png")] if "subcubic" in path.name else []))
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["accepted"] and report["label"] == "diagnostics, not proofs"
+        if "cubic." in path.name:
+            assert not report["where_lost"]["available"] and not report["step_costs"]["available"]
+        else:  # brute force and subcubic: the ledger adds up to the certificate's claim
+            claimed = certificate.decode(path.read_bytes()).claimed_correct
+            assert report["where_lost"]["certified"] == claimed
+    assert (tmp_path / "l.png").stat().st_size > 10_000
+
+
+def test_explain_refuses_bad_files_in_one_line(tmp_path):
+    runner = CliRunner()
+    junk = tmp_path / "junk.msgpack"
+    junk.write_bytes(b"\x00\x01")
+    for path in (junk, tmp_path / "missing.msgpack"):
+        result = runner.invoke(app, ["explain", str(path)])
+        assert result.exit_code == 3 and "Traceback" not in result.output and str(path) in result.output
