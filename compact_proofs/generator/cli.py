@@ -427,15 +427,21 @@ def _print_ledger(report: dict) -> None:
     if not steps["available"]:
         console.print(f"step costs: {steps['reason']}")
         return
-    table = Table(title=f"each step swapped for its tightest handling (cubic: {steps['cubic']:.4f}, gap {steps['gap']:.4f})")
+    reference = "unknown" if steps["reference_bound"] is None else f"{steps['reference_bound']:.4f}, gap {steps['gap']:.4f}"
+    if not steps["steps"]:
+        console.print(f"no swappable step; the reference, {steps['reference']}: {reference} (the per-case pessimisation: "
+                      "worst mixtures of the non-max tokens, worst arrangements of the copies)")
+        return
+    table = Table(title=f"each step swapped for its tightest handling ({steps['reference']}: {reference})")
     for column in ("step", "handling", "tightest", "bound", "gain"):
         table.add_column(column)
     for s in steps["steps"]:
         table.add_row(s["step"], s["from"], s["to"], f"{s['bound']:.4f}", f"{s['gain']:+.4f}")
     console.print(table)
     cover = steps["gains_cover"]
-    console.print("the single-step gains cover " + ("none of the gap" if not cover else f"{cover:.0%} of the gap to the cubic bound")
-                  + ("; the rest is in what every subcubic variant shares (per-cell attention and OV worst cases)" if (cover or 0) < 0.9 else ""))
+    if cover is not None:
+        console.print(f"the single-step gains cover {cover:.0%} of the gap to the {steps['reference']}"
+                      + ("; the rest is in what every variant of this family shares" if cover < 0.9 else ""))
 
 
 @app.command()

@@ -33,7 +33,7 @@ def exact_wrong(weights) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("strategy", ["brute-force", *VARIANTS])
+@pytest.mark.parametrize("strategy", ["brute-force", "cubic", "cubic/reference", *VARIANTS])
 def test_lost_inputs_hold_every_wrong_input_and_add_up(seed, strategy):
     weights = build("gaussian", seed, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
     proof = prove(weights, strategy)
@@ -64,8 +64,12 @@ def test_step_swaps_are_the_swapped_variants_bounds():
         v = prove(weights, expected[s["step"]]).verdict
         assert s["bound"] == v.verified_correct / v.total and s["gain"] == s["bound"] - steps["bound"]
     cubic = prove(weights, "cubic").verdict
-    assert steps["cubic"] == cubic.verified_correct / cubic.total
-    assert not ledger.step_costs(weights, "cubic")["available"]
+    assert steps["reference"] == "cubic" and steps["reference_bound"] == cubic.verified_correct / cubic.total
+    reference = ledger.step_costs(weights, "cubic/reference")
+    exact = prove(weights, "brute-force").verdict
+    assert reference["reference_bound"] == exact.verified_correct / exact.total
+    assert reference["steps"][0]["bound"] == steps["reference_bound"]  # the swap gives the cubic bound
+    assert not ledger.step_costs(weights, "brute-force")["available"]
 
 
 def test_explain_on_every_committed_certificate(tmp_path):
@@ -75,11 +79,9 @@ def test_explain_on_every_committed_certificate(tmp_path):
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert report["accepted"] and report["label"] == "diagnostics, not proofs"
-        if "cubic." in path.name:
-            assert not report["where_lost"]["available"] and not report["step_costs"]["available"]
-        else:  # brute force and subcubic: the ledger adds up to the certificate's claim
-            claimed = certificate.decode(path.read_bytes()).claimed_correct
-            assert report["where_lost"]["certified"] == claimed
+        claimed = certificate.decode(path.read_bytes()).claimed_correct  # the ledger adds up to the claim
+        assert report["where_lost"]["certified"] == claimed
+        assert report["step_costs"]["available"] == ("brute-force" not in path.name)
     assert (tmp_path / "l.png").stat().st_size > 10_000
 
 
