@@ -270,7 +270,7 @@ def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None 
     return code
 
 
-def _fraction_in_unit_interval(text: str) -> Fraction:
+def fraction_in_unit_interval(text: str) -> Fraction:
     try:
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -303,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code is the verdict")
     p.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="stop any check after S seconds (exit 4; a hard limit)")
-    p.add_argument("--min-accuracy", type=_fraction_in_unit_interval, default=None, metavar="X",
+    p.add_argument("--min-accuracy", type=fraction_in_unit_interval, default=None, metavar="X",
                    help="also require every certified bound to be at least X (exit 1 otherwise), for CI gating")
     p.add_argument("--model", metavar="FILE", help="require every certificate to be about this model (.npz or .safetensors)")
     p.add_argument("--pure", action="store_true",

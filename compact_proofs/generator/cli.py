@@ -210,17 +210,22 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="print one JSON document (schema/verdicts-v1.schema.json)"),
     pure: bool = typer.Option(False, "--pure", help="the standard-library second checker (brute-force and cubic)"),
     max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="stop a check after this many seconds (exit 4)"),
-    min_accuracy: float = typer.Option(None, "--min-accuracy", min=0.0, max=1.0, help="also require every bound >= this (exit 1)"),
+    min_accuracy: str = typer.Option(None, "--min-accuracy", help="also require every bound >= X, a decimal or n/d, compared exactly (exit 1)"),
     model: Path = typer.Option(None, "--model", help="require every certificate to be about this model (.npz, .pt, .safetensors)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing; the exit code is the verdict"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Check certificates with the standalone checker: exit 0 iff all are accepted; 1 a claim not
     established; 3 an invalid file; 4 a resource or time limit; 5 not supported by --pure."""
-    from fractions import Fraction
+    import argparse
 
-    from compact_proofs.checker.cli import run
+    from compact_proofs.checker.cli import fraction_in_unit_interval, run
     from compact_proofs.checker.weights import model_digest
+
+    try:  # the standalone checker's own parsing: the same values mean the same gate
+        gate = None if min_accuracy is None else fraction_in_unit_interval(min_accuracy)
+    except argparse.ArgumentTypeError as exc:
+        fail(f"--min-accuracy: {exc}", EXIT_USAGE)
 
     paths = []
     for given in certificates:
@@ -231,7 +236,7 @@ def check(
     digest = None if model is None else model_digest(load_weights(model))
     raise typer.Exit(run([str(c) for c in paths], as_json=as_json, show_progress=progress and err.is_terminal and not (as_json or quiet),
                          max_seconds=max_seconds, pure=pure, quiet=quiet, model_digest=digest,
-                         min_accuracy=None if min_accuracy is None else Fraction(str(min_accuracy))))
+                         min_accuracy=gate))
 
 
 @app.command("strategies")

@@ -40,6 +40,13 @@ def test_train_prove_check(tmp_path):
     result = runner.invoke(app, ["check", str(cert), "--json", "--model", str(model)])
     assert result.exit_code == 0 and json.loads(result.stdout)["results"][0]["bound"] == proved["bound"]
     assert runner.invoke(app, ["check", str(tmp_path), "-q"]).exit_code == 0  # a directory: every certificate in it
+    bound = proved["bound"]  # "n/d": the gate takes it as the standalone checker does, exactly
+    assert runner.invoke(app, ["check", str(cert), "-q", "--min-accuracy", bound]).exit_code == 0
+    n, d = (int(x) for x in bound.split("/"))
+    assert runner.invoke(app, ["check", str(cert), "-q", "--min-accuracy", f"{n + 1}/{d}"]).exit_code == 1
+    for bad in ("nan", "1.5", "x"):
+        result = runner.invoke(app, ["check", str(cert), "--min-accuracy", bad])
+        assert result.exit_code == 2 and "--min-accuracy" in result.output and "Traceback" not in result.output
 
 
 def test_strategies_lists_brute_force():
