@@ -67,7 +67,7 @@ def estimated_seconds(strategy: str, weights: dict[str, np.ndarray]) -> float:
     if strategy == "brute-force":
         return V**N / 5e6
     if strategy.startswith("cubic"):
-        return count_cases(V, N) * 2e-5
+        return count_cases(V, N) * 1.5e-6  # measured: d_vocab 128, K=10 (5.6M cases) about 8 s
     return V * V * N * 2e-6 * (150 if strategy == BEST_SUBCUBIC else 1)
 
 
