@@ -58,41 +58,41 @@ def _item(out: Path, name: str, compute) -> dict:
     return result
 
 
+def _items(out: Path, jobs: list[tuple[int, float]], name, compute, progress) -> list[dict]:
+    """compute(seed, x) for every job, each stored as OUT/items/<name(seed, x)>.json (resumable)."""
+    rows = []
+    for done, (seed, x) in enumerate(jobs):
+        progress(done, len(jobs))
+        rows.append(_item(out, name(seed, x), lambda seed=seed, x=x: compute(seed, x)))
+    progress(len(jobs), len(jobs))
+    return rows
+
+
 def noise_items(weights_of, seeds: list[int], out: Path, progress=lambda done, total: None) -> list[dict]:
     from compact_proofs.generator.prover import prove
 
-    rows, jobs = [], [(seed, eps) for seed in seeds for eps in NOISE]
-    for done, (seed, eps) in enumerate(jobs):
-        progress(done, len(jobs))
+    def compute(seed: int, eps: float) -> dict:
+        noisy = with_noise(weights_of(seed), eps, seed)
+        record = {"k": 4, "seed": seed, "eps": eps}
+        for strategy in ("brute-force", *FAMILIES):
+            verdict = prove(noisy, strategy).verdict
+            record[strategy] = verdict.verified_correct / verdict.total
+        return record
 
-        def compute(seed=seed, eps=eps) -> dict:
-            noisy = with_noise(weights_of(seed), eps, seed)
-            record = {"k": 4, "seed": seed, "eps": eps}
-            for strategy in ("brute-force", *FAMILIES):
-                verdict = prove(noisy, strategy).verdict
-                record[strategy] = verdict.verified_correct / verdict.total
-            return record
-
-        rows.append(_item(out, f"noise-k4-seed{seed}-eps{eps:g}", compute))
-    progress(len(jobs), len(jobs))
-    return rows
+    jobs = [(seed, eps) for seed in seeds for eps in NOISE]
+    return _items(out, jobs, lambda seed, eps: f"noise-k4-seed{seed}-eps{eps:g}", compute, progress)
 
 
 def rank_items(weights_of, seeds: list[int], out: Path, progress=lambda done, total: None) -> list[dict]:
     from compact_proofs.generator.prover import prove
 
-    rows, jobs = [], [(seed, r) for seed in seeds for r in RANKS]
-    for done, (seed, rank) in enumerate(jobs):
-        progress(done, len(jobs))
+    def compute(seed: int, rank: int) -> dict:
+        best = max((prove(weights_of(seed), v, rank=rank).verdict for v in RANKED_VARIANTS), key=lambda v: v.verified_correct)
+        return {"k": 4, "seed": seed, "rank": rank, "bound": best.verified_correct / best.total, "flops": best.flops,
+                "unexplained_dimension": best.unexplained_dimension, "strategy": best.strategy}
 
-        def compute(seed=seed, rank=rank) -> dict:
-            best = max((prove(weights_of(seed), v, rank=rank).verdict for v in RANKED_VARIANTS), key=lambda v: v.verified_correct)
-            return {"k": 4, "seed": seed, "rank": rank, "bound": best.verified_correct / best.total, "flops": best.flops,
-                    "unexplained_dimension": best.unexplained_dimension, "strategy": best.strategy}
-
-        rows.append(_item(out, f"rank-k4-seed{seed}-r{rank}", compute))
-    progress(len(jobs), len(jobs))
-    return rows
+    jobs = [(seed, rank) for seed in seeds for rank in RANKS]
+    return _items(out, jobs, lambda seed, rank: f"rank-k4-seed{seed}-r{rank}", compute, progress)
 
 
 def sigma_rows(rows: list[dict], weights_of) -> list[dict]:

@@ -31,7 +31,7 @@ TIGHTEST = {"direct path (EUPU summary)": (0, "max_diff_exact"),
 def wrong_inputs(weights: dict) -> np.ndarray | None:
     """[m, q, copies] counts of inputs the model gets wrong (float64, ties wrong), or None when
     d_vocab^n_ctx > ENUMERATE_UP_TO."""
-    from compact_proofs.generator.sweep import _float64_logits
+    from compact_proofs.generator.sweep import _float64_logits, label_strictly_largest
 
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
     if V**N > ENUMERATE_UP_TO:
@@ -41,12 +41,8 @@ def wrong_inputs(weights: dict) -> np.ndarray | None:
     for start in range(0, V**N, 1 << 16):
         index = np.arange(start, min(start + (1 << 16), V**N))
         tokens = np.stack([(index // V ** (N - 1 - i)) % V for i in range(N)], axis=1)
-        logits = logits_of(tokens)
+        wrong = ~label_strictly_largest(tokens, logits_of(tokens))
         m = tokens.max(axis=1)
-        rows = np.arange(len(tokens))
-        at_label = logits[rows, m]
-        logits[rows, m] = -np.inf
-        wrong = ~(at_label > logits.max(axis=1))
         key = (m * V + tokens[:, -1]) * (N + 1) + (tokens == m[:, None]).sum(axis=1)
         counts += np.bincount(key[wrong], minlength=len(counts))
     return counts.reshape(V, V, N + 1)
@@ -134,9 +130,10 @@ def where_lost(cert, weights: dict) -> dict:
             "by_copies": marginal((2,)), "by_max": marginal((0,)), "cells": cells}
 
 
-def step_costs(weights: dict, strategy: str) -> dict:
+def step_costs(weights: dict, strategy: str, base: float | None = None) -> dict:
     """For a subcubic variant: its bound, the bound with each approximation step swapped for its
-    tightest handling, and the cubic bound (the reference without these approximations)."""
+    tightest handling, and the cubic bound (the reference without these approximations). `base`:
+    the strategy's own bound when the caller has the checker's verdict (else it is proved here)."""
     from compact_proofs.generator.prover import prove
 
     def bound(name: str) -> float:
@@ -144,12 +141,12 @@ def step_costs(weights: dict, strategy: str) -> dict:
         return verdict.verified_correct / verdict.total
 
     if strategy in ("cubic", "cubic/reference"):
-        return _cubic_step_costs(weights, strategy, bound)
+        return _cubic_step_costs(weights, strategy, bound, bound(strategy) if base is None else base)
     if not strategy.startswith("subcubic/"):
         return {"available": False, "reason": "step costs are defined for cubic and subcubic certificates"}
 
     axes = list(definition.axes(strategy))
-    base = bound(strategy)
+    base = bound(strategy) if base is None else base
     steps = []
     for step, (axis, tightest) in TIGHTEST.items():
         swapped = axes.copy()
@@ -163,13 +160,12 @@ def step_costs(weights: dict, strategy: str) -> dict:
             "gains_cover": None if reference <= base else gains / (reference - base)}
 
 
-def _cubic_step_costs(weights: dict, strategy: str, bound) -> dict:
+def _cubic_step_costs(weights: dict, strategy: str, bound, base: float) -> dict:
     """cubic/reference: its pessimisation over outputs swapped for the joint maxima of `cubic`;
     both: against the exact accuracy (brute force, where d_vocab^n_ctx <= ENUMERATE_UP_TO)."""
     from compact_proofs.checker.strategies.brute_force import MAX_INPUTS
 
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
-    base = bound(strategy)
     steps = []
     if strategy == "cubic/reference":
         value = bound("cubic")
@@ -191,7 +187,7 @@ def explain(raw: bytes) -> dict:
     weights = cert.weights
     return {"strategy": cert.strategy, "accepted": verdict.accepted, "bound": verdict.bound,
             "label": "diagnostics, not proofs", "where_lost": where_lost(cert, weights) if verdict.accepted else None,
-            "step_costs": step_costs(weights, cert.strategy) if verdict.accepted else None}
+            "step_costs": step_costs(weights, cert.strategy, verdict.claimed_correct / verdict.total) if verdict.accepted else None}
 
 
 def figure(report: dict):

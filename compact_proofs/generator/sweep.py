@@ -121,18 +121,21 @@ def sampled_accuracy(weights: dict, samples: int, seed: int) -> dict:
     correct = 0
     for start in range(0, samples, 1 << 14):
         tokens = torch.randint(0, V, (min(1 << 14, samples - start), N), generator=gen).numpy()
-        logits = logits_of(tokens)
-        label = tokens.max(axis=1)
-        rows = np.arange(len(tokens))
-        at_label = logits[rows, label]
-        logits[rows, label] = -np.inf
-        correct += int((at_label > logits.max(axis=1)).sum())
+        correct += int(label_strictly_largest(tokens, logits_of(tokens)).sum())
     p, z = correct / samples, ESTIMATE_Z
     centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
     half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
     return {"samples": samples, "correct": correct, "estimate": p, "ci_low": max(0.0, centre - half),
             "ci_high": min(1.0, centre + half), "confidence": 0.99, "method": "Wilson score interval, float64 evaluation",
             "label": "estimate (not a proof)"}
+
+
+def label_strictly_largest(tokens: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Per input: is the logit of max(x) strictly above every other (ties are wrong)? Overwrites logits."""
+    label, rows = tokens.max(axis=1), np.arange(len(tokens))
+    at_label = logits[rows, label]
+    logits[rows, label] = -np.inf
+    return at_label > logits.max(axis=1)
 
 
 def _float64_logits(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
