@@ -93,10 +93,10 @@ def _add_down(a, b):
     return next_down(a + b)
 
 
-def _round(ints: np.ndarray, exp: int, step) -> np.ndarray:
-    """float64 >= (step next_up) or <= (next_down) every exact entry: one ulp beyond the nearest float."""
+def _nearest(ints: np.ndarray, exp: int) -> np.ndarray:
+    """The nearest float64 of every exact entry: next_up of it is >= the entry, next_down <= it."""
     try:
-        return step(Dyadic(ints, exp).to_float())
+        return Dyadic(ints, exp).to_float()
     except OverflowError:
         raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them") from None
 
@@ -119,11 +119,14 @@ def _top2(values: np.ndarray, excluded: np.ndarray):
     many columns are outside. Excluded entries are replaced by the row minimum, which is picked
     only when it ties the largest remaining entry, so the values are the remaining maxima
     whenever enough columns remain."""
-    masked = np.where(excluded, values.min(axis=1, keepdims=True), values)
-    order = np.argsort(masked, axis=1, kind="stable")
+    low = values.min(axis=1, keepdims=True)
+    masked = np.where(excluded, low, values)
     rows = np.arange(len(values))
-    first, second = order[:, -1], order[:, max(values.shape[1] - 2, 0)]
-    return masked[rows, first], first, masked[rows, second], (~excluded).sum(axis=1)
+    first = masked.argmax(axis=1)
+    largest = masked[rows, first]
+    if values.shape[1] > 1:
+        masked[rows, first] = low[:, 0]  # the second largest: the largest once the first is set to the minimum
+    return largest, first, masked.max(axis=1), (~excluded).sum(axis=1)
 
 
 class _Tests:
@@ -239,69 +242,196 @@ def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
     return raw - (raw > m_of_pair)
 
 
-def _check_block(m, block, claims, tabs, ov_exp, weights, cand, n_outputs, derived: bool) -> tuple[np.ndarray, int]:
+class _Block:
+    """The cases of one max token m (rows m, q, c, k of `block`) and what checking them needs.
+    tabs: the exact tables, rounded up, and (derived) rounded down. The slot values of a (q, k)
+    pair do not depend on c, so those over the rounded-up tables are formed once (`pairs`, row
+    q m + k)."""
+
+    def __init__(self, m, block, claims, tabs, ov_exp, weights, cand, derived: bool):
+        self.m, self.block, self.claims, self.tabs, self.ov_exp = m, block, claims, tabs, ov_exp
+        self.weights, self.cand, self.derived = weights, cand, derived
+        self.exact_checks = 0
+        every_q, every_k = np.repeat(np.arange(m + 1), m), np.tile(np.arange(m), m + 1)
+        self.pairs = _Tests(tabs[1], _add_up, cand)(every_q, every_k) if m and (block[:, 2] > 0).any() else None
+
+    def tests(self, which: int, qs, ks, c: int):
+        """(f_m, f_k, f_q, valid) over table `which` (0 exact, 1 up, 2 down) for pairs (qs, ks), of
+        the cases c = 0 or (any c > 0) c >= 1."""
+        tab, add = self.tabs[which], (_add_exact, _add_up, _add_down)[which]
+        if c == 0:  # one test per output; no k-slots, so both arrangements coincide
+            f_m, f_q = tab["c0_m"][qs], tab["c0_q"][qs]
+            return f_m, f_m * 0, f_q, np.ones(f_m.shape, bool)
+        if which == 1:
+            index = qs * self.m + ks  # rows of consecutive (q, k) pairs: a view
+            if len(index) and (np.diff(index) == 1).all():
+                return tuple(f[index[0] : index[-1] + 1] for f in self.pairs)
+            return tuple(f[index] for f in self.pairs)
+        return _Tests(tab, add, self.cand)(qs, ks)
+
+    def negative(self, qs, cs, ks, claims, arrangements) -> np.ndarray:
+        """Per case (qs, cs, ks) [r], with claims [r] and arrangements [r, 2] (the copy count each
+        arrangement is taken at: column 0 m-copies lowest, column 1 highest; usually cs twice):
+        is every valid test's sum, at both arrangements, established below the claim (derived:
+        strictly below 0)? With claims, a test that fails raises CheckError."""
+        if not len(qs):
+            return np.ones(0, bool)
+        c, m, weights = int(cs[0]), self.m, self.weights
+        low, high = weights.arrangements(m, qs, arrangements[:, 0], ks), weights.arrangements(m, qs, arrangements[:, 1], ks)
+        w_m, w_k = (np.stack([low[i][:, 0], high[i][:, 1]], axis=1) for i in (0, 1))
+        f_up = self.tests(1, qs, ks, c)
+        undecided = _filter(w_m, w_k, low[2], *f_up[:3], claims, f_up[3], weights.threshold_terms)
+        established = np.ones(len(qs), bool)
+        if not undecided.any():
+            return established
+        if self.derived:  # the cases with a test certainly above zero fail at once
+            open_rows = np.flatnonzero(undecided.any(axis=(1, 2)))
+            f_down = self.tests(2, qs[open_rows], ks[open_rows], c)
+            failing = _filter(w_m[open_rows], w_k[open_rows], low[2][open_rows], *f_down[:3], claims[open_rows], f_down[3],
+                              weights.threshold_terms, sign=1).any(axis=1)
+            established[open_rows[failing]] = False
+            undecided &= established[:, None, None]
+        pending = list(zip(*np.nonzero(undecided)))
+        if not pending:
+            return established
+        exact_rows = np.unique([row for row, _, _ in pending])
+        f_exact = self.tests(0, qs[exact_rows], ks[exact_rows], c)  # only the rows that need an exact decision
+        position = {int(row): i for i, row in enumerate(exact_rows)}
+        for row, test, arrangement in pending:
+            if not established[row]:
+                continue
+            self.exact_checks += 1
+            coeffs = tuple(f[position[int(row)], test] for f in f_exact[:3]) + (self.ov_exp,)
+            copies = int(arrangements[row, arrangement])
+            try:
+                sign = weights.exact_sign(qs[row], m, ks[row], copies, arrangement, coeffs, claims[row])
+            except CheckError:  # not settled at the precision cap: not established
+                sign = None
+            if sign == -1 or (sign == 0 and not self.derived):  # F - claim certainly <= 0 (< 0 derived)
+                continue
+            established[row] = False
+            if not self.derived:
+                raise CheckError("cubic", f"claim {float(claims[row])!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
+                                 f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
+                                 if sign == 1 else "its sign is not settled within the precision cap"))
+        return established
+
+    def nonnegative(self, qs, ks, copies, arrangement: int, test) -> np.ndarray:
+        """Per pair (qs, ks) [r]: is the sum of test `test[r]` at `arrangement` of case c = copies[r]
+        (>= 1) certainly >= 0? (filter over values rounded down, then exact; unsettled: no)."""
+        out = np.zeros(len(qs), bool)
+        if not len(qs):
+            return out
+        weights, pick = self.weights, lambda f, rows=slice(None): np.take_along_axis(f, test[rows, None], axis=1)  # noqa: E731
+        w = weights.arrangements(self.m, qs, copies, ks)
+        w_m, w_k = (w[i][:, [arrangement, arrangement]] for i in (0, 1))
+        f_down = [pick(f) for f in self.tests(2, qs, ks, 1)]
+        out[:] = _filter(w_m, w_k, w[2], *f_down[:3], np.zeros(len(qs)), f_down[3], weights.threshold_terms, sign=1)[:, 0]
+        open_rows = np.flatnonzero(~out)
+        if not len(open_rows):
+            return out
+        f_exact = [pick(f, open_rows) for f in self.tests(0, qs[open_rows], ks[open_rows], 1)]
+        for i, row in enumerate(open_rows):
+            self.exact_checks += 1
+            coeffs = tuple(f[i, 0] for f in f_exact[:3]) + (self.ov_exp,)
+            try:
+                sign = weights.exact_sign(qs[row], self.m, ks[row], int(copies[row]), arrangement, coeffs, 0.0)
+            except CheckError:  # not settled at the precision cap: not shown
+                continue
+            out[row] = sign >= 0
+        return out
+
+    def check(self, rows: np.ndarray) -> np.ndarray:
+        """Case by case: is each of `rows` (indices into the block) established? One c at a time."""
+        block, out = self.block, np.zeros(len(rows), bool)
+        for c in np.unique(block[rows, 2]):
+            at = np.flatnonzero(block[rows, 2] == c)
+            qs, cs, ks = (block[rows[at], i] for i in (1, 2, 3))
+            out[at] = self.negative(qs, cs, ks, self.claims[rows[at]], np.stack([cs, cs], axis=1))
+        return out
+
+
+def _check_block(m, block, claims, tabs, ov_exp, weights, cand, derived: bool) -> tuple[np.ndarray, int]:
     """Check every case of max token m (block rows: m, q, c, k) against its claim; returns the
     cases whose every test is established, and the number of exact decisions. With claims, a
     test that fails raises CheckError; derived (every claim 0), it leaves its case uncounted,
-    and a test passes only if its sum is certainly below 0 (the bound strictly negative).
-    tabs: the exact tables, rounded up, and (derived) rounded down: a sum over values rounded up
-    that is certainly negative passes (monotonicity); one over values rounded down that is
-    certainly positive fails, with no exact decision. The slot values of a (q, k) pair do not
-    depend on c, so those over the rounded-up tables are formed once for every c."""
-    exact_tab, up_tab, down_tab = tabs
-    exact_checks = 0
-    established = np.ones(len(block), bool)
-    every_q, every_k = np.repeat(np.arange(m + 1), m), np.tile(np.arange(m), m + 1)
-    pairs = _Tests(up_tab, _add_up, cand)(every_q, every_k) if m and (block[:, 2] > 0).any() else None
-    for c in np.unique(block[:, 2]):
-        rows = np.flatnonzero(block[:, 2] == c)
-        qs, cs, ks, cl = block[rows, 1], block[rows, 2], block[rows, 3], claims[rows]
+    and a test passes only if its sum is certainly below 0 (the bound strictly negative): the
+    sums over values rounded up that are certainly negative pass (monotonicity); one over values
+    rounded down that is certainly positive fails, with no exact decision. Derived, the cases
+    c >= 1 go by intervals of c (`_intervals`)."""
+    checker = _Block(m, block, claims, tabs, ov_exp, weights, cand, derived)
+    if not derived or checker.pairs is None:
+        return checker.check(np.arange(len(block))), checker.exact_checks
+    established = np.zeros(len(block), bool)
+    zero = np.flatnonzero(block[:, 2] == 0)
+    established[zero] = checker.check(zero)
+    _intervals(checker, established)
+    return established, checker.exact_checks
 
-        def make(tab, add, sel=slice(None)):
-            if c == 0:  # one test per output; no k-slots, so both arrangements coincide
-                f_m, f_q = tab["c0_m"][qs[sel]], tab["c0_q"][qs[sel]]
-                return f_m, f_m * 0, f_q, np.ones(f_m.shape, bool)
-            return _Tests(tab, add, cand)(qs[sel], ks[sel])
 
-        w_m, w_k, w_q = weights.arrangements(m, qs, cs, ks)
-        if c == 0:
-            f_up = make(up_tab, _add_up)
-        else:
-            index = qs * m + ks  # the rows of a c are consecutive (q, k) pairs: a view
-            f_up = tuple(f[index[0] : index[-1] + 1] for f in pairs) if (np.diff(index) == 1).all() else tuple(f[index] for f in pairs)
-        undecided = _filter(w_m, w_k, w_q, *f_up[:3], cl, f_up[3], weights.threshold_terms)
-        if not undecided.any():
-            continue
-        if derived:  # the cases with a test certainly above zero fail at once
-            open_rows = np.flatnonzero(undecided.any(axis=(1, 2)))
-            f_down = make(down_tab, _add_down, open_rows)
-            failing = _filter(w_m[open_rows], w_k[open_rows], w_q[open_rows], *f_down[:3], cl[open_rows], f_down[3],
-                              weights.threshold_terms, sign=1).any(axis=1)
-            established[rows[open_rows[failing]]] = False
-        undecided &= established[rows][:, None, None]
-        if not undecided.any():
-            continue
-        pending = list(zip(*np.nonzero(undecided)))
-        exact_rows = np.unique([row for row, _, _ in pending])
-        f_exact = make(exact_tab, _add_exact, exact_rows)  # only the rows that need an exact decision
-        position = {int(row): i for i, row in enumerate(exact_rows)}
-        for row, test, arrangement in pending:
-            if not established[rows[row]]:
-                continue
-            exact_checks += 1
-            coeffs = tuple(f[position[int(row)], test] for f in f_exact[:3]) + (ov_exp,)
-            try:
-                sign = weights.exact_sign(qs[row], m, ks[row], cs[row], arrangement, coeffs, cl[row])
-            except CheckError:  # not settled at the precision cap: not established
-                sign = None
-            if sign == -1 or (sign == 0 and not derived):  # accepted only if F - claim is certainly <= 0 (< 0 derived)
-                continue
-            established[rows[row]] = False
-            if not derived:
-                raise CheckError("cubic", f"claim {float(cl[row])!r} for case (m={m}, q={qs[row]}, c={cs[row]}, "
-                                 f"k={ks[row]}) is not established: " + ("below the bound the checker derives"
-                                 if sign == 1 else "its sign is not settled within the precision cap"))
-    return established, exact_checks
+def _intervals(checker: _Block, established: np.ndarray) -> None:
+    """The derived cases c >= 1 of one m, by intervals of c per (q, k) pair (sets `established`).
+
+    Fix a pair and a valid test. With T the e^P-mass of the m-slots, the test's sum is affine in T,
+        g(T) = e^{E_m} T f_m + e^{E_k} (Z - T) f_k + e^{E_q + P_{n-1}} f_q,
+    and case c passes it iff g(L_c) < 0 and g(H_c) < 0, L_c <= H_c being T with the n-1-c m-copies on
+    the lowest and on the highest positions. Both L_c and H_c strictly decrease in c, so for
+    c1 <= c <= c2, L_c and H_c lie in [L_{c2}, H_{c1}], and H_c in [H_{c2}, H_{c1}], L_c in [L_{c2}, L_{c1}].
+    An affine function negative (non-negative) at both ends of a segment is so between. Hence:
+      (i) if every valid test is negative at L_b and at H_a, every case a..b passes;
+      (ii) if one test is >= 0 at H_1 and at H_{a-1}, every case 1..a-1 fails;
+      (iii) if one test is >= 0 at L_{b+1} and at L_top, every case b+1..top fails.
+    A float guess of a, b and the two tests (any guess is sound) is confirmed by (i)-(iii), each
+    end decided like any case (filter, then exact); then the pair's cases that pass are exactly
+    a..b (none if a > b, when (ii) and (iii) cover 1..top). A pair not confirmed goes case by case."""
+    m, block, n = checker.m, checker.block, checker.weights.n
+    upper = block[:, 2] > 0
+    rows_of = np.full(((m + 1) * m, n), -1, np.int64)  # [pair q m + k, c] -> block row (c >= 1), else -1
+    rows_of[block[upper, 1] * m + block[upper, 3], block[upper, 2]] = np.flatnonzero(upper)
+    qs, ks = np.repeat(np.arange(m + 1), m), np.tile(np.arange(m), m + 1)
+    top = np.where(qs == m, n - 1, n - 2)  # the largest c of the pair
+    a, b, test_a, test_b = _guess(checker, qs, ks, top)
+    a, b = np.clip(a, 1, top + 1), np.clip(b, 0, top)  # (a guess outside 1..top means the same as at its edge)
+    test_a, test_b = (np.clip(t, 0, checker.pairs[0].shape[1] - 1) for t in (test_a, test_b))
+    live = top >= 1
+    confirmed = live.copy()
+    inside = np.flatnonzero(live & (a <= b))  # (i): L at c = b, H at c = a
+    confirmed[inside] = checker.negative(qs[inside], a[inside], ks[inside], np.zeros(len(inside)),
+                                         np.stack([b[inside], a[inside]], axis=1))
+    one = np.ones_like(a)
+    for below, ends, test, arrangement in ((a > 1, (one, a - 1), test_a, 1), (b < top, (b + 1, top), test_b, 0)):  # (ii), (iii)
+        for copies in ends:
+            pairs = np.flatnonzero(live & below & confirmed)
+            confirmed[pairs] = checker.nonnegative(qs[pairs], ks[pairs], copies[pairs], arrangement, test[pairs])
+    c = np.arange(n)[None, :]
+    passing = confirmed[:, None] & (a[:, None] <= c) & (c <= b[:, None]) & (rows_of >= 0)
+    established[rows_of[passing]] = True
+    rest = rows_of[live & ~confirmed]
+    rest = rest[rest >= 0]
+    established[rest] = checker.check(rest)
+
+
+def _guess(checker: _Block, qs, ks, top) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Float guess (unverified) of the interval [a, b] of c in 1..top where every valid test's
+    affine sum g(T) = alpha T + beta is negative at both L_c and H_c (a > b: none), and of the
+    tests that fail the cases below a (at H) and above b (at L)."""
+    w, m, n = checker.weights, checker.m, checker.weights.n
+    f_m, f_k, f_q, valid = checker.pairs
+    with np.errstate(all="ignore"):
+        e_m, e_k = w.w_tok[qs, m][:, None], w.w_tok[qs, ks][:, None]
+        alpha = e_m * f_m - e_k * f_k
+        beta = e_k * w.prefix[qs, n - 1][:, None] * f_k + w.query[qs][:, None] * f_q
+        root = -beta / alpha
+        beyond = np.arange(1, n)[None, :] > top[:, None]  # c = 1 .. n - 1, past the pair's largest c
+        high = np.where(beyond, -np.inf, w.suffix[qs, 1:n])[:, None, :]  # H_c
+        low = np.where(beyond, -np.inf, w.prefix[qs, n - 2 :: -1])[:, None, :]  # L_c
+        rising, falling = alpha > 0, alpha < 0
+        lo = np.where(rising, 1 + (high >= root[:, :, None]).sum(axis=2), np.where(falling | (beta < 0), 1, top[:, None] + 1))
+        hi = np.where(falling, (low > root[:, :, None]).sum(axis=2), top[:, None])
+    lo, hi = np.where(valid, lo, 1), np.where(valid, hi, top[:, None])
+    test_a, test_b = lo.argmax(axis=1), hi.argmin(axis=1)
+    rows = np.arange(len(qs))
+    return lo[rows, test_a], hi[rows, test_b], test_a, test_b
 
 
 def _count(block: np.ndarray, counted: np.ndarray, n_ctx: int) -> int:
@@ -349,11 +479,12 @@ def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, d
         counted = block_claims < 0
         if V > 1:  # with one token there is no wrong output, and every claim holds
             exact_tab = _tables(ov, m, N, reference)
-            up_tab = {key: _round(value, ov_exp, next_up) for key, value in exact_tab.items()}
-            down_tab = {key: _round(value, ov_exp, next_down) for key, value in exact_tab.items()} if derived else None
+            nearest = {key: _nearest(value, ov_exp) for key, value in exact_tab.items()}
+            up_tab = {key: next_up(value) for key, value in nearest.items()}
+            down_tab = {key: next_down(value) for key, value in nearest.items()} if derived else None
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
             established, checks = _check_block(m, block, block_claims, (exact_tab, up_tab, down_tab), ov_exp, weights,
-                                               local, V - 1, derived)  # memory: one c at a time, (m + 1) m cases
+                                               local, derived)  # memory: one c at a time, (m + 1) m cases
             exact_checks += checks
             if derived:
                 counted = established

@@ -300,3 +300,56 @@ def test_the_derived_format_is_chosen_above_the_claims_limit(monkeypatch):
     proof = prove(weights, "cubic")
     assert proof.verdict.accepted and proof.verdict.notes["evidence"] == "derived"
     assert "claims" not in certificate.decode(proof.raw).evidence
+
+
+def _derived_count(weights, strategy: str, intervals=None, guess=None) -> int:
+    """The derived format's verified count, optionally with `_intervals` or `_guess` replaced."""
+    from compact_proofs.checker import memo
+    from compact_proofs.checker.strategies import cubic
+    from compact_proofs.generator.strategies import cubic as search
+
+    draft = search.prove(weights, lambda *a: None, reference=strategy == "cubic/reference", derived=True)
+    raw = encode(weights, strategy, 0, draft.evidence)
+    memo.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        if intervals is not None:
+            patch.setattr(cubic, "_intervals", intervals)
+        if guess is not None:
+            patch.setattr(cubic, "_guess", guess)
+        verdict = check_bytes(raw)
+    memo.clear()
+    assert verdict.accepted
+    return verdict.verified_correct
+
+
+def _case_by_case(checker, established):
+    rows = np.flatnonzero(checker.block[:, 2] > 0)
+    established[rows] = checker.check(rows)
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+@given(weights=tiny_models(max_vocab=5, max_ctx=7, max_inputs=20000), data=st.data())
+def test_derived_intervals_count_exactly_the_cases_that_pass_one_by_one(strategy, weights, data):
+    """The derived format decides the cases c >= 1 of a (q, k) pair by an interval of c confirmed
+    at its ends (cubic.py, `_intervals`): the count equals the case-by-case count, and any guess of
+    the interval and of the failing tests, however wrong, gives that same count."""
+    from compact_proofs.checker.strategies import cubic
+
+    expected = _derived_count(weights, strategy, intervals=_case_by_case)
+    assert _derived_count(weights, strategy) == expected
+    seed = data.draw(st.integers(0, 2**32 - 1))
+
+    original = cubic._guess
+
+    def wild_guess(checker, qs, ks, top):  # half the pairs keep the float guess, half get any integers
+        rng = np.random.default_rng(seed)
+        noise = [rng.integers(-3, top + 4) for _ in range(4)]
+        keep = rng.random(len(qs)) < 0.5
+        return tuple(np.where(keep, good, bad) for good, bad in zip(original(checker, qs, ks, top), noise))
+
+    assert _derived_count(weights, strategy, guess=wild_guess) == expected
+
+
+@pytest.mark.parametrize("strategy", VARIANTS)
+def test_derived_intervals_on_a_trained_model(trained, strategy):
+    assert _derived_count(trained, strategy) == _derived_count(trained, strategy, intervals=_case_by_case)
