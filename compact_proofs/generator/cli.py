@@ -477,6 +477,54 @@ def faithfulness(
 
 
 @app.command()
+def scaling(
+    results: Path = typer.Option(Path("results/scaling"), "--results", "-r", help="results directory (resumable)"),
+    output: Path = typer.Option(None, "--output", "-o", help="where to write the report (default: RESULTS/report)"),
+    config: List[str] = typer.Option(None, "--config", "-c",
+                                     help="only these configurations, e.g. v128-k10 or v64-k4-d16 (default: the whole grid)"),
+    n_seeds: int = typer.Option(None, "--n-seeds", min=1, help="the first N paper seeds (default 10)"),
+    strategy: List[str] = typer.Option(None, "--strategy", "-s", help="only these strategies (default: one per family)"),
+    budget: float = typer.Option(None, "--budget", min=1.0, help="skip a proof whose forecast exceeds this many seconds (default 1800)"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
+    scheduler: str = typer.Option(None, "--scheduler", help="address of an existing Dask distributed scheduler"),
+    report_only: bool = typer.Option(False, "--report-only", help="write the report from the rows there, run nothing"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """The scaling study: train, prove and check over d_vocab, K and d_model (resumable), then write its report."""
+    from compact_proofs.generator import scaling as study, scaling_report
+    from compact_proofs.generator.prover import names
+    from compact_proofs.generator.zoo import paper_seeds
+
+    try:
+        configs = [study.parse_config(c) for c in config] if config else study.grid()
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    unknown = sorted(set(strategy or []) - set(names()) | ({"subcubic/best"} & set(strategy or [])))
+    if unknown:
+        fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", EXIT_USAGE)
+    out = output or results / "report"
+    if not report_only:
+        seeds = paper_seeds()[: n_seeds or study.DEFAULT_SEEDS]
+        names_ = list(strategy) if strategy else list(study.FAMILIES)
+        work = study.units(configs, seeds, names_, results)
+        info(f"{len(work)} of {len(configs) * len(seeds)} (configuration, seed) units have work left; results in {results}")
+        with progress_bar(progress) as update:
+            done = [0]
+
+            def on_done(c, s) -> None:
+                done[0] += 1
+                update("scaling: (configuration, seed) units", done[0], len(work))
+
+            update("scaling: (configuration, seed) units", 0, len(work))
+            study.run(configs, seeds, results, names_, workers, scheduler, budget or study.DEFAULT_BUDGET, on_done)
+    try:
+        scaling_report.write(results, out)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    info(f"wrote the scaling report to {out}")
+
+
+@app.command()
 def report(
     results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),
