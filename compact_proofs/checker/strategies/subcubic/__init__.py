@@ -64,7 +64,7 @@ from compact_proofs.checker.weights import Model
 ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")
 REFERENCE_ATTENTION = ATTENTION[:2]
 MAX_ANCHORS = 16
-MAX_CELLS = 1 << 22
+MAX_CELLS = 1 << 23
 NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
 
 
