@@ -5,8 +5,8 @@ changes a verdict, and every bound it quotes is the checker's verdict on a real 
   (last) token q and copies of the max, against the wrong inputs there (every input evaluated in
   float64, where d_vocab^n_ctx <= ENUMERATE_UP_TO; a diagnostic near exact ties). Brute force
   certifies exactly the correct inputs; a cubic certificate (per-case claims) its cases (m, q, c)
-  over the tokens k with a negative claim; a subcubic one whole cells (q, m, c) with their gaps.
-  The derived cubic format names no per-case claims, so it has no ledger here.
+  over the tokens k with a negative claim (in the derived format, over those the checker
+  establishes); a subcubic one whole cells (q, m, c) with their gaps.
 - What each approximation step costs: for a subcubic variant, its bound with one axis swapped for
   its tightest handling (the direct path, the attention pessimisation, the EQKE split), against
   the cubic bound as the reference; for cubic/reference, the paper's pessimisation over outputs
@@ -64,10 +64,11 @@ def all_inputs(V: int, N: int) -> np.ndarray:
 
 def certified_inputs(cert) -> np.ndarray | None:
     """[m, q, copies] counts of the inputs a certificate certifies: a subcubic one's counted cells,
-    a cubic one's cases (m, q, c) with G = {k : claim(m, q, c, k) < 0} (C(n-1, c) |G|^c inputs,
-    c non-max non-query tokens); None for brute force and the derived cubic format."""
+    a cubic one's cases (m, q, c) with G = {k : case (m, q, c, k) counted} (C(n-1, c) |G|^c inputs,
+    c non-max non-query tokens): with claims, the negative ones; in the derived format, those the
+    checker establishes (its own case decisions, run again here). None for brute force."""
     if cert.strategy.startswith("cubic"):
-        return _cubic_certified(cert) if "claims" in cert.evidence else None
+        return _cubic_certified(cert)
     if not cert.strategy.startswith("subcubic/"):
         return None
     gaps, claims = cert.evidence["gaps"], cert.evidence["claims"]
@@ -79,18 +80,25 @@ def certified_inputs(cert) -> np.ndarray | None:
 
 
 def _cubic_certified(cert) -> np.ndarray:
-    from compact_proofs.checker.strategies.cubic import cases_of
+    from compact_proofs.checker.strategies import cubic
+    from compact_proofs.checker.weights import model_from_weights
 
-    claims = np.asarray(cert.evidence["claims"], dtype=np.float64)
     V, N = cert.weights["embed.W_E"].shape[0], cert.weights["pos_embed.W_pos"].shape[0]
+    if "claims" in cert.evidence:
+        claims, offset, blocks = np.asarray(cert.evidence["claims"], dtype=np.float64), 0, []
+        for m in range(V):
+            cases = cubic.cases_of(m, N)
+            blocks.append((m, cases, claims[offset : offset + len(cases)] < 0))
+            offset += len(cases)
+    else:
+        reference = cert.strategy == "cubic/reference"
+        cand = None if reference else cubic.candidate_columns(np.asarray(cert.evidence["candidates"]), V)
+        model = model_from_weights(cert.weights)
+        blocks = (block[:3] for block in cubic.counted_cases(model, np.zeros(cubic.count_cases(V, N)), cand, reference, True))
     out = np.zeros((V, V, N + 1), dtype=object)
-    offset = 0
-    for m in range(V):
-        cases = cases_of(m, N)
-        negative = claims[offset : offset + len(cases)] < 0
-        offset += len(cases)
+    for m, cases, counted in blocks:
         keys = cases[:, 1] * (N + 1) + cases[:, 2]
-        good = np.bincount(keys[negative], minlength=(m + 1) * (N + 1))
+        good = np.bincount(keys[counted], minlength=(m + 1) * (N + 1))
         for key in np.unique(keys):
             q, c = divmod(int(key), N + 1)
             copies = N - c if q == m else N - 1 - c
@@ -104,8 +112,6 @@ def where_lost(cert, weights: dict) -> dict:
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
     if cert.strategy not in ("brute-force", "cubic", "cubic/reference") and not cert.strategy.startswith("subcubic/"):
         return {"available": False, "reason": f"no per-input ledger for {cert.strategy}"}
-    if cert.strategy.startswith("cubic") and "claims" not in cert.evidence:
-        return {"available": False, "reason": "the derived cubic format names no per-case claims (the checker derives them)"}
     total = all_inputs(V, N)
     certified = certified_inputs(cert)
     wrong = wrong_inputs(weights)

@@ -196,25 +196,27 @@ def build_figures(table: list[dict]) -> dict:
         fixed_values = [f for f in fixed_values if len({r[axis] for r in table if line(r, f)}) >= 2]
         if not fixed_values:
             continue
-        fig, axes = plt.subplots(1, len(fixed_values), figsize=(4.6 * len(fixed_values) + 2.2, 4.2), squeeze=False)
-        for ax, fixed in zip(axes[0], fixed_values):
-            for family, colour in STYLE.items():
-                points = sorted((r for r in table if r["family"] == family and line(r, fixed)), key=lambda r: r[axis])
-                if not points:
-                    continue
-                sizes = [r[axis] for r in points]
-                seconds = [r["prove_seconds_mean"] for r in points]
-                slope = fit_exponent(sizes, seconds)
-                ax.plot(sizes, seconds, marker="o", ms=4, color=colour,
-                        label=f"{family}" + ("" if slope is None else f" (slope {slope:.2f})"))
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xlabel("d_vocab (log scale)" if axis == "d_vocab" else "K = n_ctx (log scale)")
-            ax.set_ylabel("prove seconds, search and check (log scale)")
-            ax.set_title(f"K = {fixed}" if axis == "d_vocab" else f"d_vocab = {fixed}")
-            ax.legend(fontsize=7, loc="upper left")
+        fig, axes = plt.subplots(2, len(fixed_values), figsize=(4.6 * len(fixed_values) + 1, 8), squeeze=False)
+        for column, fixed in enumerate(fixed_values):
+            for row, (key, label) in enumerate((("flops_mean", "FLOPs of the verification"), ("prove_seconds_mean", "prove seconds, search and check"))):
+                ax = axes[row][column]
+                for family, colour in STYLE.items():
+                    points = sorted((r for r in table if r["family"] == family and line(r, fixed)), key=lambda r: r[axis])
+                    if not points:
+                        continue
+                    sizes, costs = [r[axis] for r in points], [r[key] for r in points]
+                    slope = fit_exponent(sizes, costs)
+                    ax.plot(sizes, costs, marker="o", ms=4, color=colour, label=family + ("" if slope is None else f" (slope {slope:.2f})"))
+                ax.set_xscale("log", base=2)
+                ax.set_yscale("log")
+                ticks = sorted({r[axis] for r in table if line(r, fixed)})
+                ax.set_xticks(ticks, [str(t) for t in ticks])
+                ax.set_xlabel("d_vocab (log scale)" if axis == "d_vocab" else "K = n_ctx (log scale)")
+                ax.set_ylabel(f"{label} (log scale)")
+                ax.set_title(f"K = {fixed}" if axis == "d_vocab" else f"d_vocab = {fixed}")
+                ax.legend(fontsize=7, loc="upper left")
         fig.tight_layout()
-        built[f"seconds_vs_{axis}.png"] = fig
+        built[f"cost_vs_{axis}.png"] = fig
     return built
 
 

@@ -33,10 +33,13 @@ def exact_wrong(weights) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("strategy", ["brute-force", "cubic", "cubic/reference", *VARIANTS])
-def test_lost_inputs_hold_every_wrong_input_and_add_up(seed, strategy):
+@pytest.mark.parametrize("strategy, options", [("brute-force", {}), ("cubic", {}), ("cubic/reference", {}), ("cubic", {"derived": True}),
+                                               ("cubic/reference", {"derived": True}), *((v, {}) for v in VARIANTS)])
+def test_lost_inputs_hold_every_wrong_input_and_add_up(seed, strategy, options):
     weights = build("gaussian", seed, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
-    proof = prove(weights, strategy)
+    proof = prove(weights, strategy, **options)
+    if strategy.startswith("cubic"):
+        assert ("claims" in certificate.decode(proof.raw).evidence) == (not options)
     cert = certificate.decode(proof.raw)
     lost = ledger.where_lost(cert, cert.weights)
     wrong = exact_wrong(weights)

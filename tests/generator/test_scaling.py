@@ -63,7 +63,7 @@ def test_a_small_study_runs_resumes_and_reports(tmp_path):
     out = tmp_path / "report"
     table, slopes, vacuous = scaling_report.write(results, out)
     assert {p.name for p in out.iterdir()} >= {"summary.md", "summary.csv", "rows.csv", "models.csv", "exponents.csv",
-                                               "vacuity.csv", "bound_vs_d_vocab.png", "seconds_vs_d_vocab.png"}
+                                               "vacuity.csv", "bound_vs_d_vocab.png", "cost_vs_d_vocab.png"}
     cubic = [r for r in table if r["family"] == "cubic"]
     assert [r["d_vocab"] for r in cubic] == [4, 5] and all(r["normalised_mean"] <= 1 for r in cubic)
     assert {s["family"] for s in slopes} >= {"cubic", "brute force"}

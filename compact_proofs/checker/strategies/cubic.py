@@ -233,7 +233,11 @@ def _filter(w_m, w_k, w_q, f_m, f_k, f_q, claims, valid, eps_eta, sign: int = -1
 
 def _candidates(ctx: Context, d_vocab: int) -> np.ndarray:
     """Evidence `candidates` [(m, q <= m) pairs, r], as column indices among the outputs o != m."""
-    raw = ctx.evidence.tensor("candidates", "<i8", (d_vocab * (d_vocab + 1) // 2, None))
+    return candidate_columns(ctx.evidence.tensor("candidates", "<i8", (d_vocab * (d_vocab + 1) // 2, None)), d_vocab)
+
+
+def candidate_columns(raw: np.ndarray, d_vocab: int) -> np.ndarray:
+    """Candidates [(m, q <= m) pairs, r] (outputs), validated, as column indices among the outputs o != m."""
     if raw.shape[1] > MAX_CANDIDATES:
         raise InvalidCertificate("evidence", f"at most {MAX_CANDIDATES} candidates per (m, q)")
     m_of_pair = np.repeat(np.arange(d_vocab), np.arange(1, d_vocab + 1))[:, None]
@@ -465,18 +469,29 @@ def _verify(ctx: Context, reference: bool) -> Outcome:
 
 
 def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, derived: bool) -> Outcome:
+    verified = exact_checks = 0
+    for m, block, counted, checks in counted_cases(model, claims, cand, reference, derived, ctx.progress):
+        verified += _count(block, counted, model.n_ctx)
+        exact_checks += checks
+    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks,
+                                                     "evidence": "derived" if derived else "claims"})
+
+
+def counted_cases(model, claims: np.ndarray, cand, reference: bool, derived: bool, progress=lambda *a: None):
+    """Per max token m: (m, its cases (rows m, q, c, k), the mask of those counted, the number of
+    exact decisions). With claims, every negative claim is checked (CheckError if one fails)."""
     V, N = model.d_vocab, model.n_ctx
     p = paths(model)
     (evou, pvou, eupu), ov_exp = align(p.EVOU, p.PVOU, p.EUPU)
     ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
     weights = _Weights(p, N)
-    verified = exact_checks = start = 0
+    start = 0
     for m in range(V):
-        ctx.progress("cubic", m, V)  # pragma: no mutate (display)
+        progress("cubic", m, V)  # pragma: no mutate (display)
         block = cases_of(m, N)
         block_claims = claims[start : start + len(block)]
         start += len(block)
-        counted = block_claims < 0
+        counted, checks = block_claims < 0, 0
         if V > 1:  # with one token there is no wrong output, and every claim holds
             exact_tab = _tables(ov, m, N, reference)
             nearest = {key: _nearest(value, ov_exp) for key, value in exact_tab.items()}
@@ -485,15 +500,12 @@ def _check_all(ctx: Context, model, claims: np.ndarray, cand, reference: bool, d
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
             established, checks = _check_block(m, block, block_claims, (exact_tab, up_tab, down_tab), ov_exp, weights,
                                                local, derived)  # memory: one c at a time, (m + 1) m cases
-            exact_checks += checks
             if derived:
                 counted = established
         elif derived:
             counted[:] = True  # one token: no wrong output exists
-        verified += _count(block, counted, N)
-    ctx.progress("cubic", V, V)  # pragma: no mutate (display)
-    return Outcome(verified_correct=verified, notes={"cases": len(claims), "exact_decisions": exact_checks,
-                                                     "evidence": "derived" if derived else "claims"})
+        yield m, block, counted, checks
+    progress("cubic", V, V)  # pragma: no mutate (display)
 
 
 def verify(ctx: Context) -> Outcome:
