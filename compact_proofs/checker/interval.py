@@ -115,6 +115,14 @@ class Interval:
     def __getitem__(self, index) -> "Interval":
         return Interval(self.lo[index], self.hi[index])
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.lo.shape
+
+    def max(self, axis: int) -> "Interval":
+        """The largest entry along an axis (exact: max is monotone in each entry)."""
+        return Interval(self.lo.max(axis=axis), self.hi.max(axis=axis))
+
     def minimum(self, other) -> "Interval":
         other = _as_interval(other)
         return Interval(np.minimum(self.lo, other.lo), np.minimum(self.hi, other.hi))

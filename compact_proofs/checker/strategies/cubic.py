@@ -37,10 +37,13 @@ Variants (both in one case layout; evidence `claims`, <f4, one per case in the c
   max_{o not in S} A_q). Each value is at least its reference counterpart, test by test.
 Case c = 0 (no k-slot, one input): one joint test per output o (both variants).
 
-Arithmetic: tables are exact integers; the per-case values are evaluated twice from the same
-formulas: in float64 rounded upward (every value >= its exact counterpart, as only + and max,
-both monotone, follow the upward conversion), to filter (float_filter, Lemma 2; weights by Lemma
-3), and exactly (enclosure.exp_sum_sign) for whatever the filter leaves undecided.
+Arithmetic: the per-m tables are enclosed in outward-rounded float64 intervals (interval.py; the
+same formulas, max being monotone); the per-case values are evaluated twice from the same
+formulas: in float64 from the upper ends, rounded upward (every value >= its exact counterpart,
+as only + and max, both monotone, follow), to filter (float_filter, Lemma 2; weights by Lemma 3),
+and exactly, from exact integer tables computed only for the m that need them
+(enclosure.exp_sum_sign), for whatever the filter leaves undecided. (The derived format also
+filters from the lower ends, rounded downward, to fail cases at once.)
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from compact_proofs.checker.enclosure import exp_sum_sign, exp_table
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, align
 from compact_proofs.checker.float_filter import Threshold, coefficient_bound
-from compact_proofs.checker.interval import next_down, next_up
+from compact_proofs.checker.interval import Interval, next_down, next_up
 from compact_proofs.checker.paths import paths
 
 MAX_CANDIDATES = 16
@@ -101,9 +104,22 @@ def _nearest(ints: np.ndarray, exp: int) -> np.ndarray:
         raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them") from None
 
 
+class _Exact(dict):
+    """The exact tables of one m, computed on first use."""
+
+    def __init__(self, compute):
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key):
+        self.update(self.compute())
+        return self[key]
+
+
 def _tables(ov: dict[str, np.ndarray], m: int, n_ctx: int, reference: bool) -> dict[str, np.ndarray]:
-    """Exact tables for max token m; columns are the outputs o != m in increasing order, so output
-    k < m is column k. c0_m[q], c0_q[q]: the slot values of the c = 0 tests, one column per output."""
+    """Tables for max token m, exact (integer object arrays) or enclosed (Interval); columns are
+    the outputs o != m in increasing order, so output k < m is column k. c0_m[q], c0_q[q]: the
+    slot values of the c = 0 tests, one column per output."""
     others = np.array([o for o in range(ov["EVOU"].shape[1]) if o != m], dtype=np.int64)
     centre = lambda t: t[:, others] - t[:, [m]]  # noqa: E731
     eu, ev, pv = centre(ov["EUPU"][: m + 1]), centre(ov["EVOU"][: m + 1]), centre(ov["PVOU"])
@@ -486,6 +502,10 @@ def counted_cases(model, claims: np.ndarray, cand, reference: bool, derived: boo
     ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
     weights = _Weights(p, N)
     start = 0
+    enclosed = {}
+    for key, value in ov.items():
+        nearest = _nearest(value, ov_exp)
+        enclosed[key] = Interval(next_down(nearest), next_up(nearest))
     for m in range(V):
         progress("cubic", m, V)  # pragma: no mutate (display)
         block = cases_of(m, N)
@@ -493,10 +513,13 @@ def counted_cases(model, claims: np.ndarray, cand, reference: bool, derived: boo
         start += len(block)
         counted, checks = block_claims < 0, 0
         if V > 1:  # with one token there is no wrong output, and every claim holds
-            exact_tab = _tables(ov, m, N, reference)
-            nearest = {key: _nearest(value, ov_exp) for key, value in exact_tab.items()}
-            up_tab = {key: next_up(value) for key, value in nearest.items()}
-            down_tab = {key: next_down(value) for key, value in nearest.items()} if derived else None
+            with cost.isolated():  # (the tables' own cost is not counted, as for the exact ones)
+                bounds = _tables(enclosed, m, N, reference)  # the same formulas in outward-rounded intervals
+            if not all(np.isfinite(b.lo).all() and np.isfinite(b.hi).all() for b in bounds.values()):
+                raise CheckError("cubic", "logit magnitudes beyond float64; the cubic check does not cover them")
+            up_tab = {key: b.hi for key, b in bounds.items()}
+            down_tab = {key: b.lo for key, b in bounds.items()} if derived else None
+            exact_tab = _Exact(lambda m=m: _tables(ov, m, N, reference))  # only where a sign is decided exactly
             local = None if cand is None else cand[m * (m + 1) // 2 : (m + 1) * (m + 2) // 2]
             established, checks = _check_block(m, block, block_claims, (exact_tab, up_tab, down_tab), ov_exp, weights,
                                                local, derived)  # memory: one c at a time, (m + 1) m cases

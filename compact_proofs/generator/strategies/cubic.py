@@ -32,15 +32,14 @@ def round_up_f32(values: np.ndarray) -> np.ndarray:
 def derived_candidates(model, progress: Progress) -> np.ndarray:
     """The candidates of every (m, q <= m), from float tables (any choice is sound)."""
     V, N = model.d_vocab, model.n_ctx
-    (evou, pvou, eupu), ov_exp = align(*(getattr(paths(model), name) for name in ("EVOU", "PVOU", "EUPU")))
-    ov = {"EVOU": evou, "PVOU": pvou, "EUPU": eupu}
+    p = paths(model)
+    ov = {name: getattr(p, name).to_float() for name in ("EVOU", "PVOU", "EUPU")}  # float tables suffice here
     rows = []
     for m in range(V):
         progress("cubic candidates", m, V)
         if V == 1:
             return np.zeros((1, 0), np.int64)
-        tables = definition._tables(ov, m, N, reference=False)
-        rows.append(_candidates({key: Dyadic(tables[key], ov_exp).to_float() for key in ("c0_m", "c0_q")}, m))
+        rows.append(_candidates(definition._tables(ov, m, N, reference=False), m))
     progress("cubic candidates", V, V)
     return np.concatenate(rows).astype(np.int64)
 
