@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compact_proofs.generator import ledger
 from compact_proofs.generator.sweep import load_estimates, load_rows
 from compact_proofs.generator.weights_io import atomic_write
 
@@ -148,6 +149,19 @@ def variants_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ledger_markdown(summary: list[dict]) -> str:
+    """The per-seed step costs (ledger.per_seed_steps), as means per K and family."""
+    steps = list(ledger.TIGHTEST)
+    lines = ["Step costs per seed from the sweep's rows (diagnostics, not proofs): each single step of the chosen",
+             "variant swapped for its tightest handling; gains are means over seeds of (swapped bound - bound).", "",
+             "| K | family | seeds | bound (mean) | " + " | ".join(f"gain: {s}" for s in steps) + " | gap to cubic |",
+             "|---|---|---|---|" + "---|" * len(steps) + "---|"]
+    for r in summary:
+        gains = " | ".join(optional(r[f"gain: {s}"], "+.4f") for s in steps)
+        lines.append(f"| {r['K']} | {r['family']} | {r['seeds']} | {r['bound_mean']:.4f} | {gains} | {optional(r['gap to cubic'], '.4f')} |")
+    return "\n".join(lines) + "\n"
+
+
 STYLE = {  # one colour and legend entry per proof family, in every figure
     BRUTE: "black", CUBIC: "tab:red", CUBIC_PAPER: "tab:orange",
     CLASS_FAMILY[CLASSES[2]]: "tab:purple", CLASS_FAMILY[CLASSES[1]]: "tab:blue", CLASS_FAMILY[CLASSES[0]]: "tab:green",
@@ -265,5 +279,8 @@ def write_report(results: Path, out: Path) -> tuple[list[dict], dict]:
     atomic_write(out / "variants.md", variants_markdown(variants).encode())
     estimate_rows = [dict(e) for _, e in sorted(estimates.items())]
     atomic_write(out / "estimates.csv", _csv(estimate_rows, ESTIMATE_COLUMNS))
+    steps = ledger.per_seed_steps(rows)
+    atomic_write(out / "ledger_per_seed.csv", _csv(steps))
+    atomic_write(out / "ledger_summary.md", ledger_markdown(ledger.per_seed_summary(steps)).encode())
     figures(rows, table, out)
     return table, estimates

@@ -95,3 +95,21 @@ def test_explain_refuses_bad_files_in_one_line(tmp_path):
     for path in (junk, tmp_path / "missing.msgpack"):
         result = runner.invoke(app, ["explain", str(path)])
         assert result.exit_code == 3 and "Traceback" not in result.output and str(path) in result.output
+
+
+def test_per_seed_steps_read_the_swapped_variants_rows():
+    """The sweep's per-seed step costs are the swapped variants' own rows (nothing proved again)."""
+    base = "subcubic/mean_query+max_diff/mean_query+diff/svd"
+    rows = [{"k": 4, "seed": 1, "strategy": s, "bound": b, "accepted": True} for s, b in (
+        (base, 0.80), ("subcubic/max_diff_exact/mean_query+diff/svd", 0.81), ("subcubic/mean_query+max_diff/per_output+chords/svd", 0.85),
+        ("subcubic/mean_query+max_diff/mean_query+diff/exact_EQKE+max_diff_exact", 0.79), ("cubic", 0.95), ("brute-force", 0.99))]
+    rows.append({"k": 4, "seed": 1, "strategy": "cubic/reference", "bound": 0.0, "accepted": False})
+    steps = {r["family"]: r for r in ledger.per_seed_steps(rows)}
+    paper = steps["best of the paper's 100"]  # the best with the paper's attention handlings
+    assert paper["variant"] == "subcubic/max_diff_exact/mean_query+diff/svd" and paper["bound"] == 0.81
+    assert paper["swap: attention pessimisation"] is None  # that swapped variant has no row
+    best = steps["best subcubic"]
+    assert best["variant"] == "subcubic/mean_query+max_diff/per_output+chords/svd" and best["swap: direct path (EUPU summary)"] is None
+    assert (best["cubic"], best["cubic/reference"], best["brute-force"]) == (0.95, None, 0.99)
+    summary = {r["family"]: r for r in ledger.per_seed_summary(ledger.per_seed_steps(rows))}
+    assert summary["best subcubic"]["gap to cubic"] == pytest.approx(0.10)
