@@ -123,6 +123,33 @@ def output_path(path: str | Path, inputs: tuple[Path, ...] = (), make_dirs: bool
     return path
 
 
+def reachable(scheduler: str | None) -> None:
+    """A Dask scheduler address that answers (checked before any work), or none."""
+    if scheduler is None:
+        return
+    try:
+        from distributed import Client
+
+        with Client(scheduler, timeout="10s"):
+            pass
+    except (OSError, TimeoutError, ValueError) as exc:
+        fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
+
+
+def writable_directory(path: Path) -> Path:
+    """A directory that exists (or is created) and accepts new files, checked before any work."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"cannot write to the directory {path}: {exc.strerror or exc}", EXIT_USAGE)
+    return path
+
+
 MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directory if it does not exist")
 
 
@@ -280,14 +307,7 @@ def sweep(
     unknown = sorted(set(strategy or []) - set(names()) | ({"subcubic/best"} & set(strategy or [])))
     if unknown:
         fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", 2)
-    if scheduler is not None:
-        try:
-            from distributed import Client
-
-            with Client(scheduler, timeout="10s"):
-                pass
-        except (OSError, TimeoutError, ValueError) as exc:
-            fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
+    reachable(scheduler)
     work = sweeping.tasks_for(ks, seeds, list(strategy) if strategy else None, results)
     expected, before = sweeping.rows_missing(work, results), sweeping.rows_written(results)
     info(f"{len(work)} of {len(ks) * len(seeds)} (K, seed) tasks have work left ({expected} certificates); results in {results}")
@@ -503,6 +523,12 @@ def scaling(
     if unknown:
         fail(f"unknown or composite strategies {unknown}; `compact-proofs strategies` lists them", EXIT_USAGE)
     out = output or results / "report"
+    if report_only and not any(results.glob("rows/*/seed*/*.json")):
+        fail(f"no scaling results under {results}")
+    if not report_only:
+        reachable(scheduler)
+        writable_directory(results)
+    writable_directory(out)
     if not report_only:
         seeds = paper_seeds()[: n_seeds or study.DEFAULT_SEEDS]
         names_ = list(strategy) if strategy else list(study.FAMILIES)

@@ -84,3 +84,21 @@ def test_vacuity_names_the_first_size_below_each_threshold():
     table = [_summary("cubic", 32, 0.9), _summary("cubic", 64, 0.4), _summary("cubic", 128, 0.05), _summary("cubic", 256, None, 0)]
     (row,) = [v for v in scaling_report.vacuity(table) if v["family"] == "cubic" and v["axis"] == "d_vocab"]
     assert (row["below_0.5"], row["below_0.1"], row["infeasible"]) == (64, 128, 256)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["-c", "v8"], 2, "cannot read configuration 'v8'"),
+    (["-s", "cubic/nope", "-c", "v8-k2"], 2, "unknown or composite strategies"),
+    (["-r", "/proc/no/such", "-c", "v8-k2"], 2, "cannot write to the directory /proc/no/such"),
+    (["--report-only"], 3, "no scaling results under"),
+])
+def test_the_command_refuses_bad_input_in_one_line_before_any_work(tmp_path, args, code, message):
+    from typer.testing import CliRunner
+
+    from compact_proofs.generator.cli import app
+
+    if "-r" not in args:
+        args = ["-r", str(tmp_path / "study"), *args]
+    result = CliRunner().invoke(app, ["scaling", *args])
+    assert result.exit_code == code and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "study" / "models").exists()  # nothing trained
