@@ -347,7 +347,7 @@ class _Block:
         w_m, w_k = (w[i][:, [arrangement, arrangement]] for i in (0, 1))
         f_down = [pick(f) for f in self.tests(2, qs, ks, 1)]
         out[:] = _filter(w_m, w_k, w[2], *f_down[:3], np.zeros(len(qs)), f_down[3], weights.threshold_terms, sign=1)[:, 0]
-        open_rows = np.flatnonzero(~out)
+        open_rows = np.flatnonzero(~out & f_down[3][:, 0])  # a test the pair does not have is never a witness
         if not len(open_rows):
             return out
         f_exact = [pick(f, open_rows) for f in self.tests(0, qs[open_rows], ks[open_rows], 1)]

@@ -302,24 +302,26 @@ def test_the_derived_format_is_chosen_above_the_claims_limit(monkeypatch):
     assert "claims" not in certificate.decode(proof.raw).evidence
 
 
-def _derived_count(weights, strategy: str, intervals=None, guess=None) -> int:
-    """The derived format's verified count, optionally with `_intervals` or `_guess` replaced."""
-    from compact_proofs.checker import memo
+def _derived_cases(weights, strategy: str, intervals=None, guess=None, candidates=None) -> np.ndarray:
+    """Which cases the derived format counts (all m, canonical order), optionally with `_intervals`
+    or `_guess` replaced, or with other candidates (outputs per (m, q <= m) pair)."""
     from compact_proofs.checker.strategies import cubic
-    from compact_proofs.generator.strategies import cubic as search
+    from compact_proofs.checker.weights import model_from_weights
 
-    draft = search.prove(weights, lambda *a: None, reference=strategy == "cubic/reference", derived=True)
-    raw = encode(weights, strategy, 0, draft.evidence)
-    memo.clear()
+    model, V = model_from_weights(weights), weights["embed.W_E"].shape[0]
+    reference = strategy == "cubic/reference"
+    if candidates is None and not reference:
+        from compact_proofs.generator.strategies import cubic as search
+
+        candidates = search.derived_candidates(model, lambda *a: None)
+    cand = None if reference else cubic.candidate_columns(candidates, V)
     with pytest.MonkeyPatch.context() as patch:
         if intervals is not None:
             patch.setattr(cubic, "_intervals", intervals)
         if guess is not None:
             patch.setattr(cubic, "_guess", guess)
-        verdict = check_bytes(raw)
-    memo.clear()
-    assert verdict.accepted
-    return verdict.verified_correct
+        zeros = np.zeros(count_cases(V, model.n_ctx))
+        return np.concatenate([counted for _, _, counted, _ in cubic.counted_cases(model, zeros, cand, reference, True)])
 
 
 def _case_by_case(checker, established):
@@ -331,14 +333,14 @@ def _case_by_case(checker, established):
 @given(weights=tiny_models(max_vocab=5, max_ctx=7, max_inputs=20000), data=st.data())
 def test_derived_intervals_count_exactly_the_cases_that_pass_one_by_one(strategy, weights, data):
     """The derived format decides the cases c >= 1 of a (q, k) pair by an interval of c confirmed
-    at its ends (cubic.py, `_intervals`): the count equals the case-by-case count, and any guess of
-    the interval and of the failing tests, however wrong, gives that same count."""
+    at its ends (cubic.py, `_intervals`): it counts exactly the cases that pass one by one, and
+    any guess of the interval and of the failing tests, however wrong, changes nothing; nor do
+    candidates that leave some pairs without their last test (every output already a candidate)."""
     from compact_proofs.checker.strategies import cubic
 
-    expected = _derived_count(weights, strategy, intervals=_case_by_case)
-    assert _derived_count(weights, strategy) == expected
+    expected = _derived_cases(weights, strategy, intervals=_case_by_case)
+    assert (_derived_cases(weights, strategy) == expected).all()
     seed = data.draw(st.integers(0, 2**32 - 1))
-
     original = cubic._guess
 
     def wild_guess(checker, qs, ks, top):  # half the pairs keep the float guess, half get any integers
@@ -347,9 +349,14 @@ def test_derived_intervals_count_exactly_the_cases_that_pass_one_by_one(strategy
         keep = rng.random(len(qs)) < 0.5
         return tuple(np.where(keep, good, bad) for good, bad in zip(original(checker, qs, ks, top), noise))
 
-    assert _derived_count(weights, strategy, guess=wild_guess) == expected
+    assert (_derived_cases(weights, strategy, guess=wild_guess) == expected).all()
+    if strategy == "cubic":
+        V = weights["embed.W_E"].shape[0]
+        every = np.array([[o for o in range(V) if o != m][: cubic.MAX_CANDIDATES] for m in range(V) for _ in range(m + 1)]).reshape(-1, V - 1)
+        expected = _derived_cases(weights, strategy, intervals=_case_by_case, candidates=every)
+        assert (_derived_cases(weights, strategy, guess=wild_guess, candidates=every) == expected).all()
 
 
 @pytest.mark.parametrize("strategy", VARIANTS)
 def test_derived_intervals_on_a_trained_model(trained, strategy):
-    assert _derived_count(trained, strategy) == _derived_count(trained, strategy, intervals=_case_by_case)
+    assert (_derived_cases(trained, strategy) == _derived_cases(trained, strategy, intervals=_case_by_case)).all()
