@@ -16,10 +16,10 @@ from compact_proofs.generator.weights_io import atomic_write
 
 STYLE = {"brute force": "black", "cubic": "tab:red", "cubic/reference": "tab:orange",
          "subcubic (best variant)": "tab:purple", "subcubic (paper's best)": "plum"}
-PREDICTED = {  # exponents of the complexity class in each size (None: not polynomial)
-    "brute force": {"d_vocab": None, "n_ctx": None},
-    "cubic": {"d_vocab": 3, "n_ctx": 2}, "cubic/reference": {"d_vocab": 3, "n_ctx": 2},
-    "subcubic (best variant)": {"d_vocab": 2, "n_ctx": 1}, "subcubic (paper's best)": {"d_vocab": 2, "n_ctx": 1},
+PREDICTED = {  # exponents of each family's cost class in each size ("": not polynomial in it)
+    "brute force": {"d_vocab": "K + 1", "n_ctx": ""},  # d_vocab^K inputs, each with d_vocab logits
+    "cubic": {"d_vocab": "3", "n_ctx": "2"}, "cubic/reference": {"d_vocab": "3", "n_ctx": "2"},  # d_vocab^3 n_ctx^2
+    "subcubic (best variant)": {"d_vocab": "2", "n_ctx": "1"}, "subcubic (paper's best)": {"d_vocab": "2", "n_ctx": "1"},
 }
 AXES = {  # axis -> (what varies, the fixed configurations' filter, the panels)
     "d_vocab": ("d_vocab", lambda c: c.d_model == 32 and c.n_ctx in (4, 10, 20), "n_ctx"),
@@ -144,11 +144,12 @@ def markdown(table: list[dict], trained: list[dict], slopes: list[dict], vacuous
                      f"{_fmt(r['flops_mean'], '.3g')} | {_fmt(r['prove_seconds_mean'], '.2f')} | {_fmt(r['check_seconds_mean'], '.2f')} | "
                      f"{_fmt(r['peak_rss_mb_max'], '.0f')} | {_fmt(r['certificate_bytes_mean'], '.3g')} | {r['not_certified'][:120]} |")
     lines += ["", "## Fitted exponents (log-log least squares over the sizes listed)", "",
+              "FLOPs are the machine-independent measure; seconds come from a shared 2-core machine and are noisy.", "",
               "| family | size varied | fixed | sizes | FLOPs exponent | seconds exponent | complexity class exponent |",
               "|---|---|---|---|---|---|---|"]
     for s in slopes:
         lines.append(f"| {s['family']} | {s['axis']} | {s['fixed']} | {s['sizes']} | {s['flops_exponent']:.2f} | "
-                     f"{_fmt(s['seconds_exponent'], '.2f')} | {_fmt(s['class_exponent'], 'd')} |")
+                     f"{_fmt(s['seconds_exponent'], '.2f')} | {s['class_exponent'] or '-'} |")
     lines += ["", "## Where each family goes vacuous (smallest size; - : not within the sizes run)", "",
               "| family | size varied | fixed | sizes | normalised < 0.5 | normalised < 0.1 | no certificate |", "|---|---|---|---|---|---|---|"]
     for v in vacuous:
@@ -164,6 +165,7 @@ def build_figures(table: list[dict]) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker as ticker
 
     built = {}
     for axis, (key, keep, panel) in AXES.items():
@@ -206,9 +208,13 @@ def build_figures(table: list[dict]) -> dict:
                         continue
                     sizes, costs = [r[axis] for r in points], [r[key] for r in points]
                     slope = fit_exponent(sizes, costs)
-                    ax.plot(sizes, costs, marker="o", ms=4, color=colour, label=family + ("" if slope is None else f" (slope {slope:.2f})"))
+                    ax.plot(sizes, costs, marker="o", ms=4, color=colour,
+                            label=family + ("" if slope is None else f" (fitted exponent {slope:.2f})"))
                 ax.set_xscale("log", base=2)
                 ax.set_yscale("log")
+                if key == "prove_seconds_mean":
+                    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
                 ticks = sorted({r[axis] for r in table if line(r, fixed)})
                 ax.set_xticks(ticks, [str(t) for t in ticks])
                 ax.set_xlabel("d_vocab (log scale)" if axis == "d_vocab" else "K = n_ctx (log scale)")
