@@ -14,7 +14,7 @@ RESULTS/rows/, written atomically, so the study resumes where it stopped. Each p
 forked child process, so its peak resident memory is its own (it includes the interpreter and
 libraries the child inherits, recorded as `baseline_rss_mb`). `prove_seconds` is the wall time of
 `prove` (search, and the checker's verdict on the certificate); `check_seconds` that of a second,
-cold check of the certificate's bytes (run where prove took at most 5 minutes; above, prove's time
+cold check of the certificate's bytes (run where prove took at most a minute; above, prove's time
 is mostly its one full check). The families are brute force (where
 d_vocab^K <= 2^26), cubic, cubic/reference, and two subcubic variants: the best one of the main
 sweep at every K and the best of the paper's 100. A strategy whose forecast exceeds the per-proof
@@ -142,7 +142,7 @@ def model_for(results: Path, config: Config, seed: int) -> dict:
     return weights
 
 
-COLD_CHECK_UP_TO = 300.0  # seconds of prove: below, the certificate is also checked again from a cold start
+COLD_CHECK_UP_TO = 60.0  # seconds of prove: below, the certificate is also checked again from a cold start
 
 
 def _prove_in_child(weights: dict, strategy: str, pipe) -> None:
