@@ -219,31 +219,13 @@ def units(configs: list[Config], seeds: list[int], strategies: list[str], result
 def run(configs: list[Config], seeds: list[int], results: Path, strategies: list[str] | None = None, workers: int = 2,
         scheduler: str | None = None, budget: float = DEFAULT_BUDGET, on_done: Callable[[Config, int], None] | None = None) -> int:
     """Run every missing unit on a local process pool or a Dask scheduler; returns the number run."""
-    from compact_proofs.generator.sweep import _code_version
+    from compact_proofs.generator.sweep import _code_version, dispatch
 
     names = list(strategies or FAMILIES)
     work = units(configs, seeds, names, results)
     version = _code_version()
     args = [(c, s, names, str(results), budget, version) for c, s in work]
-    if scheduler is not None:
-        from distributed import Client, as_completed
-
-        with Client(scheduler) as client:
-            futures = {client.submit(run_unit, *a, pure=False): a for a in args}
-            for future in as_completed(futures):
-                future.result()
-                if on_done:
-                    on_done(*futures[future][:2])
-        return len(args)
-    from concurrent.futures import ProcessPoolExecutor, as_completed as done_in_order
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_unit, *a): a for a in args}
-        for future in done_in_order(futures):
-            future.result()
-            if on_done:
-                on_done(*futures[future][:2])
-    return len(args)
+    return dispatch(run_unit, args, workers, scheduler, on_done, multiprocessing.get_context("spawn"))
 
 
 def load(results: Path) -> tuple[list[dict], dict[tuple[str, int], dict]]:

@@ -210,11 +210,17 @@ def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, str
     version = _code_version()  # once, at the start: the code every task of this sweep loads
     args = [(k, seed, names, str(results), None if models is None else str(models), d_vocab, version, keep_certificates)
             for k, seed, names in work]
+    return dispatch(run_task, args, workers, scheduler, on_done)
+
+
+def dispatch(task: Callable, args: list[tuple], workers: int, scheduler: str | None, on_done: Callable | None, mp_context=None) -> int:
+    """task(*a) for every a in args: on a Dask scheduler, else on a local process pool (in this
+    process when workers <= 1); on_done(a[0], a[1]) after each. Returns len(args)."""
     if scheduler is not None:
         from distributed import Client, as_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(run_task, *a, pure=False): a for a in args}
+            futures = {client.submit(task, *a, pure=False): a for a in args}
             for future in as_completed(futures):
                 future.result()
                 if on_done:
@@ -224,12 +230,12 @@ def run(ks: list[int], seeds: list[int], results: Path, models: Path | None, str
 
     if workers <= 1:
         for a in args:
-            run_task(*a)
+            task(*a)
             if on_done:
                 on_done(*a[:2])
         return len(args)
-    with ProcessPoolExecutor(workers) as pool:
-        futures = {pool.submit(run_task, *a): a for a in args}
+    with ProcessPoolExecutor(workers, mp_context=mp_context) as pool:
+        futures = {pool.submit(task, *a): a for a in args}
         for future in done_in_order(futures):
             future.result()
             if on_done:
