@@ -141,11 +141,15 @@ class Interval:
         return Interval(exp_lower(self.lo), exp_upper(self.hi))
 
 
-def upper_affine(intercept_hi: np.ndarray, slope_hi: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """A float >= c + a s for every c <= intercept_hi and s <= slope_hi, for exact a >= 0 (broadcast)."""
+def upper_max_affine(intercept_hi: np.ndarray, slope_hi: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[R, J]: a float >= max over the o with mask[r, o] of c + a[r, j] s, for every c <=
+    intercept_hi[r, o] and s <= slope_hi[r, o] ([R, O]), for exact a >= 0. Each c + fl(a s)^ is
+    rounded up after the max: next_up is non-decreasing, so that is the same float as rounding
+    every term up and then taking the max."""
     with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN propagate; no accept uses them
-        out = next_up(intercept_hi + next_up(a * slope_hi))
-    cost.add(2 * out.size)
+        terms = intercept_hi[:, None, :] + next_up(a[:, :, None] * slope_hi[:, None, :])
+        out = next_up(np.where(mask[:, None, :], terms, -INF).max(axis=2))
+    cost.add(2 * terms.size)
     return out
 
 

@@ -198,6 +198,7 @@ def prove(
     output: str = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
     as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
     make_dirs: bool = MAKE_DIRS,
+    workers: int = typer.Option(None, "--workers", "-j", min=1, help="processes for subcubic/best's searches (default: one per core, as memory allows)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
@@ -219,7 +220,7 @@ def prove(
         info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
     with progress_bar(progress) as update:
         try:
-            proof = run_prover(weights, strategy, update)
+            proof = run_prover(weights, strategy, update, **({"workers": workers} if strategy == "subcubic/best" else {}))
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)

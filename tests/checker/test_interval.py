@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.exact import Dyadic
 from compact_proofs.checker.interval import (EXP_MAX, EXP_MIN, Interval, _ceil_float, _floor_float, build_exp_tables, exp_lower,
-                              exp_upper)
+                              exp_upper, upper_max_affine)
 
 finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
 positive = st.floats(1e-12, 1e12)
@@ -31,6 +31,28 @@ def down(x: float) -> float:
 
 def F(value) -> Fraction:
     return Fraction(float(value))
+
+
+anything = st.floats() | st.sampled_from([0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324])
+
+
+@given(st.data(), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4))
+def test_upper_max_affine_bounds_the_largest_affine_value_and_rounds_once_after_the_max(data, R, J, O):
+    c = np.array(data.draw(st.lists(anything, min_size=R * O, max_size=R * O))).reshape(R, O)
+    s = np.array(data.draw(st.lists(anything, min_size=R * O, max_size=R * O))).reshape(R, O)
+    a = np.array(data.draw(st.lists(st.floats(0, 1) | st.just(0.0), min_size=R * J, max_size=R * J))).reshape(R, J)
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=R * O, max_size=R * O))).reshape(R, O)
+    mask[:, 0] = True
+    got = upper_max_affine(c, s, a, mask)
+    with np.errstate(all="ignore"):  # the definition: every term rounded up, then the max
+        terms = np.nextafter(c[:, None, :] + np.nextafter(a[:, :, None] * s[:, None, :], np.inf), np.inf)
+        want = np.where(mask[:, None, :], terms, -np.inf).max(axis=2)
+    assert np.array_equal(got, want, equal_nan=True)
+    for r in range(R):
+        for j in range(J):
+            exact = [F(c[r, o]) + F(a[r, j]) * F(s[r, o]) for o in range(O) if mask[r, o] and np.isfinite([c[r, o], s[r, o]]).all()]
+            if exact and np.isfinite(got[r, j]):
+                assert F(got[r, j]) >= max(exact)
 
 
 @given(finite, finite, finite, finite)

@@ -174,3 +174,12 @@ def test_quiet_and_verbose(tmp_path):
     assert quiet.exit_code == 0 and quiet.output == ""
     loud = runner.invoke(app, ["-v", "prove", str(tmp_path / "m.npz"), "-s", "brute-force", "-o", str(tmp_path / "c.msgpack")])
     assert loud.exit_code == 0 and "checker notes" in loud.output and loud.stdout.startswith("ACCEPTED")
+
+
+def test_prove_best_subcubic_on_worker_processes(model, tmp_path):
+    cert = tmp_path / "best.msgpack"
+    result = runner.invoke(app, ["prove", str(model), "-s", "subcubic/best", "-j", "2", "-o", str(cert), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["strategy"].startswith("subcubic/")
+    result = runner.invoke(app, ["prove", str(model), "-s", "subcubic/best", "-j", "0", "-o", str(tmp_path / "x.msgpack")])
+    assert result.exit_code == 2 and not (tmp_path / "x.msgpack").exists()

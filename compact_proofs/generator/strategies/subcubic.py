@@ -22,18 +22,22 @@ from compact_proofs.generator.strategies import Draft
 from compact_proofs.generator.strategies.cubic import round_up_f32
 
 
-_SVDS: OrderedDict = OrderedDict()
+_CACHE: OrderedDict = OrderedDict()
+
+
+def _cached(key, compute: Callable):
+    """compute(), once per process for each key (the 150 variants of one model share SVDs and
+    anchors; a search aid, never trusted)."""
+    if key not in _CACHE:
+        _CACHE[key] = compute()
+        while len(_CACHE) > 32:
+            _CACHE.popitem(last=False)
+    return _CACHE[key]
 
 
 def _svd(model, name: str, matrix: Callable[[], np.ndarray], full: bool = False) -> tuple[np.ndarray, ...]:
-    """np.linalg.svd(matrix(), full) for the matrix called `name` of this model, computed once per
-    process (the 150 variants of one model share a handful; a search aid, never trusted)."""
-    key = (model.key, name, full)
-    if key not in _SVDS:
-        _SVDS[key] = np.linalg.svd(matrix(), full_matrices=full)
-        while len(_SVDS) > 32:
-            _SVDS.popitem(last=False)
-    return _SVDS[key]
+    """np.linalg.svd(matrix(), full) for the matrix called `name` of this model."""
+    return _cached(("svd", model.key, name, full), lambda: np.linalg.svd(matrix(), full_matrices=full))
 
 
 def _rank_one(model, name: str, matrix: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +135,9 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
     progress("subcubic search", 0, 3)
     bounds = definition.Bounds(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
-    anchors = _anchors(bounds, handling, q, m, c, V, N)
+    # the anchors depend on the attention bounds alone, which the 5 direct-path handlings share
+    _, _, error = definition.axes(variant)
+    anchors = _cached(("anchors", model.key, error, handling, rank), lambda: _anchors(bounds, handling, q, m, c, V, N))
     progress("subcubic search", 1, 3)
     # the smallest gap with a negative bound, by bisection (a cell's bound does not increase with
     # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)
@@ -155,10 +161,11 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
     gaps[q[chosen], m[chosen], c[chosen]] = low[chosen]
     progress("subcubic search", 2, 3)
     # the checker uses g* from the counted cells: recompute with it until the counted set is stable
+    g_star = np.ones((V, N), np.int64)
     for _ in range(4):
         counted = np.zeros(valid.shape, bool)
         counted[q[chosen], m[chosen], c[chosen]] = True
-        tables = bounds.chi_tables(definition.smallest_gaps(gaps, counted), anchors)
+        tables, g_star = _update_tables(bounds, tables, g_star, definition.smallest_gaps(gaps, counted), anchors)
         final, at = np.zeros(len(q)), np.flatnonzero(chosen)
         final[at] = bounds.cell_bounds(q[at], m[at], c[at], gaps[q[at], m[at], c[at]], tables, anchors)
         still = chosen & (final < 0)
@@ -169,6 +176,16 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
     progress("subcubic search", 3, 3)
     count = definition.cell_inputs(q[chosen], m[chosen], c[chosen], low[chosen], N)
     return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling), claimed_correct=count)
+
+
+def _update_tables(bounds, tables, g_star: np.ndarray, new_g_star: np.ndarray, anchors: np.ndarray):
+    """bounds.chi_tables(new_g_star, anchors) from the tables for g_star: only the rows whose g* changed."""
+    m, c = np.nonzero(new_g_star != g_star)
+    if len(m):
+        tables = tuple(table.copy() for table in tables)
+        for table, rows in zip(tables, bounds.chi_rows(m, np.maximum(m - new_g_star[m, c], 0), anchors[m, c])):
+            table[m, c] = rows
+    return tables, new_g_star
 
 
 def _evidence(hints, gaps, claims, anchors, handling) -> dict:

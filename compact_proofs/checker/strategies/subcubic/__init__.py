@@ -57,7 +57,7 @@ from compact_proofs.checker.counting import inputs_covered
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, mean_rows
-from compact_proofs.checker.interval import Interval, next_down, next_up, upper_affine
+from compact_proofs.checker.interval import Interval, next_down, next_up, upper_max_affine
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu
 from compact_proofs.checker.weights import Model
 
@@ -208,22 +208,27 @@ class Bounds(ModelTables):
     def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
         """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
         smallest / largest slope [V, N], in interval arithmetic over the exact tables."""
-        V, N = anchors.shape[:2]
-        ms = np.arange(V)[:, None]
-        top = np.maximum(ms - g_star, 0)  # [m, c]: the largest allowed non-max token
+        V, N, J = anchors.shape
+        m = np.repeat(np.arange(V), N)
+        values, slope_min, slope_max = self.chi_rows(m, np.maximum(m - g_star.ravel(), 0), anchors.reshape(V * N, J))
+        return values.reshape(V, N, J), slope_min.reshape(V, N), slope_max.reshape(V, N)
+
+    def chi_rows(self, m: np.ndarray, top: np.ndarray, anchors: np.ndarray):
+        """chi_tables for rows r with max token m[r], largest allowed non-max token top[r] and
+        anchors[r] ([R, J]): each row is computed on its own, so any subset of rows gives the
+        values the full tables hold."""
+        R, V = len(m), self.V
         w = self.w_run_i[top]
-        nonmax = Interval(np.broadcast_to(w.lo[:, :, None], (V, N, V)), np.broadcast_to(w.hi[:, :, None], (V, N, V)))
+        nonmax = Interval(np.broadcast_to(w.lo[:, None], (R, V)), np.broadcast_to(w.hi[:, None], (R, V)))
         if self.handling == "per_output+chords":
-            col_min = self.col_min_i[top, ms]
-            per_output = self.col_max_i[top] - Interval(col_min.lo[:, :, None], col_min.hi[:, :, None])
-            nonmax = nonmax.minimum(per_output)  # [m, c, o]
+            col_min = self.col_min_i[top, m]
+            nonmax = nonmax.minimum(self.col_max_i[top] - Interval(col_min.lo[:, None], col_min.hi[:, None]))  # [r, o]
         # chi(a) = max_o (intercept[o] + a slope[o]), intercept = base + N, slope = EV - N (the same
         # value as base + a EV + (1 - a) N); anchors are exact and >= 0
-        slopes, intercepts = self.ev_i[:, None, :] - nonmax, self.base_i[:, None, :] + nonmax  # [m, c, o]
-        chi_hi = upper_affine(intercepts.hi[:, :, None, :], slopes.hi[:, :, None, :], anchors[:, :, :, None])
-        values = np.where(self.off[:, None, None, :], chi_hi, -np.inf).max(axis=3)
-        others = self.off[:, None, :]
-        return values, np.where(others, slopes.lo, np.inf).min(axis=2), np.where(others, slopes.hi, -np.inf).max(axis=2)
+        slopes, intercepts = self.ev_i[m] - nonmax, self.base_i[m] + nonmax  # [r, o]
+        others = self.off[m]
+        values = upper_max_affine(intercepts.hi, slopes.hi, anchors, others)
+        return values, np.where(others, slopes.lo, np.inf).min(axis=1), np.where(others, slopes.hi, -np.inf).max(axis=1)
 
     def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
         """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""

@@ -166,6 +166,11 @@ def check_against_oracle(weights, variant, data):
     J = data.draw(st.integers(1, 3))
     anchors = np.sort(np.array(data.draw(st.lists(st.floats(0, 1), min_size=V * N * J, max_size=V * N * J))).reshape(V, N, J), axis=2)
     values, slope_min, slope_max = bounds.chi_tables(g_star, anchors)
+    # any subset of rows, on its own, gives the same floats (the generator updates rows in place)
+    m_rows, c_rows = np.nonzero(np.array(data.draw(st.lists(st.booleans(), min_size=V * N, max_size=V * N))).reshape(V, N))
+    rows = bounds.chi_rows(m_rows, np.maximum(m_rows - g_star[m_rows, c_rows], 0), anchors[m_rows, c_rows])
+    for table, row in zip((values, slope_min, slope_max), rows):
+        assert np.array_equal(table[m_rows, c_rows], row, equal_nan=True)
     for mm in range(V):
         for cc in range(N):
             lo_slope, hi_slope = oracle.slopes(mm, int(g_star[mm, cc]))
