@@ -98,3 +98,51 @@ def near_tie_model() -> dict:
         "blocks.0.attn.W_O": np.array([[[0.0, 0.0, 1.0]]]),
         "unembed.W_U": np.array([[0.0, 0.0], [0.0, 0.0], [1.0, -1.0]]),
     }
+
+
+KINDS_V2 = ("gaussian", "coarse", "uniform-attention", "tie", "near-tie", "huge-scores")
+
+
+def build_v2(kind: str, seed: int, V: int, N: int, D: int, E: int, H: int, L: int, scale: float, biases: bool, dtype) -> dict:
+    """A format-v2 model (L layers of H heads, d_head E) of the given kind (as `build`)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"embed.W_E": (V, D), "pos_embed.W_pos": (N, D), "unembed.W_U": (D, V)}
+    for l in range(L):
+        shapes.update({f"blocks.{l}.attn.{n}": (H, D, E) for n in ("W_Q", "W_K", "W_V")})
+        shapes[f"blocks.{l}.attn.W_O"] = (H, E, D)
+        if biases:
+            shapes.update({f"blocks.{l}.attn.{n}": (H, E) for n in ("b_Q", "b_K", "b_V")})
+            shapes[f"blocks.{l}.attn.b_O"] = (D,)
+    if biases or kind in ("tie", "near-tie"):
+        shapes["unembed.b_U"] = (V,)
+    if kind in ("coarse", "uniform-attention"):
+        w = {k: rng.integers(-2, 3, size=s) / 4 for k, s in shapes.items()}
+    else:
+        w = {k: rng.normal(size=s) * scale for k, s in shapes.items()}
+    w = {k: v.astype(dtype) for k, v in w.items()}
+    if kind == "uniform-attention":
+        for l in range(L):
+            w[f"blocks.{l}.attn.W_K"][:] = 0
+            w.pop(f"blocks.{l}.attn.b_K", None)
+    if kind in ("tie", "near-tie") and V >= 2:
+        a, b = rng.choice(V, size=2, replace=False)
+        w["unembed.W_U"][:, a] = w["unembed.W_U"][:, b]
+        w["unembed.b_U"][a] = w["unembed.b_U"][b]
+        if kind == "near-tie":
+            w["unembed.b_U"][a] = np.nextafter(w["unembed.b_U"][a], w["unembed.b_U"].dtype.type(np.inf))
+    if kind == "huge-scores":
+        for l in range(L):
+            w[f"blocks.{l}.attn.W_Q"] *= dtype(300)
+            w[f"blocks.{l}.attn.W_K"] *= dtype(300)
+    return w
+
+
+@st.composite
+def tiny_models_v2(draw, max_inputs: int = 81) -> dict:
+    V = draw(st.integers(2, 3))
+    N = draw(st.integers(1, 4).filter(lambda n: V**n <= max_inputs))
+    D, E, H, L = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kind = draw(st.sampled_from(KINDS_V2))
+    scale = draw(st.sampled_from([1e-3, 0.3, 1.0, 3.0]))
+    return build_v2(kind, draw(st.integers(0, 2**32 - 1)), V, N, D, E, H, L, scale, draw(st.booleans()),
+                    draw(st.sampled_from([np.float32, np.float64])))

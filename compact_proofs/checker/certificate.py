@@ -1,4 +1,5 @@
-"""Strict decoding (and canonical encoding) of certificate format v1; spec: schema/certificate-v1.md.
+"""Strict decoding (and canonical encoding) of certificate formats v1 and v2; spec:
+schema/certificate-v1.md and schema/certificate-v2.md (v2 adds the top-level key `task`).
 
 Decoding is part of the trusted base. It bounds every size before allocating, accepts exactly the
 documented keys and types, and requires the canonical byte encoding, so that one certificate has
@@ -20,6 +21,7 @@ from compact_proofs.checker.errors import InvalidCertificate
 
 FORMAT = "compact-proofs/certificate"
 VERSION = 1
+VERSIONS = (1, 2)
 MAX_FILE_BYTES = 1 << 30
 MAX_TENSOR_ELEMENTS = 1 << 27
 MAX_NDIM = 6
@@ -29,6 +31,7 @@ MAX_STR = 1 << 16
 MAX_ITEMS = 1 << 10  # entries of one map or array
 DTYPES = ("<f4", "<f8", "<i8", "|u1")
 TOP_KEYS = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
+TOP_KEYS_V2 = TOP_KEYS | {"task"}
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z")
 _NAME = re.compile(r"[A-Za-z0-9_.+/-]{1,200}\Z")
 
@@ -48,6 +51,8 @@ class Certificate:
     generator: dict[str, str]
     digest: str
     raw_size: int = field(default=0, compare=False)
+    version: int = 1
+    task: str = "max"  # format v1 has no task key: its task is max
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,11 +93,13 @@ def tensor(array: np.ndarray) -> dict:
 
 
 def encode(
-    *, strategy: str, params: dict, claimed_correct: int, total: int, weights: dict, evidence: dict, generator: dict
+    *, strategy: str, params: dict, claimed_correct: int, total: int, weights: dict, evidence: dict, generator: dict,
+    task: str | None = None,
 ) -> bytes:
+    """Format v1, or v2 when a task is named."""
     body = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if task is None else 2,
         "strategy": strategy,
         "params": params,
         "claim": {"correct": str(claimed_correct), "total": str(total)},
@@ -100,6 +107,8 @@ def encode(
         "evidence": {k: tensor(v) if isinstance(v, np.ndarray) else v for k, v in evidence.items()},
         "generator": generator,
     }
+    if task is not None:
+        body["task"] = task
     body["digest"] = digest_of(body)
     return canonical_bytes(body)
 
@@ -209,10 +218,11 @@ def decode(raw: bytes) -> Certificate:
     body = _map(obj, "certificate")
     if body.get("format") != FORMAT:
         raise _fail(f"format must be {FORMAT!r}")
-    if type(body.get("version")) is not int or body["version"] != VERSION:
-        raise _fail(f"unsupported version {body.get('version')!r} (this checker reads version {VERSION})")
-    if set(body) != TOP_KEYS:
-        missing, extra = TOP_KEYS - set(body), set(body) - TOP_KEYS
+    if type(body.get("version")) is not int or body["version"] not in VERSIONS:
+        raise _fail(f"unsupported version {body.get('version')!r} (this checker reads versions 1 and 2)")
+    keys = TOP_KEYS if body["version"] == 1 else TOP_KEYS_V2
+    if set(body) != keys:
+        missing, extra = keys - set(body), set(body) - keys
         raise _fail(f"top-level keys: missing {sorted(missing)}, unknown {sorted(map(str, extra))}")
     try:
         canonical = canonical_bytes(body)
@@ -251,6 +261,8 @@ def decode(raw: bytes) -> Certificate:
         generator=generator,
         digest=body["digest"],
         raw_size=len(raw),
+        version=body["version"],
+        task=_name(body["task"], "task") if body["version"] == 2 else "max",
     )
 
 

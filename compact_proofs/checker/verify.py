@@ -76,6 +76,8 @@ def check(cert: Certificate, progress: Progress = no_progress, max_seconds: floa
 
 def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
     verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
+    if cert.version == 2:
+        return _check_v2(cert, progress, tally, verdict)
     try:
         verify = strategies.resolve(cert.strategy)
         if cert.params:
@@ -107,6 +109,44 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
             verdict.reason = "claim established"
         else:
             verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {outcome.verified_correct}"
+    except InvalidCertificate as exc:
+        verdict.invalid, verdict.reason = True, str(exc)
+    except ResourceLimit as exc:
+        verdict.limit, verdict.reason = True, str(exc)
+    except CheckError as exc:
+        verdict.reason = str(exc)
+    except Exception as exc:  # a checker bug or resource failure is never an accept
+        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
+    return verdict
+
+
+def _check_v2(cert: Certificate, progress: Progress, tally: cost.Tally, verdict: Verdict) -> Verdict:
+    """Format v2: the task and the architecture of SEMANTICS.md, version 2; brute force only."""
+    from compact_proofs.checker import tasks, transformer
+    from compact_proofs.checker.strategies import brute_force_v2
+
+    verdict.notes = {"task": cert.task}
+    try:
+        if cert.strategy != "brute-force":
+            raise InvalidCertificate("strategy", f"format v2 takes the strategy brute-force, not {cert.strategy!r}")
+        if cert.params or cert.evidence:
+            raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
+        task = tasks.resolve(cert.task)
+        model = transformer.from_weights(cert.weights)
+        verdict.total, verdict.weights_digest = task.domain_size(model.d_vocab, model.n_ctx), model.key
+        if cert.claimed_total != verdict.total:
+            raise CheckError("claim", f"claimed total {cert.claimed_total} is not the {cert.task} domain's size {verdict.total}")
+        if cert.claimed_correct > verdict.total:
+            raise CheckError("claim", "claimed count exceeds the number of inputs")
+        correct, notes = brute_force_v2.verify(model, task, progress)
+        verdict.verified_correct, verdict.notes = correct, {"task": cert.task, "layers": model.n_layers,
+                                                             "heads": model.n_heads, **notes}
+        verdict.flops, verdict.checker_ops = tally.flops, tally.ops
+        verdict.complexity = metrics.complexity(cert.strategy)
+        if cert.claimed_correct <= correct:
+            verdict.accepted, verdict.reason = True, "claim established"
+        else:
+            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {correct}"
     except InvalidCertificate as exc:
         verdict.invalid, verdict.reason = True, str(exc)
     except ResourceLimit as exc:

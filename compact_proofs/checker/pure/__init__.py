@@ -137,8 +137,11 @@ def parse(raw: bytes) -> dict:
         canonical = msgpack_lite.encode(doc) == raw
     except msgpack_lite.Malformed as exc:
         raise Malformed(f"not a certificate ({exc})") from None
-    if not isinstance(doc, dict) or set(doc) != TOP or doc["format"] != "compact-proofs/certificate" or type(doc["version"]) is not int or doc["version"] != 1:
-        raise Malformed("not a version-1 certificate")
+    if not isinstance(doc, dict) or doc.get("format") != "compact-proofs/certificate" or type(doc.get("version")) is not int \
+            or doc["version"] not in (1, 2) or set(doc) != (TOP if doc["version"] == 1 else TOP | {"task"}):
+        raise Malformed("not a version-1 or version-2 certificate")
+    if doc["version"] == 2 and not (isinstance(doc["task"], str) and NAME.match(doc["task"])):
+        raise Malformed("malformed task name")
     if not canonical:
         raise Malformed("not in canonical encoding")
     body = {k: v for k, v in doc.items() if k != "digest"}
@@ -311,6 +314,9 @@ def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lam
         doc = parse(raw)
         verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
         verdict.strategy = doc["strategy"]
+        if doc["version"] == 2:
+            verdict.unsupported = True
+            raise Reject("format v2 (two layers, several heads, tasks) is checked by the fast path only")
         if not _known(doc["strategy"]):
             raise Malformed(f"unknown strategy {doc['strategy']!r}")
         if doc["params"]:

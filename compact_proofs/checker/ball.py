@@ -1,0 +1,131 @@
+"""Float64 ball arithmetic, vectorised: a Ball holds arrays (mid, rad) with |x - mid| <= rad for
+every exact value x it stands for. Used by the format-v2 brute force (two layers, several heads),
+where every input's logits are enclosed in one pass of matrix products.
+
+Assumptions (as float_filter.py): IEEE binary64 with round-to-nearest; each +, -, * correctly
+rounded or fused (FMA), in any summation order (BLAS, einsum's SIMD loops); an underflowing
+operation errs by at most 2^-1074. u = 2^-53, gamma_K = K u / (1 - K u).
+
+`up(z)` below is next_up of a computed non-negative sum or product of non-negative floats: the
+computed value is within half an ulp (or 2^-1075 on underflow) of the exact one, so one step up
+is at least the exact value.
+
+Lemma (contraction). C = sum_k A_k B_k over K terms (einsum), with A = (am, ar), B = (bm, br).
+For x = am + ea, y = bm + eb (|ea| <= ar, |eb| <= br):
+    |sum x y - sum am bm| <= sum |am| br + ar (|bm| + br),
+and the computed Cm = fl(sum am bm) errs by at most gamma_K sum |am||bm| + K 2^-1074. So
+    |C - Cm| <= sum |am| (br + gamma_K |bm|) + sum ar (|bm| + br) + K 2^-1074 =: R.
+With X = up(br + up(g |bm|)), g >= gamma_K, and Y = up(|bm| + br), the computed non-negative sums
+T1 = fl(sum |am| X) and T2 = fl(sum ar Y) are at least (1 - gamma_K) times their exact values
+less K 2^-1075 each, so R <= (T1 + T2 + 2 K 2^-1075) / (1 - gamma_K) + K 2^-1074
+<= up(up(up(T1 + T2) c) + K 2^-1072) with c >= 1 / (1 - gamma_K). K <= 2^26 keeps g, c valid:
+g = (K + 1) u >= gamma_K and c = 1 + (K + 2) 2^-52.
+
+Non-finite values: inf and NaN propagate into mid or rad; `lower`/`upper` turn any non-finite
+ball into (-inf, inf), and comparisons with NaN are false, so no decision rests on them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from compact_proofs.checker import cost
+from compact_proofs.checker.interval import INF, exp_lower, exp_upper, next_down, next_up
+
+U = 2.0**-53
+MAX_TERMS = 1 << 26
+
+
+def _up(x: np.ndarray) -> np.ndarray:
+    return next_up(x) if np.ndim(x) else np.float64(next_up(np.array([x]))[0])
+
+
+class Ball:
+    __slots__ = ("mid", "rad")
+
+    def __init__(self, mid, rad=None):
+        self.mid = np.asarray(mid, dtype=np.float64)
+        self.rad = np.zeros_like(self.mid) if rad is None else np.asarray(rad, dtype=np.float64)
+
+    @classmethod
+    def of_interval(cls, lo: np.ndarray, hi: np.ndarray) -> "Ball":
+        """The ball around the rounded midpoint of [lo, hi] that contains it."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            mid = 0.5 * lo + 0.5 * hi  # halving is exact above the subnormal range; either way mid is a float
+            rad = next_up(np.maximum(hi - mid, mid - lo))  # one step up covers the subtraction's rounding
+        return cls(mid, np.where(np.isnan(rad), INF, rad))
+
+    def lower(self) -> np.ndarray:
+        """Floats <= every value of the ball (-inf if the ball is not finite)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            low = next_down(self.mid - self.rad)
+        return np.where(np.isfinite(self.mid) & np.isfinite(self.rad), low, -INF)
+
+    def upper(self) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            high = next_up(self.mid + self.rad)
+        return np.where(np.isfinite(self.mid) & np.isfinite(self.rad), high, INF)
+
+    def __getitem__(self, index) -> "Ball":
+        return Ball(self.mid[index], self.rad[index])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.mid.shape
+
+    def __add__(self, other) -> "Ball":
+        """x + y: the midpoints' computed sum s errs by at most u |exact| <= 2u |s| (a sum never underflows)."""
+        other = other if isinstance(other, Ball) else Ball(other)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mid = self.mid + other.mid
+            rad = _up(_up(self.rad + other.rad) + 2 * U * np.abs(mid))
+        cost.add(mid.size, 3 * mid.size)
+        return Ball(mid, rad)
+
+    def __neg__(self) -> "Ball":
+        return Ball(-self.mid, self.rad)
+
+    def __sub__(self, other) -> "Ball":
+        return self + (-(other if isinstance(other, Ball) else Ball(other)))
+
+    def exp(self) -> "Ball":
+        """e^x, through the tight interval exp (interval.py) of the ball's ends."""
+        return Ball.of_interval(exp_lower(self.lower(), tight=True), exp_upper(self.upper(), tight=True))
+
+    def reciprocal(self) -> "Ball":
+        """1/x for balls of positive values (a ball reaching zero or below gives an infinite radius)."""
+        low, high = self.lower(), self.upper()
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            lo, hi = next_down(1.0 / high), next_up(1.0 / low)
+        hi = np.where(low > 0, hi, INF)
+        return Ball.of_interval(np.maximum(lo, 0.0), hi)
+
+
+_SUBSCRIPTS = re.compile(r"([a-z]*),([a-z]*)->([a-z]*)\Z")
+
+
+def contract(a: Ball | np.ndarray, b: Ball | np.ndarray, subscripts: str) -> Ball:
+    """A ball containing einsum(subscripts, x, y) for every x in a and y in b (the lemma above);
+    plain arrays are exact. Indices are single letters; `...` is not used."""
+    a = a if isinstance(a, Ball) else Ball(a)
+    b = b if isinstance(b, Ball) else Ball(b)
+    match = _SUBSCRIPTS.match(subscripts)
+    if match is None or len(match[1]) != a.mid.ndim or len(match[2]) != b.mid.ndim:
+        raise ValueError(f"contract: bad subscripts {subscripts!r} for shapes {a.shape}, {b.shape}")
+    sizes = dict(zip(match[1], a.shape)) | dict(zip(match[2], b.shape))
+    terms = int(np.prod([sizes[i] for i in set(match[1] + match[2]) - set(match[3])], dtype=np.int64))
+    if terms > MAX_TERMS:
+        raise ValueError(f"contract: {terms} terms per entry exceed {MAX_TERMS}")
+    g, c = (terms + 1) * U, 1.0 + (terms + 2) * 2.0**-52  # exact floats for terms <= 2^26
+    with np.errstate(over="ignore", invalid="ignore"):
+        mid = np.einsum(subscripts, a.mid, b.mid)
+        magnitude_b = np.abs(b.mid)
+        x = _up(b.rad + _up(g * magnitude_b)) if b.rad.any() else _up(g * magnitude_b)
+        total = np.einsum(subscripts, np.abs(a.mid), x)
+        if a.rad.any():
+            total = _up(total + np.einsum(subscripts, a.rad, _up(magnitude_b + b.rad)))
+        rad = _up(_up(total * c) + terms * 2.0**-1072)
+    cost.add(mid.size * terms * (2 if a.rad.any() else 1) + mid.size * terms, 3 * mid.size * terms)
+    return Ball(mid, np.where(np.isnan(rad), INF, rad))

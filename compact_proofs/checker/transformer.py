@@ -1,0 +1,157 @@
+"""Format v2's model (SEMANTICS.md, version 2): 1 or 2 attention-only layers of H heads each,
+causal mask, no LayerNorm, no MLP, read at the last position. Weights are validated here, and the
+logits of every input sharing a prefix are enclosed in balls (ball.py) in one vectorised pass.
+
+Causality makes a position's residual stream a function of the tokens up to it, so each layer's
+queries, keys and values at position j are computed once per distinct prefix x_0..x_j (for the
+first layer: once per (token, position)), not once per input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from flint import arb
+
+from compact_proofs.checker.ball import Ball, contract
+from compact_proofs.checker.certificate import weights_digest
+from compact_proofs.checker.enclosure import precision
+from compact_proofs.checker.errors import InvalidCertificate
+from compact_proofs.checker.weights import MAX_WIDTH
+
+MAX_LAYERS = 2
+MAX_HEADS = 64
+MAX_VOCAB, MAX_CTX = 256, 64
+TOP = {"embed.W_E": ("V", "D"), "pos_embed.W_pos": ("N", "D"), "unembed.W_U": ("D", "V"), "unembed.b_U": ("V",)}
+LAYER = {"W_Q": ("H", "D", "E"), "W_K": ("H", "D", "E"), "W_V": ("H", "D", "E"), "W_O": ("H", "E", "D"),
+         "b_Q": ("H", "E"), "b_K": ("H", "E"), "b_V": ("H", "E"), "b_O": ("D",)}
+OPTIONAL = {"unembed.b_U", "b_Q", "b_K", "b_V", "b_O"}
+
+
+@dataclass(frozen=True)
+class Transformer:
+    """Exact parameters as float64 arrays (every float32 or float64 is an exact dyadic); absent
+    biases are zero. layers[l][name] for the LAYER names, head axis first."""
+
+    key: str
+    d_vocab: int
+    n_ctx: int
+    d_model: int
+    d_head: int
+    n_heads: int
+    W_E: np.ndarray
+    W_pos: np.ndarray
+    W_U: np.ndarray
+    b_U: np.ndarray
+    layers: tuple[dict[str, np.ndarray], ...]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+
+def _error(reason: str) -> InvalidCertificate:
+    return InvalidCertificate("weights", reason)
+
+
+def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
+    """Validate names, shapes, dtypes and finiteness (a head axis may be omitted when H = 1)."""
+    layer_ids = sorted({k.split(".")[1] for k in weights if k.startswith("blocks.")})
+    beyond = [k for k in weights if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
+    if beyond:
+        raise _error(f"{', '.join(sorted(beyond)[:4])}: LayerNorm and MLP weights are outside what is certified "
+                     "(SEMANTICS.md, version 2: attention-only, no LayerNorm)")
+    if layer_ids not in ([str(i) for i in range(n)] for n in range(1, MAX_LAYERS + 1)):
+        raise _error(f"layers {layer_ids}: format v2 takes blocks.0 and optionally blocks.1")
+    shapes = dict(TOP) | {f"blocks.{l}.attn.{name}": shape for l in layer_ids for name, shape in LAYER.items()}
+    missing = sorted(k for k in shapes if k not in weights and not {k, k.rsplit(".", 1)[1]} & OPTIONAL)
+    unknown = sorted(set(weights) - set(shapes))
+    if missing or unknown:
+        raise _error(f"missing {missing}, unsupported {unknown}")
+    dims: dict[str, int] = {}
+    out: dict[str, np.ndarray] = {}
+    for key, array in weights.items():
+        array, pattern = np.asarray(array), shapes[key]
+        if array.dtype not in (np.float32, np.float64):
+            raise _error(f"{key} must be float32 or float64, not {array.dtype}")
+        if pattern[0] == "H" and array.ndim == len(pattern) - 1:
+            array = array[None]  # one head, its axis omitted
+        if array.ndim != len(pattern):
+            raise _error(f"{key} has shape {list(array.shape)}, expected {len(pattern)} axes {list(pattern)}")
+        for size, role in zip(array.shape, pattern):
+            if size != dims.setdefault(role, size):
+                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {role} = {dims[role]}")
+        if not np.isfinite(array).all():
+            raise _error(f"{key} contains NaN or infinity")
+        out[key] = array
+    limits = {"V": MAX_VOCAB, "N": MAX_CTX, "D": MAX_WIDTH, "E": MAX_WIDTH, "H": MAX_HEADS}
+    for role, size in dims.items():
+        if not 1 <= size <= limits[role]:
+            raise _error(f"dimension {role} = {size} outside 1..{limits[role]}")
+    V, N, D, E, H = (dims[r] for r in "VNDEH")
+    f64 = lambda key, shape: out[key].astype(np.float64) if key in out else np.zeros(shape)  # noqa: E731
+    layers = tuple({name: f64(f"blocks.{l}.attn.{name}", [{"H": H, "D": D, "E": E}[r] for r in pattern])
+                    for name, pattern in LAYER.items()} for l in layer_ids)
+    return Transformer(weights_digest(out), V, N, D, E, H, f64("embed.W_E", (V, D)), f64("pos_embed.W_pos", (N, D)),
+                       f64("unembed.W_U", (D, V)), f64("unembed.b_U", (V,)), layers)
+
+
+def _rsqrt(d_head: int) -> Ball:
+    with precision(128):
+        ball = arb(d_head).rsqrt()
+        lo, hi = float(ball.lower()), float(ball.upper())  # floats that arb rounds outward
+    return Ball.of_interval(np.array(np.nextafter(lo, -np.inf)), np.array(np.nextafter(hi, np.inf)))
+
+
+def _attend(q: Ball, k: Ball, vo: Ball, scale: Ball) -> Ball:
+    """sum_j softmax_j(q . k_j scale) vo_j for rows c: q [c, e], k [c, j, e], vo [c, j, d]. The
+    scores are shifted by any float per row first (the softmax does not change)."""
+    scores = contract(contract(q, k, "ce,cje->cj"), scale, "cj,->cj")
+    weights = (scores - np.nan_to_num(scores.mid.max(axis=1, keepdims=True), posinf=0.0, neginf=0.0)).exp()
+    total = contract(weights, np.ones(weights.shape[1]), "cj,j->c")
+    return contract(contract(weights, vo, "cj,cjd->cd"), total.reciprocal(), "cd,c->cd")
+
+
+def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
+    """Balls [V^r, d_vocab] holding the logits at the last position of every input that starts
+    with `prefix` (r = n_ctx - len(prefix) free positions, in lexicographic order)."""
+    V, N = model.d_vocab, model.n_ctx
+    p = len(prefix)
+    # level j: the distinct prefixes x_0..x_j of these inputs, lexicographic; tokens[j] [count_j, j + 1]
+    tokens = []
+    for j in range(N):
+        free = max(j + 1 - p, 0)
+        grid = np.indices((V,) * free).reshape(free, -1).T if free else np.zeros((1, 0), dtype=np.int64)
+        fixed = np.broadcast_to(np.array(prefix[: min(j + 1, p)], dtype=np.int64), (len(grid), min(j + 1, p)))
+        tokens.append(np.concatenate([fixed, grid], axis=1))
+
+    def parent(j: int, i: int) -> np.ndarray:
+        """For each level-j prefix, the index of its level-i prefix (i <= j)."""
+        return np.arange(len(tokens[j])) // V ** (max(j + 1 - p, 0) - max(i + 1 - p, 0))
+
+    scale = _rsqrt(model.d_head)
+    positions = np.arange(N)
+    residual = [Ball(model.W_E[tokens[j][:, j]]) + model.W_pos[j] for j in range(N)]  # r^0 per level
+    for l, w in enumerate(model.layers):
+        last = l == model.n_layers - 1
+        wanted = [N - 1] if last else list(range(N))
+        q = {j: [contract(residual[j], w["W_Q"][h], "cd,de->ce") + w["b_Q"][h] for h in range(model.n_heads)] for j in wanted}
+        k = [[contract(residual[j], w["W_K"][h], "cd,de->ce") + w["b_K"][h] for h in range(model.n_heads)] for j in range(N)]
+        vo = [[contract(contract(residual[j], w["W_V"][h], "cd,de->ce") + w["b_V"][h], w["W_O"][h], "ce,ed->cd")
+               for h in range(model.n_heads)] for j in range(N)]
+        new = {}
+        for j in wanted:
+            rows = [parent(j, i) for i in range(j + 1)]
+            out = residual[j] + w["b_O"]
+            for h in range(model.n_heads):
+                keys = _stack([k[i][h][rows[i]] for i in range(j + 1)])
+                values = _stack([vo[i][h][rows[i]] for i in range(j + 1)])
+                out = out + _attend(q[j][h], keys, values, scale)
+            new[j] = out
+        residual = [new.get(j) for j in positions]
+    return contract(residual[N - 1], model.W_U, "cd,dv->cv") + model.b_U
+
+
+def _stack(balls: list[Ball]) -> Ball:
+    return Ball(np.stack([b.mid for b in balls], axis=1), np.stack([b.rad for b in balls], axis=1))
