@@ -6,9 +6,10 @@ Assumptions (as float_filter.py): IEEE binary64 with round-to-nearest; each +, -
 rounded or fused (FMA), in any summation order (BLAS, einsum's SIMD loops); an underflowing
 operation errs by at most 2^-1074. u = 2^-53, gamma_K = K u / (1 - K u).
 
-`up(z)` below is next_up of a computed non-negative sum or product of non-negative floats: the
-computed value is within half an ulp (or 2^-1075 on underflow) of the exact one, so one step up
-is at least the exact value.
+`up(z)` below is fl(z (1 + 2^-51)) + 2^-1073 for a computed non-negative sum or product z of
+non-negative floats: z is within half an ulp, at most 2^-53 z, of the exact value (or 2^-1075 on
+underflow), and fl(z (1 + 2^-51)) >= z (1 + 2^-51)(1 - 2^-53) >= z (1 + 2^-52), so up(z) is at
+least the exact value (inf stays inf, NaN stays NaN).
 
 Lemma (contraction). C = sum_k A_k B_k over K terms (einsum), with A = (am, ar), B = (bm, br).
 For x = am + ea, y = bm + eb (|ea| <= ar, |eb| <= br):
@@ -38,8 +39,13 @@ U = 2.0**-53
 MAX_TERMS = 1 << 26
 
 
+_GROW, _TINY = 1.0 + 2.0**-51, 2.0**-1073
+
+
 def _up(x: np.ndarray) -> np.ndarray:
-    return next_up(x) if np.ndim(x) else np.float64(next_up(np.array([x]))[0])
+    out = np.multiply(x, _GROW)
+    out += _TINY
+    return out
 
 
 class Ball:
@@ -120,12 +126,12 @@ def contract(a: Ball | np.ndarray, b: Ball | np.ndarray, subscripts: str) -> Bal
         raise ValueError(f"contract: {terms} terms per entry exceed {MAX_TERMS}")
     g, c = (terms + 1) * U, 1.0 + (terms + 2) * 2.0**-52  # exact floats for terms <= 2^26
     with np.errstate(over="ignore", invalid="ignore"):
-        mid = np.einsum(subscripts, a.mid, b.mid)
-        magnitude_b = np.abs(b.mid)
+        mid = np.einsum(subscripts, a.mid, b.mid, optimize=True)
+        magnitude_b = np.abs(b.mid)  # the second operand is the smaller one in every use
         x = _up(b.rad + _up(g * magnitude_b)) if b.rad.any() else _up(g * magnitude_b)
-        total = np.einsum(subscripts, np.abs(a.mid), x)
+        total = np.einsum(subscripts, np.abs(a.mid), x, optimize=True)
         if a.rad.any():
-            total = _up(total + np.einsum(subscripts, a.rad, _up(magnitude_b + b.rad)))
+            total = _up(total + np.einsum(subscripts, a.rad, _up(magnitude_b + b.rad), optimize=True))
         rad = _up(_up(total * c) + terms * 2.0**-1072)
     cost.add(mid.size * terms * (2 if a.rad.any() else 1) + mid.size * terms, 3 * mid.size * terms)
     return Ball(mid, np.where(np.isnan(rad), INF, rad))

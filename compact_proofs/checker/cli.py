@@ -75,9 +75,12 @@ def float_down(numerator: int, denominator: int) -> float:
 
 def summary(path: str, verdict: Verdict) -> str:
     if verdict.accepted:
-        return (f"ACCEPTED {path}: {verdict.strategy}, accuracy >= {verdict.bound} = "
+        task = verdict.notes.get("task", "max")
+        what = verdict.strategy if task == "max" else f"{verdict.strategy}, task {task}"
+        undecided = f", {verdict.notes['undecided']} undecided" if verdict.notes.get("undecided") else ""
+        return (f"ACCEPTED {path}: {what}, accuracy >= {verdict.bound} = "
                 f"{lower_decimal(verdict.claimed_correct, verdict.total)} "
-                f"(checker established {verdict.verified_correct}; {verdict.seconds:.2f} s)")
+                f"(checker established {verdict.verified_correct}{undecided}; {verdict.seconds:.2f} s)")
     return f"{verdict.status.upper()} {path}: {verdict.reason}"
 
 

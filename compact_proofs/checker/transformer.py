@@ -27,6 +27,7 @@ TOP = {"embed.W_E": ("V", "D"), "pos_embed.W_pos": ("N", "D"), "unembed.W_U": ("
 LAYER = {"W_Q": ("H", "D", "E"), "W_K": ("H", "D", "E"), "W_V": ("H", "D", "E"), "W_O": ("H", "E", "D"),
          "b_Q": ("H", "E"), "b_K": ("H", "E"), "b_V": ("H", "E"), "b_O": ("D",)}
 OPTIONAL = {"unembed.b_U", "b_Q", "b_K", "b_V", "b_O"}
+ROLES = {"V": "d_vocab", "N": "n_ctx", "D": "d_model", "E": "d_head", "H": "the number of heads"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
             raise _error(f"{key} has shape {list(array.shape)}, expected {len(pattern)} axes {list(pattern)}")
         for size, role in zip(array.shape, pattern):
             if size != dims.setdefault(role, size):
-                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {role} = {dims[role]}")
+                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {ROLES[role]} = {dims[role]}")
         if not np.isfinite(array).all():
             raise _error(f"{key} contains NaN or infinity")
         out[key] = array
@@ -104,19 +105,27 @@ def _rsqrt(d_head: int) -> Ball:
     return Ball.of_interval(np.array(np.nextafter(lo, -np.inf)), np.array(np.nextafter(hi, np.inf)))
 
 
-def _attend(q: Ball, k: Ball, vo: Ball, scale: Ball) -> Ball:
-    """sum_j softmax_j(q . k_j scale) vo_j for rows c: q [c, e], k [c, j, e], vo [c, j, d]. The
-    scores are shifted by any float per row first (the softmax does not change)."""
-    scores = contract(contract(q, k, "ce,cje->cj"), scale, "cj,->cj")
-    weights = (scores - np.nan_to_num(scores.mid.max(axis=1, keepdims=True), posinf=0.0, neginf=0.0)).exp()
+def _mix(weights: Ball, values: Ball) -> Ball:
+    """sum_j w_j v_j / sum_j w_j for rows c: weights [c, j] (positive), values [c, j, d]."""
     total = contract(weights, np.ones(weights.shape[1]), "cj,j->c")
-    return contract(contract(weights, vo, "cj,cjd->cd"), total.reciprocal(), "cd,c->cd")
+    return contract(contract(values, weights, "cjd,cj->cd"), total.reciprocal(), "cd,c->cd")  # the large operand first
+
+
+def _exp_scores(scores: Ball, scale: Ball, axes: tuple[int, ...]) -> Ball:
+    """e^(scores scale - t) with t the largest midpoint along `axes` (any float t: the softmax does not change)."""
+    scaled = contract(scores, scale, "".join("abcdefgh"[: scores.mid.ndim]) + ",->" + "abcdefgh"[: scores.mid.ndim])
+    shift = np.nan_to_num(scaled.mid.max(axis=axes, keepdims=True), posinf=0.0, neginf=0.0)
+    return (scaled - shift).exp()
+
+
+def _gather(ball: Ball, *index) -> Ball:
+    return Ball(ball.mid[index], ball.rad[index])
 
 
 def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
     """Balls [V^r, d_vocab] holding the logits at the last position of every input that starts
     with `prefix` (r = n_ctx - len(prefix) free positions, in lexicographic order)."""
-    V, N = model.d_vocab, model.n_ctx
+    V, N, H = model.d_vocab, model.n_ctx, model.n_heads
     p = len(prefix)
     # level j: the distinct prefixes x_0..x_j of these inputs, lexicographic; tokens[j] [count_j, j + 1]
     tokens = []
@@ -125,31 +134,40 @@ def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
         grid = np.indices((V,) * free).reshape(free, -1).T if free else np.zeros((1, 0), dtype=np.int64)
         fixed = np.broadcast_to(np.array(prefix[: min(j + 1, p)], dtype=np.int64), (len(grid), min(j + 1, p)))
         tokens.append(np.concatenate([fixed, grid], axis=1))
-
-    def parent(j: int, i: int) -> np.ndarray:
-        """For each level-j prefix, the index of its level-i prefix (i <= j)."""
-        return np.arange(len(tokens[j])) // V ** (max(j + 1 - p, 0) - max(i + 1 - p, 0))
-
     scale = _rsqrt(model.d_head)
-    positions = np.arange(N)
-    residual = [Ball(model.W_E[tokens[j][:, j]]) + model.W_pos[j] for j in range(N)]  # r^0 per level
-    for l, w in enumerate(model.layers):
-        last = l == model.n_layers - 1
-        wanted = [N - 1] if last else list(range(N))
-        q = {j: [contract(residual[j], w["W_Q"][h], "cd,de->ce") + w["b_Q"][h] for h in range(model.n_heads)] for j in wanted}
-        k = [[contract(residual[j], w["W_K"][h], "cd,de->ce") + w["b_K"][h] for h in range(model.n_heads)] for j in range(N)]
-        vo = [[contract(contract(residual[j], w["W_V"][h], "cd,de->ce") + w["b_V"][h], w["W_O"][h], "ce,ed->cd")
-               for h in range(model.n_heads)] for j in range(N)]
-        new = {}
-        for j in wanted:
-            rows = [parent(j, i) for i in range(j + 1)]
-            out = residual[j] + w["b_O"]
-            for h in range(model.n_heads):
-                keys = _stack([k[i][h][rows[i]] for i in range(j + 1)])
-                values = _stack([vo[i][h][rows[i]] for i in range(j + 1)])
-                out = out + _attend(q[j][h], keys, values, scale)
-            new[j] = out
-        residual = [new.get(j) for j in positions]
+
+    # the first layer: a function of (token, position) pairs, tabulated once; r0 [V, N, D]
+    first = model.layers[0]
+    r0 = Ball(model.W_E[:, None, :]) + model.W_pos[None, :, :]
+    heads = []
+    for h in range(H):
+        q, k = (contract(r0, first[f"W_{x}"][h], "tnd,de->tne") + first[f"b_{x}"][h] for x in "QK")
+        vo = contract(contract(r0, first["W_V"][h], "tnd,de->tne") + first["b_V"][h], first["W_O"][h], "tne,ed->tnd")
+        heads.append((_exp_scores(contract(q, k, "tie,uje->tiuj"), scale, (2, 3)), vo))  # [t, i, u, j], [t, n, d]
+    residual = {}
+    for j in (range(N) if model.n_layers > 1 else [N - 1]):
+        x, before = tokens[j], np.arange(j + 1)
+        out = _gather(r0, x[:, j], j) + first["b_O"]
+        for weights, vo in heads:
+            out = out + _mix(_gather(weights, x[:, j : j + 1], j, x, before), _gather(vo, x, before))
+        residual[j] = out
+    # the second layer, at the last position, over the distinct prefixes of each position
+    for w in model.layers[1:]:
+        rows = [np.arange(len(tokens[N - 1])) // V ** (N - 1 - max(i, p - 1)) for i in range(N)]  # level-i prefix of each input
+        out = residual[N - 1] + w["b_O"]
+        for h in range(H):
+            q = contract(residual[N - 1], w["W_Q"][h], "cd,de->ce") + w["b_Q"][h]
+            scores = _stack([contract(_gather(contract(residual[i], w["W_K"][h], "cd,de->ce") + w["b_K"][h], rows[i]), q, "ce,ce->c")
+                             for i in range(N)])  # [c, i]
+            weights = _exp_scores(scores, scale, (1,))
+            mixed = None
+            for i in range(N):  # sum_i w_i vo_i, one position at a time
+                vo = contract(contract(residual[i], w["W_V"][h], "cd,de->ce") + w["b_V"][h], w["W_O"][h], "ce,ed->cd")
+                term = contract(_gather(vo, rows[i]), weights[:, i], "cd,c->cd")
+                mixed = term if mixed is None else mixed + term
+            total = contract(weights, np.ones(N), "cj,j->c")
+            out = out + contract(mixed, total.reciprocal(), "cd,c->cd")
+        residual[N - 1] = out
     return contract(residual[N - 1], model.W_U, "cd,dv->cv") + model.b_U
 
 

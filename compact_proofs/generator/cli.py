@@ -156,28 +156,41 @@ MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directo
 @app.command()
 def train(
     output: str = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
-    k: int = typer.Option(4, "--k", min=1, help="sequence length K (n_ctx)"),
+    task: str = typer.Option("max", help="max (Max-of-K, the paper's), min, or induction (checker/tasks.py)"),
+    k: int = typer.Option(None, "--k", min=1, help="sequence length n_ctx [max, min: 4; induction: 8]"),
     seed: int = typer.Option(123, help="training seed; the same seed gives the same weights on every x86-64 CPU"),
-    d_vocab: int = typer.Option(64, min=1, help="vocabulary size"),
+    d_vocab: int = typer.Option(None, min=1, help="vocabulary size [max, min: 64; induction: 8]"),
     d_model: int = typer.Option(32, min=1, help="residual width"),
     d_head: int = typer.Option(32, min=1, help="attention head width"),
+    n_layers: int = typer.Option(None, min=1, max=2, help="attention layers [max, min: 1; induction: 2]"),
+    n_heads: int = typer.Option(1, min=1, help="heads per layer"),
     steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
     make_dirs: bool = MAKE_DIRS,
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """Train a one-layer attention-only transformer on Max-of-K with the paper's recipe."""
+    """Train an attention-only transformer with the paper's recipe: by default one layer on
+    Max-of-K; `--task induction` trains two layers on induction (SEMANTICS.md, version 2)."""
+    from compact_proofs.checker.tasks import TASKS
     from compact_proofs.generator.model import ModelConfig
     from compact_proofs.generator.train import TrainConfig, train as run_training
 
+    if task not in TASKS:
+        fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
+    induction = task == "induction"
+    k, d_vocab = k or (8 if induction else 4), d_vocab or (8 if induction else 64)
+    n_layers = n_layers or (2 if induction else 1)
+    if induction and k < 2:
+        fail("the induction task needs --k >= 2 (the last token must occur earlier)", EXIT_USAGE)
     output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
-    cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head)
+    cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head, n_layers=n_layers, n_heads=n_heads)
     train_cfg = TrainConfig(steps=steps)
     with progress_bar(progress) as update:
-        model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps))
+        model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps), task=task)
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
     weights_io.save(output, weights)
-    info(f"wrote {output} (K={k}, seed {seed}, d_vocab {d_vocab})")
-    report_manifest(k, seed, cfg, train_cfg, weights)
+    info(f"wrote {output} (task {task}, n_ctx {k}, seed {seed}, d_vocab {d_vocab}, {n_layers} layer(s) x {n_heads} head(s))")
+    if task == "max" and n_layers == 1 and n_heads == 1:
+        report_manifest(k, seed, cfg, train_cfg, weights)
 
 
 def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
@@ -199,6 +212,7 @@ def prove(
     as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
     make_dirs: bool = MAKE_DIRS,
     workers: int = typer.Option(None, "--workers", "-j", min=1, help="processes for subcubic/best's searches (default: one per core, as memory allows)"),
+    task: str = typer.Option(None, help="max (default), min or induction; other than max, or a two-layer or multi-head model, gives a format-v2 certificate (brute-force)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
@@ -208,10 +222,17 @@ def prove(
     from compact_proofs.checker.strategies import brute_force
     from compact_proofs.generator.prover import ProofError, estimated_seconds, names, prove as run_prover
 
+    from compact_proofs.checker.tasks import TASKS
+    from compact_proofs.generator.weights_io import is_v2
+
     if strategy not in names():
         fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
+    if task is not None and task not in TASKS:
+        fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
     output = output_path(output, inputs=(model,), make_dirs=make_dirs)
     weights = load_weights(model)
+    if (task not in (None, "max") or is_v2(weights)) and strategy != "brute-force":
+        fail(f"{strategy} takes one-layer, one-head Max-of-K models; this one needs format v2: use --strategy brute-force", EXIT_USAGE)
     inputs = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
     if strategy == "brute-force" and inputs > brute_force.MAX_INPUTS:  # before any forecast or work
         fail(f"brute-force cannot be checked here: {inputs} inputs exceed the brute-force limit {brute_force.MAX_INPUTS}", EXIT_LIMIT)
@@ -220,7 +241,7 @@ def prove(
         info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
     with progress_bar(progress) as update:
         try:
-            proof = run_prover(weights, strategy, update, **({"workers": workers} if strategy == "subcubic/best" else {}))
+            proof = run_prover(weights, strategy, update, task=task, **({"workers": workers} if strategy == "subcubic/best" else {}))
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from compact_proofs.generator import portable
-from compact_proofs.generator.model import AttentionOnly, ModelConfig
+from compact_proofs.generator.model import ModelConfig, build
 
 
 @dataclass(frozen=True)
@@ -48,35 +48,37 @@ def train(
     cfg: ModelConfig,
     train_cfg: TrainConfig = TrainConfig(),
     on_step: Callable[[int, float], None] | None = None,
-) -> AttentionOnly:
-    """Train one model. If this process's torch is not pinned (torch was used before `generator`
-    was imported), the training runs in a fresh process, which is."""
+    task: str = "max",
+) -> torch.nn.Module:
+    """Train one model on a task of checker/tasks.py (batches drawn uniformly from its domain).
+    If this process's torch is not pinned (torch was used before `generator` was imported), the
+    training runs in a fresh process, which is."""
     if portable.fixable_by_fresh_process():
         warnings.warn("torch was used before `generator` was imported, so its code paths are not pinned in this "
                       "process; training in a fresh one instead (import generator first to avoid this)", stacklevel=2)
-        state, losses = _train_in_fresh_process(seed, cfg, train_cfg)
+        state, losses = _train_in_fresh_process(seed, cfg, train_cfg, task)
         for step, loss in enumerate(losses):
             if on_step is not None:
                 on_step(step, loss)
-        model = AttentionOnly(cfg)
+        model = build(cfg)
         model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         return model.eval()
-    return _train_here(seed, cfg, train_cfg, on_step)
+    return _train_here(seed, cfg, train_cfg, on_step, task)
 
 
-def _train_here(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:
+def _train_here(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step, task: str = "max") -> torch.nn.Module:
     torch.use_deterministic_algorithms(True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(seed, cfg, train_cfg, on_step)
+        return _train(seed, cfg, train_cfg, on_step, task)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_in_fresh_process(seed: int, cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[dict[str, np.ndarray], list[float]]:
+def _train_in_fresh_process(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, task: str) -> tuple[dict[str, np.ndarray], list[float]]:
     """Train in a new interpreter (which imports `generator`, so pins torch, before torch loads)."""
-    request = json.dumps({"seed": seed, "cfg": asdict(cfg), "train": asdict(train_cfg)})
+    request = json.dumps({"seed": seed, "cfg": asdict(cfg), "train": asdict(train_cfg), "task": task})
     root = str(Path(__file__).resolve().parents[2])  # where this `compact_proofs` package is importable from
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-c", "from compact_proofs.generator.train import _serve; _serve()"], input=request.encode(),
@@ -94,25 +96,43 @@ def _serve() -> None:
     train_args = dict(request["train"], betas=tuple(request["train"]["betas"]))
     losses: list[float] = []
     model = _train_here(request["seed"], ModelConfig(**request["cfg"]), TrainConfig(**train_args),
-                        lambda step, loss: losses.append(loss))
+                        lambda step, loss: losses.append(loss), request["task"])
     buffer = io.BytesIO()
     np.savez(buffer, __losses__=np.array(losses), **{k: v.detach().numpy() for k, v in model.state_dict().items()})
     sys.stdout.buffer.write(buffer.getvalue())
 
 
-def _train(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step) -> AttentionOnly:
+def _train(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step, task: str) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_stream_seed(seed, "model"))
-        model = AttentionOnly(cfg)
+        model = build(cfg)
     data = torch.Generator().manual_seed(_stream_seed(seed, "data"))
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
     for step in range(train_cfg.steps):
-        tokens = torch.randint(0, cfg.d_vocab, (train_cfg.batch_size, cfg.n_ctx), generator=data)
-        loss = torch.nn.functional.cross_entropy(model(tokens), tokens.max(dim=1).values)
+        tokens, labels = _batch(task, cfg, train_cfg.batch_size, data)
+        loss = torch.nn.functional.cross_entropy(model(tokens), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if on_step is not None:
             on_step(step, loss.item())
     return model.eval()
+
+
+def _batch(task: str, cfg: ModelConfig, size: int, data: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform sequences (for max: the paper's stream, draw for draw); for other tasks, uniform
+    over the task's domain by rejection, labels from checker.tasks."""
+    if task == "max":
+        tokens = torch.randint(0, cfg.d_vocab, (size, cfg.n_ctx), generator=data)
+        return tokens, tokens.max(dim=1).values
+    from compact_proofs.checker.tasks import resolve
+
+    if resolve(task).domain_size(cfg.d_vocab, cfg.n_ctx) == 0:
+        raise ValueError(f"the {task} task has no inputs at d_vocab {cfg.d_vocab}, n_ctx {cfg.n_ctx}")
+    kept: list[np.ndarray] = []
+    while sum(map(len, kept)) < size:
+        tokens = torch.randint(0, cfg.d_vocab, (size, cfg.n_ctx), generator=data).numpy()
+        kept.append(tokens[resolve(task).labels(tokens)[1]])
+    tokens = np.concatenate(kept)[:size]
+    return torch.from_numpy(tokens), torch.from_numpy(resolve(task).labels(tokens)[0])

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from compact_proofs.checker import transformer
 from compact_proofs.checker.errors import InvalidCertificate
 from compact_proofs.checker.weights import SHAPES, normalise
 
@@ -108,9 +109,20 @@ def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
             raise WeightsError(f"{key}: not a numeric tensor") from None
     try:
         normalise(params)
-    except InvalidCertificate as exc:
-        raise WeightsError(exc.reason) from None
+    except InvalidCertificate as v1_error:  # perhaps a format-v2 model: two layers or several heads
+        try:
+            transformer.from_weights(params)
+        except InvalidCertificate as exc:
+            raise WeightsError((exc if is_v2(params) else v1_error).reason) from None
+        return {k: (v[None] if k.startswith("blocks.") and v.ndim == len(transformer.LAYER[k.rsplit(".", 1)[1]]) - 1 else v)
+                for k, v in params.items()}
     return {k: (v[None] if SHAPES[k][0] == "1" and v.ndim == len(SHAPES[k]) - 1 else v) for k, v in params.items()}
+
+
+def is_v2(weights: Mapping[str, np.ndarray]) -> bool:
+    """Whether weights need certificate format v2: a second layer or more than one head."""
+    return any(k.startswith("blocks.1.") for k in weights) or any(
+        k.endswith("attn.W_Q") and np.ndim(v) == 3 and np.shape(v)[0] > 1 for k, v in weights.items())
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:

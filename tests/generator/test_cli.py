@@ -183,3 +183,20 @@ def test_prove_best_subcubic_on_worker_processes(model, tmp_path):
     assert json.loads(result.stdout)["results"][0]["strategy"].startswith("subcubic/")
     result = runner.invoke(app, ["prove", str(model), "-s", "subcubic/best", "-j", "0", "-o", str(tmp_path / "x.msgpack")])
     assert result.exit_code == 2 and not (tmp_path / "x.msgpack").exists()
+
+
+def test_train_and_prove_an_induction_model(tmp_path):
+    model, cert = tmp_path / "ind.npz", tmp_path / "ind.msgpack"
+    result = runner.invoke(app, ["train", "--task", "induction", "--k", "4", "--d-vocab", "4", "--d-model", "8", "--d-head", "4",
+                                 "--steps", "30", "--seed", "2", "-o", str(model), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["prove", str(model), "-s", "brute-force", "--task", "induction", "-o", str(cert), "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    proved = json.loads(result.stdout)["results"][0]
+    assert proved["accepted"] and proved["total"] == str(4**4 - 4 * 3**3)
+    result = runner.invoke(app, ["check", str(cert), "--json", "--model", str(model), "--no-progress"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["results"][0]["bound"] == proved["bound"]
+    for args in (["-s", "cubic"], ["-s", "brute-force", "--task", "sorting"]):
+        result = runner.invoke(app, ["prove", str(model), *args, "-o", str(tmp_path / "x.msgpack")])
+        assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.msgpack").exists()
+    assert runner.invoke(app, ["train", "--task", "sorting", "-o", str(tmp_path / "y.npz")]).exit_code == 2

@@ -49,3 +49,45 @@ def test_training_reproduces_the_published_model(trained_k4):
     model = train(123, manifest.paper_config(4))
     digest = model_digest({k: v.detach().numpy() for k, v in model.state_dict().items()})
     assert digest == manifest.load()[(4, 123)] == model_digest(trained_k4)
+
+
+INDUCTION = ModelConfig(d_vocab=4, n_ctx=5, d_model=8, d_head=4, n_layers=2, n_heads=2)
+
+
+def test_induction_training_is_deterministic_and_has_two_layers_of_heads():
+    a, b = (train(3, INDUCTION, TrainConfig(steps=20), task="induction").state_dict() for _ in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["blocks.1.attn.W_Q"].shape == (2, 8, 4) and a["blocks.1.attn.W_O"].shape == (2, 4, 8)
+
+
+def test_task_batches_come_from_the_domain_with_their_labels():
+    import numpy as np
+
+    from compact_proofs.checker.tasks import resolve
+    from compact_proofs.generator.train import _batch
+
+    tokens, labels = _batch("induction", INDUCTION, 300, torch.Generator().manual_seed(0))
+    want, domain = resolve("induction").labels(tokens.numpy())
+    assert tokens.shape == (300, 5) and domain.all() and np.array_equal(labels.numpy(), want)
+    with pytest.raises(ValueError, match="no inputs"):
+        _batch("induction", ModelConfig(d_vocab=4, n_ctx=1, n_layers=2), 4, torch.Generator())
+
+
+def test_the_causal_stack_computes_the_checkers_semantics():
+    """The torch model's logits (float64) lie in the checker's enclosures of version 2's logits."""
+    import numpy as np
+
+    from compact_proofs.checker.transformer import enclose_logits, from_weights
+    from compact_proofs.generator.model import build
+
+    torch.manual_seed(0)
+    model = build(INDUCTION).double()
+    for p in model.parameters():
+        p.data.normal_()
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    balls = enclose_logits(from_weights(weights), ())
+    tokens = torch.from_numpy(np.indices((4,) * 5).reshape(5, -1).T.copy())
+    with torch.no_grad():
+        logits = model(tokens).numpy()
+    slack = 1e-9 * (1 + np.abs(logits))  # torch's own float64 rounding
+    assert (balls.lower() <= logits + slack).all() and (logits - slack <= balls.upper()).all()

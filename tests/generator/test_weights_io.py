@@ -81,3 +81,40 @@ def test_unreadable_files(tmp_path):
         weights_io.load(tmp_path / "absent.npz")
     with pytest.raises(weights_io.WeightsError, match="unsupported file type"):
         weights_io.load(tmp_path / "model.bin")
+
+
+def two_layer_state_dict() -> dict:
+    """A two-layer, two-head attention-only HookedTransformer state dict, with its buffers."""
+    from tests.models import build_v2
+
+    state = {k: torch.from_numpy(v) for k, v in build_v2("gaussian", 4, V=5, N=3, D=4, E=2, H=2, L=2, scale=1.0, biases=True,
+                                                          dtype=np.float32).items()}
+    for layer in (0, 1):
+        state[f"blocks.{layer}.attn.mask"] = torch.tril(torch.ones(3, 3, dtype=torch.bool))
+        state[f"blocks.{layer}.attn.IGNORE"] = torch.tensor(-1e5)
+    return state
+
+
+def test_two_layer_multi_head_state_dicts_load_in_every_format(tmp_path):
+    state = two_layer_state_dict()
+    torch.save(state, tmp_path / "m.pt")
+    save_file(state, str(tmp_path / "m.safetensors"))
+    np.savez(tmp_path / "m.npz", **{k: v.numpy() for k, v in state.items() if not k.endswith(("mask", "IGNORE"))})
+    for name in ("m.pt", "m.safetensors", "m.npz"):
+        loaded = weights_io.load(tmp_path / name)
+        assert weights_io.is_v2(loaded) and loaded["blocks.1.attn.W_O"].shape == (2, 2, 4)
+        assert all(np.array_equal(loaded[k], v.numpy()) for k, v in state.items() if k in loaded)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.update({"blocks.1.mlp.W_in": torch.zeros(4, 8)}), "LayerNorm and MLP"),
+    (lambda s: s.update({"blocks.1.ln1.w": torch.ones(4)}), "LayerNorm and MLP"),
+    (lambda s: s.update({"blocks.2.attn.W_Q": torch.zeros(2, 4, 2)}), "blocks.0 and optionally blocks.1"),
+    (lambda s: s.update({"blocks.1.attn.W_K": torch.zeros(3, 4, 2)}), "inconsistent"),
+])
+def test_what_format_v2_does_not_cover_is_a_clear_error(tmp_path, edit, message):
+    state = two_layer_state_dict()
+    edit(state)
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(weights_io.WeightsError, match=message):
+        weights_io.load(tmp_path / "bad.pt")

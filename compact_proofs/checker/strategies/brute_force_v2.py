@@ -23,7 +23,7 @@ import itertools
 import numpy as np
 from flint import arb, arb_mat
 
-from compact_proofs.checker import cost
+from compact_proofs.checker import cost, memo
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import ResourceLimit
 from compact_proofs.checker.interval import next_down, next_up
@@ -117,4 +117,4 @@ def exact_logits(model: Transformer, tokens: list[int]) -> list[arb]:
 def verify(model: Transformer, task: Task, progress) -> tuple[int, dict]:
     if model.d_vocab**model.n_ctx > MAX_INPUTS:
         raise ResourceLimit("brute-force", f"{cost.quantity(model.d_vocab**model.n_ctx)} inputs exceed the brute-force limit {cost.quantity(MAX_INPUTS)}")
-    return count_correct(model, task, progress)
+    return memo.cached(("brute-force-v2", model.key, task.name), lambda: count_correct(model, task, progress))
