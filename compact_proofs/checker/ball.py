@@ -18,9 +18,10 @@ and the computed Cm = fl(sum am bm) errs by at most gamma_K sum |am||bm| + K 2^-
     |C - Cm| <= sum |am| (br + gamma_K |bm|) + sum ar (|bm| + br) + K 2^-1074 =: R.
 With X = up(br + up(g |bm|)), g >= gamma_K, and Y = up(|bm| + br), the computed non-negative sums
 T1 = fl(sum |am| X) and T2 = fl(sum ar Y) are at least (1 - gamma_K) times their exact values
-less K 2^-1075 each, so R <= (T1 + T2 + 2 K 2^-1075) / (1 - gamma_K) + K 2^-1074
-<= up(up(up(T1 + T2) c) + K 2^-1072) with c >= 1 / (1 - gamma_K). K <= 2^26 keeps g, c valid:
-g = (K + 1) u >= gamma_K and c = 1 + (K + 2) 2^-52.
+less K 2^-1075 each, so R <= (T + 2 K 2^-1075) / (1 - gamma_K) + K 2^-1074 for any T >= T1 + T2
+(T = T1, or up(T1 + T2)). The radius fl(fl(T c) + K 2^-1071) is at least that when
+c >= (1 + 2^-50) / (1 - gamma_K): the two roundings lose at most a factor (1 - u)^2 and 2^-1075.
+K <= 2^26 keeps g, c valid: g = (K + 1) u >= gamma_K and c = 1 + (K + 10) 2^-52 >= (1 + 2^-50)(1 + 2 gamma_K).
 
 Non-finite values: inf and NaN propagate into mid or rad; `lower`/`upper` turn any non-finite
 ball into (-inf, inf), and comparisons with NaN are false, so no decision rests on them.
@@ -81,6 +82,9 @@ class Ball:
     def shape(self) -> tuple[int, ...]:
         return self.mid.shape
 
+    def reshape(self, *shape: int) -> "Ball":
+        return Ball(self.mid.reshape(shape), self.rad.reshape(shape))
+
     def __add__(self, other) -> "Ball":
         """x + y: the midpoints' computed sum s errs by at most u |exact| <= 2u |s| (a sum never underflows)."""
         other = other if isinstance(other, Ball) else Ball(other)
@@ -124,14 +128,16 @@ def contract(a: Ball | np.ndarray, b: Ball | np.ndarray, subscripts: str) -> Bal
     terms = int(np.prod([sizes[i] for i in set(match[1] + match[2]) - set(match[3])], dtype=np.int64))
     if terms > MAX_TERMS:
         raise ValueError(f"contract: {terms} terms per entry exceed {MAX_TERMS}")
-    g, c = (terms + 1) * U, 1.0 + (terms + 2) * 2.0**-52  # exact floats for terms <= 2^26
+    g, c = (terms + 1) * U, 1.0 + (terms + 10) * 2.0**-52  # exact floats for terms <= 2^26
     with np.errstate(over="ignore", invalid="ignore"):
         mid = np.einsum(subscripts, a.mid, b.mid, optimize=True)
         magnitude_b = np.abs(b.mid)  # the second operand is the smaller one in every use
         x = _up(b.rad + _up(g * magnitude_b)) if b.rad.any() else _up(g * magnitude_b)
         total = np.einsum(subscripts, np.abs(a.mid), x, optimize=True)
-        if a.rad.any():
+        exact_a = not a.rad.any()
+        if not exact_a:
             total = _up(total + np.einsum(subscripts, a.rad, _up(magnitude_b + b.rad), optimize=True))
-        rad = _up(_up(total * c) + terms * 2.0**-1072)
-    cost.add(mid.size * terms * (2 if a.rad.any() else 1) + mid.size * terms, 3 * mid.size * terms)
-    return Ball(mid, np.where(np.isnan(rad), INF, rad))
+        rad = total * c
+        rad += terms * 2.0**-1071
+    cost.add(mid.size * terms * (2 if exact_a else 3), 3 * mid.size * terms)
+    return Ball(mid, rad)  # a NaN radius decides nothing: lower() and upper() treat it as unbounded

@@ -151,19 +151,22 @@ def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
         for weights, vo in heads:
             out = out + _mix(_gather(weights, x[:, j : j + 1], j, x, before), _gather(vo, x, before))
         residual[j] = out
-    # the second layer, at the last position, over the distinct prefixes of each position
+    # the second layer, at the last position: inputs are in lexicographic order, so those sharing
+    # a level-i prefix form consecutive blocks, and each block meets that prefix's key and value
+    count = len(tokens[N - 1])
     for w in model.layers[1:]:
-        rows = [np.arange(len(tokens[N - 1])) // V ** (N - 1 - max(i, p - 1)) for i in range(N)]  # level-i prefix of each input
         out = residual[N - 1] + w["b_O"]
         for h in range(H):
             q = contract(residual[N - 1], w["W_Q"][h], "cd,de->ce") + w["b_Q"][h]
-            scores = _stack([contract(_gather(contract(residual[i], w["W_K"][h], "cd,de->ce") + w["b_K"][h], rows[i]), q, "ce,ce->c")
-                             for i in range(N)])  # [c, i]
+            keys = [contract(residual[i], w["W_K"][h], "cd,de->ce") + w["b_K"][h] for i in range(N)]
+            scores = _stack([contract(q.reshape(len(k.mid), count // len(k.mid), -1), k, "rbe,re->rb").reshape(count)
+                             for k in keys])  # [c, i]
             weights = _exp_scores(scores, scale, (1,))
             mixed = None
-            for i in range(N):  # sum_i w_i vo_i, one position at a time
+            for i in range(N):
                 vo = contract(contract(residual[i], w["W_V"][h], "cd,de->ce") + w["b_V"][h], w["W_O"][h], "ce,ed->cd")
-                term = contract(_gather(vo, rows[i]), weights[:, i], "cd,c->cd")
+                rows = len(vo.mid)
+                term = contract(weights[:, i].reshape(rows, count // rows), vo, "rb,rd->rbd").reshape(count, -1)
                 mixed = term if mixed is None else mixed + term
             total = contract(weights, np.ones(N), "cj,j->c")
             out = out + contract(mixed, total.reciprocal(), "cd,c->cd")
