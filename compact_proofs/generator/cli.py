@@ -573,6 +573,52 @@ def scaling(
 
 
 @app.command()
+def induction(
+    results: Path = typer.Option(Path("results/induction"), "--results", "-r", help="results directory (resumable)"),
+    output: Path = typer.Option(None, "--output", "-o", help="where to write the report (default: RESULTS/report)"),
+    size: List[str] = typer.Option(None, "--size", help="d_vocab x n_ctx, e.g. 8x8 (default 8x8)"),
+    n_seeds: int = typer.Option(20, "--n-seeds", min=1, help="the first N paper seeds"),
+    workers: int = typer.Option(2, min=1, help="local worker processes"),
+    report_only: bool = typer.Option(False, "--report-only", help="write the report from the rows there, run nothing"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """The induction study: two-layer models trained on induction, each certified by brute force
+    over its whole domain (format v2); resumable, then the report."""
+    from compact_proofs.checker.strategies.brute_force_v2 import MAX_INPUTS
+    from compact_proofs.generator import induction as study
+    from compact_proofs.generator.zoo import paper_seeds
+
+    sizes = []
+    for text in size or ["8x8"]:
+        try:
+            v, n = (int(part) for part in text.lower().split("x"))
+        except ValueError:
+            fail(f"--size {text!r}: expected d_vocab x n_ctx, e.g. 8x8", EXIT_USAGE)
+        if not (2 <= v and 2 <= n and v**n <= MAX_INPUTS):
+            fail(f"--size {text!r}: needs d_vocab, n_ctx >= 2 and d_vocab^n_ctx <= {MAX_INPUTS}", EXIT_USAGE)
+        sizes.append(study.Size(v, n))
+    out = output or results / "report"
+    if report_only and not study.load_rows(results):
+        fail(f"no induction results under {results}")
+    if not report_only:
+        writable_directory(results)
+    writable_directory(out)
+    if not report_only:
+        seeds = paper_seeds()[:n_seeds]
+        with progress_bar(progress) as update:
+            done = [0]
+
+            def on_done(size_, seed) -> None:
+                done[0] += 1
+                update("induction: (size, seed)", done[0], len(sizes) * len(seeds))
+
+            update("induction: (size, seed)", 0, len(sizes) * len(seeds))
+            study.run(sizes, seeds, results, workers, on_done)
+    study.report(results, out)
+    info(f"wrote the induction report to {out}")
+
+
+@app.command()
 def report(
     results: Path = typer.Argument(Path("results"), help="a sweep's results directory"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write tables and figures (default: RESULTS/report)"),

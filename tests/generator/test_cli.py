@@ -200,3 +200,11 @@ def test_train_and_prove_an_induction_model(tmp_path):
         result = runner.invoke(app, ["prove", str(model), *args, "-o", str(tmp_path / "x.msgpack")])
         assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.msgpack").exists()
     assert runner.invoke(app, ["train", "--task", "sorting", "-o", str(tmp_path / "y.npz")]).exit_code == 2
+
+
+def test_induction_study_checks_its_options_first(tmp_path):
+    for size in ("8", "1x8", "100x9", "axb"):
+        result = runner.invoke(app, ["induction", "-r", str(tmp_path), "--size", size])
+        assert result.exit_code == 2 and "--size" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["induction", "-r", str(tmp_path / "none"), "--report-only"])
+    assert result.exit_code == 3 and "no induction results" in result.output  # as for the other studies: no readable input
