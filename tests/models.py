@@ -45,14 +45,32 @@ def build(kind: str, seed: int, V: int, N: int, D: int, H: int, scale: float, bi
     shapes = _shapes(V, N, D, H)
     if biases or kind in ("tie", "near-tie"):
         shapes.update(BIAS_SHAPES(V, D, H))
+    w = _adversarial(kind, _draw(kind, rng, shapes, scale, dtype), rng, V, N, dtype, layers=1)
+    if kind == "equal-residual":
+        if V >= 2:
+            w["embed.W_E"][1] = w["embed.W_E"][0]
+        if N >= 3:
+            w["pos_embed.W_pos"][1] = w["pos_embed.W_pos"][0]
+    return w
+
+
+def _draw(kind: str, rng, shapes: dict, scale: float, dtype) -> dict:
     if kind in ("coarse", "uniform-attention"):
         w = {k: rng.integers(-2, 3, size=s) / 4 for k, s in shapes.items()}
     else:
         w = {k: rng.normal(size=s) * scale for k, s in shapes.items()}
-    w = {k: v.astype(dtype) for k, v in w.items()}
-    if kind == "uniform-attention":
-        w["blocks.0.attn.W_K"][:] = 0
-        w.pop("blocks.0.attn.b_K", None)
+    return {k: v.astype(dtype) for k, v in w.items()}
+
+
+def _adversarial(kind: str, w: dict, rng, V: int, N: int, dtype, layers: int) -> dict:
+    """uniform-attention, tie, near-tie and huge-scores, in every layer."""
+    for l in range(layers):
+        if kind == "uniform-attention":
+            w[f"blocks.{l}.attn.W_K"][:] = 0
+            w.pop(f"blocks.{l}.attn.b_K", None)
+        if kind == "huge-scores":
+            w[f"blocks.{l}.attn.W_Q"] *= dtype(300)
+            w[f"blocks.{l}.attn.W_K"] *= dtype(300)
     if kind in ("tie", "near-tie") and V >= 2:
         a, b = rng.choice(V, size=2, replace=False)
         w["unembed.W_U"][:, a] = w["unembed.W_U"][:, b]
@@ -60,14 +78,6 @@ def build(kind: str, seed: int, V: int, N: int, D: int, H: int, scale: float, bi
         if kind == "near-tie":
             direction = np.inf if rng.random() < 0.5 else -np.inf
             w["unembed.b_U"][a] = np.nextafter(w["unembed.b_U"][a], w["unembed.b_U"].dtype.type(direction))
-    if kind == "equal-residual":
-        if V >= 2:
-            w["embed.W_E"][1] = w["embed.W_E"][0]
-        if N >= 3:
-            w["pos_embed.W_pos"][1] = w["pos_embed.W_pos"][0]
-    if kind == "huge-scores":
-        w["blocks.0.attn.W_Q"] *= dtype(300)
-        w["blocks.0.attn.W_K"] *= dtype(300)
     return w
 
 
@@ -115,26 +125,7 @@ def build_v2(kind: str, seed: int, V: int, N: int, D: int, E: int, H: int, L: in
             shapes[f"blocks.{l}.attn.b_O"] = (D,)
     if biases or kind in ("tie", "near-tie"):
         shapes["unembed.b_U"] = (V,)
-    if kind in ("coarse", "uniform-attention"):
-        w = {k: rng.integers(-2, 3, size=s) / 4 for k, s in shapes.items()}
-    else:
-        w = {k: rng.normal(size=s) * scale for k, s in shapes.items()}
-    w = {k: v.astype(dtype) for k, v in w.items()}
-    if kind == "uniform-attention":
-        for l in range(L):
-            w[f"blocks.{l}.attn.W_K"][:] = 0
-            w.pop(f"blocks.{l}.attn.b_K", None)
-    if kind in ("tie", "near-tie") and V >= 2:
-        a, b = rng.choice(V, size=2, replace=False)
-        w["unembed.W_U"][:, a] = w["unembed.W_U"][:, b]
-        w["unembed.b_U"][a] = w["unembed.b_U"][b]
-        if kind == "near-tie":
-            w["unembed.b_U"][a] = np.nextafter(w["unembed.b_U"][a], w["unembed.b_U"].dtype.type(np.inf))
-    if kind == "huge-scores":
-        for l in range(L):
-            w[f"blocks.{l}.attn.W_Q"] *= dtype(300)
-            w[f"blocks.{l}.attn.W_K"] *= dtype(300)
-    return w
+    return _adversarial(kind, _draw(kind, rng, shapes, scale, dtype), rng, V, N, dtype, layers=L)
 
 
 @st.composite

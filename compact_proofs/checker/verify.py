@@ -76,39 +76,15 @@ def check(cert: Certificate, progress: Progress = no_progress, max_seconds: floa
 
 def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
     verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
-    if cert.version == 2:
-        return _check_v2(cert, progress, tally, verdict)
     try:
-        verify = strategies.resolve(cert.strategy)
-        if cert.params:
-            raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
-        allowed = strategies.evidence_fields(cert.strategy)
-        if set(cert.evidence) not in allowed:
-            nearest = min(allowed, key=lambda f: len(f ^ set(cert.evidence)))
-            raise InvalidCertificate("evidence", f"{cert.strategy} reads exactly {sorted(nearest)}: missing "
-                                     f"{sorted(nearest - set(cert.evidence))}, unknown {sorted(set(cert.evidence) - nearest)}")
-        model = model_from_weights(cert.weights)
-        verdict.total, verdict.weights_digest = model.total_inputs, model.key
-        if cert.claimed_total != model.total_inputs:
-            raise CheckError("claim", f"claimed total {cert.claimed_total} is not d_vocab^n_ctx = {model.total_inputs}")
-        if cert.claimed_correct > model.total_inputs:
-            raise CheckError("claim", "claimed count exceeds the number of inputs")
-        evidence = Evidence(cert.evidence)
-        ctx = Context(model, evidence, progress)
-        outcome = verify(ctx)
-        evidence.finish()
-        verdict.verified_correct = outcome.verified_correct
+        (_establish_v2 if cert.version == 2 else _establish)(cert, progress, verdict)
         verdict.flops, verdict.checker_ops = tally.flops, tally.ops
-        hint = cert.evidence.get("eqke_u")
-        rank = hint.shape[0] if getattr(hint, "ndim", 1) == 2 else 1
-        verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model, rank)
         verdict.complexity = metrics.complexity(cert.strategy)
-        verdict.notes = outcome.notes
-        if cert.claimed_correct <= outcome.verified_correct:
+        if cert.claimed_correct <= verdict.verified_correct:
             verdict.accepted = True
             verdict.reason = "claim established"
         else:
-            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {outcome.verified_correct}"
+            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {verdict.verified_correct}"
     except InvalidCertificate as exc:
         verdict.invalid, verdict.reason = True, str(exc)
     except ResourceLimit as exc:
@@ -120,39 +96,47 @@ def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
     return verdict
 
 
-def _check_v2(cert: Certificate, progress: Progress, tally: cost.Tally, verdict: Verdict) -> Verdict:
+def _claim_within(cert: Certificate, total: int, what: str) -> None:
+    if cert.claimed_total != total:
+        raise CheckError("claim", f"claimed total {cert.claimed_total} is not {what} = {total}")
+    if cert.claimed_correct > total:
+        raise CheckError("claim", "claimed count exceeds the number of inputs")
+
+
+def _establish(cert: Certificate, progress: Progress, verdict: Verdict) -> None:
+    """Format v1: verdict.verified_correct is the count the strategy establishes."""
+    verify = strategies.resolve(cert.strategy)
+    if cert.params:
+        raise InvalidCertificate("params", f"no strategy takes parameters; got {sorted(cert.params)}")
+    allowed = strategies.evidence_fields(cert.strategy)
+    if set(cert.evidence) not in allowed:
+        nearest = min(allowed, key=lambda f: len(f ^ set(cert.evidence)))
+        raise InvalidCertificate("evidence", f"{cert.strategy} reads exactly {sorted(nearest)}: missing "
+                                 f"{sorted(nearest - set(cert.evidence))}, unknown {sorted(set(cert.evidence) - nearest)}")
+    model = model_from_weights(cert.weights)
+    verdict.total, verdict.weights_digest = model.total_inputs, model.key
+    _claim_within(cert, model.total_inputs, "d_vocab^n_ctx")
+    evidence = Evidence(cert.evidence)
+    outcome = verify(Context(model, evidence, progress))
+    evidence.finish()
+    verdict.verified_correct, verdict.notes = outcome.verified_correct, outcome.notes
+    hint = cert.evidence.get("eqke_u")
+    rank = hint.shape[0] if getattr(hint, "ndim", 1) == 2 else 1
+    verdict.unexplained_dimension = metrics.unexplained_dimension(cert.strategy, model.d_vocab, model.n_ctx, model.d_model, rank)
+
+
+def _establish_v2(cert: Certificate, progress: Progress, verdict: Verdict) -> None:
     """Format v2: the task and the architecture of SEMANTICS.md, version 2; brute force only."""
     from compact_proofs.checker import tasks, transformer
     from compact_proofs.checker.strategies import brute_force_v2
 
-    verdict.notes = {"task": cert.task}
-    try:
-        if cert.strategy != "brute-force":
-            raise InvalidCertificate("strategy", f"format v2 takes the strategy brute-force, not {cert.strategy!r}")
-        if cert.params or cert.evidence:
-            raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
-        task = tasks.resolve(cert.task)
-        model = transformer.from_weights(cert.weights)
-        verdict.total, verdict.weights_digest = task.domain_size(model.d_vocab, model.n_ctx), model.key
-        if cert.claimed_total != verdict.total:
-            raise CheckError("claim", f"claimed total {cert.claimed_total} is not the {cert.task} domain's size {verdict.total}")
-        if cert.claimed_correct > verdict.total:
-            raise CheckError("claim", "claimed count exceeds the number of inputs")
-        correct, notes = brute_force_v2.verify(model, task, progress)
-        verdict.verified_correct, verdict.notes = correct, {"task": cert.task, "layers": model.n_layers,
-                                                             "heads": model.n_heads, **notes}
-        verdict.flops, verdict.checker_ops = tally.flops, tally.ops
-        verdict.complexity = metrics.complexity(cert.strategy)
-        if cert.claimed_correct <= correct:
-            verdict.accepted, verdict.reason = True, "claim established"
-        else:
-            verdict.reason = f"claimed {cert.claimed_correct} correct inputs, established only {correct}"
-    except InvalidCertificate as exc:
-        verdict.invalid, verdict.reason = True, str(exc)
-    except ResourceLimit as exc:
-        verdict.limit, verdict.reason = True, str(exc)
-    except CheckError as exc:
-        verdict.reason = str(exc)
-    except Exception as exc:  # a checker bug or resource failure is never an accept
-        verdict.reason = f"internal error: {type(exc).__name__}: {exc}"
-    return verdict
+    if cert.strategy != "brute-force":
+        raise InvalidCertificate("strategy", f"format v2 takes the strategy brute-force, not {cert.strategy!r}")
+    if cert.params or cert.evidence:
+        raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
+    task = tasks.resolve(cert.task)
+    model = transformer.from_weights(cert.weights)
+    verdict.total, verdict.weights_digest = task.domain_size(model.d_vocab, model.n_ctx), model.key
+    _claim_within(cert, verdict.total, f"the {cert.task} domain's size")
+    verdict.verified_correct, notes = brute_force_v2.verify(model, task, progress)
+    verdict.notes = {"task": cert.task, "layers": model.n_layers, "heads": model.n_heads, **notes}
