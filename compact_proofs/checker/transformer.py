@@ -111,20 +111,41 @@ def _mix(weights: Ball, values: Ball) -> Ball:
     return contract(contract(values, weights, "cjd,cj->cd"), total.reciprocal(), "cd,c->cd")  # the large operand first
 
 
-def _exp_scores(scores: Ball, scale: Ball, axes: tuple[int, ...]) -> Ball:
-    """e^(scores scale - t) with t the largest midpoint along `axes` (any float t: the softmax does not change)."""
-    scaled = contract(scores, scale, "".join("abcdefgh"[: scores.mid.ndim]) + ",->" + "abcdefgh"[: scores.mid.ndim])
-    shift = np.nan_to_num(scaled.mid.max(axis=axes, keepdims=True), posinf=0.0, neginf=0.0)
-    return (scaled - shift).exp()
+def _softmax_weights(scores: Ball) -> Ball:
+    """e^(s - t) for scores [c, j], t the largest midpoint of the row (any float t: the softmax does
+    not change; this one keeps the largest weight near 1, so none of a row's weights all underflow)."""
+    shift = np.nan_to_num(scores.mid.max(axis=1, keepdims=True), posinf=0.0, neginf=0.0)
+    return (scores - shift).exp()
 
 
 def _gather(ball: Ball, *index) -> Ball:
     return Ball(ball.mid[index], ball.rad[index])
 
 
-def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
+@dataclass(frozen=True)
+class FirstLayer:
+    """The first layer as a function of (token, position) pairs: r0 [V, N, D] and, per head, the
+    scaled scores [V (query token), N, V (key token), N] and the values through W_O [V, N, D]."""
+
+    r0: Ball
+    heads: tuple[tuple[Ball, Ball], ...]
+
+
+def first_layer(model: Transformer) -> FirstLayer:
+    first, scale = model.layers[0], _rsqrt(model.d_head)
+    r0 = Ball(model.W_E[:, None, :]) + model.W_pos[None, :, :]
+    heads = []
+    for h in range(model.n_heads):
+        q, k = (contract(r0, first[f"W_{x}"][h], "tnd,de->tne") + first[f"b_{x}"][h] for x in "QK")
+        vo = contract(contract(r0, first["W_V"][h], "tnd,de->tne") + first["b_V"][h], first["W_O"][h], "tne,ed->tnd")
+        heads.append((contract(contract(q, k, "tie,uje->tiuj"), scale, "tiuj,->tiuj"), vo))
+    return FirstLayer(r0, tuple(heads))
+
+
+def enclose_logits(model: Transformer, prefix: tuple[int, ...], table: FirstLayer | None = None) -> Ball:
     """Balls [V^r, d_vocab] holding the logits at the last position of every input that starts
-    with `prefix` (r = n_ctx - len(prefix) free positions, in lexicographic order)."""
+    with `prefix` (r = n_ctx - len(prefix) free positions, in lexicographic order). `table`:
+    first_layer(model), computed once for all prefixes."""
     V, N, H = model.d_vocab, model.n_ctx, model.n_heads
     p = len(prefix)
     # level j: the distinct prefixes x_0..x_j of these inputs, lexicographic; tokens[j] [count_j, j + 1]
@@ -135,21 +156,14 @@ def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
         fixed = np.broadcast_to(np.array(prefix[: min(j + 1, p)], dtype=np.int64), (len(grid), min(j + 1, p)))
         tokens.append(np.concatenate([fixed, grid], axis=1))
     scale = _rsqrt(model.d_head)
-
-    # the first layer: a function of (token, position) pairs, tabulated once; r0 [V, N, D]
-    first = model.layers[0]
-    r0 = Ball(model.W_E[:, None, :]) + model.W_pos[None, :, :]
-    heads = []
-    for h in range(H):
-        q, k = (contract(r0, first[f"W_{x}"][h], "tnd,de->tne") + first[f"b_{x}"][h] for x in "QK")
-        vo = contract(contract(r0, first["W_V"][h], "tnd,de->tne") + first["b_V"][h], first["W_O"][h], "tne,ed->tnd")
-        heads.append((_exp_scores(contract(q, k, "tie,uje->tiuj"), scale, (2, 3)), vo))  # [t, i, u, j], [t, n, d]
+    table = table or first_layer(model)
+    first, r0 = model.layers[0], table.r0
     residual = {}
     for j in (range(N) if model.n_layers > 1 else [N - 1]):
         x, before = tokens[j], np.arange(j + 1)
         out = _gather(r0, x[:, j], j) + first["b_O"]
-        for weights, vo in heads:
-            out = out + _mix(_gather(weights, x[:, j : j + 1], j, x, before), _gather(vo, x, before))
+        for scores, vo in table.heads:  # the input's own keys only (the mask: positions <= j)
+            out = out + _mix(_softmax_weights(_gather(scores, x[:, j : j + 1], j, x, before)), _gather(vo, x, before))
         residual[j] = out
     # the second layer, at the last position: inputs are in lexicographic order, so those sharing
     # a level-i prefix form consecutive blocks, and each block meets that prefix's key and value
@@ -161,7 +175,7 @@ def enclose_logits(model: Transformer, prefix: tuple[int, ...]) -> Ball:
             keys = [contract(residual[i], w["W_K"][h], "cd,de->ce") + w["b_K"][h] for i in range(N)]
             scores = _stack([contract(q.reshape(len(k.mid), count // len(k.mid), -1), k, "rbe,re->rb").reshape(count)
                              for k in keys])  # [c, i]
-            weights = _exp_scores(scores, scale, (1,))
+            weights = _softmax_weights(contract(scores, scale, "cj,->cj"))
             mixed = None
             for i in range(N):
                 vo = contract(contract(residual[i], w["W_V"][h], "cd,de->ce") + w["b_V"][h], w["W_O"][h], "ce,ed->cd")

@@ -114,7 +114,34 @@ def entries() -> dict[str, tuple[bytes, str, str, str]]:
     late[-1, 0] = 2  # the row of (m, q) = (2, 2) names m itself
     out["bad-late-candidate-and-false-claim"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=false, candidates=late)),
                                                  "invalid", "invalid", "review 2, finding 6b: --pure reached a false claim first")
+    out.update(_format_v2())
     return out
+
+
+def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:
+    """Format v2 (two layers, tasks): the pure path validates the container and answers unsupported."""
+    from tests.models import build_v2
+
+    tie = build_v2("tie", 2, V=3, N=3, D=2, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
+    induction_total = 3**3 - 3 * 2**2
+
+    def v2(claimed=0, total=induction_total, task="induction", strategy="brute-force", weights=tie, evidence=None) -> bytes:
+        return certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=total, weights=weights,
+                                  evidence=evidence or {}, generator={"name": "corpus"}, task=task)
+
+    obj = msgpack.unpackb(v2(), raw=False)
+    obj.pop("task")
+    mlp = dict(tie, **{"blocks.1.mlp.W_in": np.zeros((2, 4), np.float32)})
+    return {
+        "v2-tie-overclaim": (v2(claimed=induction_total), "rejected", "unsupported",
+                             "format v2: two tied logits (identical unembedding columns and biases) make every input wrong"),
+        "v2-wrong-total": (v2(total=3**3), "rejected", "unsupported", "format v2: the induction domain is smaller than d_vocab^n_ctx"),
+        "v2-unknown-task": (v2(task="sorting", total=3**3), "invalid", "unsupported", "format v2: a task the checker does not define"),
+        "v2-cubic": (v2(strategy="cubic", evidence={"claims": np.zeros(3, np.float32)}), "invalid", "unsupported",
+                     "format v2 takes brute-force only"),
+        "v2-mlp-weights": (v2(weights=mlp), "invalid", "unsupported", "format v2: MLP weights are outside the semantics"),
+        "v2-without-task": (_reencode(obj), "invalid", "invalid", "version 2 requires the task key"),
+    }
 
 
 def main() -> None:

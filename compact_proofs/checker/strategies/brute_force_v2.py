@@ -28,9 +28,10 @@ from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import ResourceLimit
 from compact_proofs.checker.interval import next_down, next_up
 from compact_proofs.checker.tasks import Task
-from compact_proofs.checker.transformer import Transformer, enclose_logits
+from compact_proofs.checker.transformer import Transformer, enclose_logits, first_layer
 
 MAX_INPUTS = 1 << 32
+MAX_TABLE = 1 << 25  # balls: 16 bytes an entry
 CHUNK = 1 << 15  # inputs per enclosure pass
 MAX_EXACT = 1 << 12
 PRECISIONS = (64, 256, 1024)
@@ -43,13 +44,14 @@ def count_correct(model: Transformer, task: Task, progress) -> tuple[int, dict]:
         free += 1
     suffixes = np.indices((V,) * free).reshape(free, -1).T
     same_column = np.all(model.W_U[:, :, None] == model.W_U[:, None, :], axis=0) & (model.b_U[:, None] == model.b_U[None, :])
+    table = first_layer(model)
     correct, open_inputs = 0, []
     prefixes = list(itertools.product(range(V), repeat=N - free))
     for done, prefix in enumerate(prefixes):
         progress("brute-force", done, len(prefixes))
         x = np.concatenate([np.broadcast_to(np.array(prefix, dtype=np.int64), (len(suffixes), N - free)), suffixes], axis=1)
         label, in_domain = task.labels(x)
-        logits = enclose_logits(model, prefix)
+        logits = enclose_logits(model, prefix, table)
         rows = np.arange(len(x))
         low, high = logits.lower(), logits.upper()
         others = np.arange(V)[None, :] != label[:, None]
@@ -117,4 +119,8 @@ def exact_logits(model: Transformer, tokens: list[int]) -> list[arb]:
 def verify(model: Transformer, task: Task, progress) -> tuple[int, dict]:
     if model.d_vocab**model.n_ctx > MAX_INPUTS:
         raise ResourceLimit("brute-force", f"{cost.quantity(model.d_vocab**model.n_ctx)} inputs exceed the brute-force limit {cost.quantity(MAX_INPUTS)}")
+    V, N = model.d_vocab, model.n_ctx
+    entries = model.n_heads * V * N * (V * N + model.d_model)  # the first layer's tables
+    if entries > MAX_TABLE:
+        raise ResourceLimit("brute-force", f"the first layer's tables need {cost.quantity(entries)} entries, above {cost.quantity(MAX_TABLE)}")
     return memo.cached(("brute-force-v2", model.key, task.name), lambda: count_correct(model, task, progress))

@@ -97,3 +97,29 @@ def test_weights_outside_the_semantics_are_invalid(edit, message):
 def test_from_weights_reads_both_layers_and_heads():
     model = from_weights(build_v2("gaussian", 1, V=3, N=4, D=4, E=2, H=2, L=2, scale=1.0, biases=False, dtype=np.float32))
     assert (model.n_layers, model.n_heads, model.d_head, model.d_model) == (2, 2, 2, 4)
+
+
+def test_a_token_absent_from_the_input_does_not_shift_its_softmax():
+    """Review 3, finding 1: the first layer's softmax was shifted by the largest score over every
+    (token, position) key, absent tokens included; one token with a key score 2000 above the rest
+    underflowed every other input's weights, which then went undecided (sound, but a false REJECT).
+    Here the argmax is always the last token, so exactly the inputs whose last token is their
+    maximum are correct."""
+    V, N, D = 5, 7, 2
+    W_E = np.zeros((V, D))
+    W_E[:, 0] = np.arange(V)
+    W_E[V - 1, 1] = 2000.0
+    weights = {"embed.W_E": W_E, "pos_embed.W_pos": np.zeros((N, D)), "unembed.W_U": np.array([2.0 * np.arange(V), np.zeros(V)]),
+               "unembed.b_U": -np.arange(V, dtype=float) ** 2, "blocks.0.attn.W_Q": np.zeros((D, 1)),
+               "blocks.0.attn.b_Q": np.ones(1), "blocks.0.attn.W_K": np.array([[0.0], [1.0]]),
+               "blocks.0.attn.W_V": np.array([[1.0], [0.0]]), "blocks.0.attn.W_O": np.array([[0.01, 0.0]])}
+    truth = sum((v + 1) ** (N - 1) for v in range(V))
+    verdict = certify(weights, "max", claimed=truth)
+    assert verdict.accepted and verdict.verified_correct == truth and verdict.notes["undecided"] == 0, verdict.notes
+
+
+def test_tables_beyond_the_limit_are_refused_before_work(monkeypatch):
+    weights = build_v2("gaussian", 1, V=3, N=4, D=4, E=2, H=2, L=2, scale=1.0, biases=False, dtype=np.float32)
+    monkeypatch.setattr(brute_force_v2, "MAX_TABLE", 10)
+    verdict = certify(weights, "induction")
+    assert verdict.limit and "tables" in verdict.reason
