@@ -45,3 +45,23 @@ def test_standalone_checker_accepts(path):
 def test_matches_the_machine_readable_schema(path):
     document = msgpack.unpackb(path.read_bytes(), raw=False)
     jsonschema.validate(as_json(document), SCHEMA)
+
+
+INDUCTION = sorted((ROOT / "docs" / "results" / "induction" / "certificates").glob("*.msgpack"))
+SCHEMA_V2 = json.loads((ROOT / "schema" / "certificate-v2.schema.json").read_text())
+
+
+def test_format_v2_certificates_match_their_schema(tmp_path):
+    """The committed induction certificates (checked in `make bench`, minutes each) and a fresh
+    two-layer certificate match schema/certificate-v2.schema.json; a v1 certificate does not."""
+    import numpy as np
+
+    from compact_proofs.generator.prover import prove
+    from tests.models import build_v2
+
+    weights = build_v2("gaussian", 1, V=3, N=3, D=2, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
+    fresh = prove(weights, "brute-force", task="induction").raw
+    for raw in [fresh] + [p.read_bytes() for p in INDUCTION]:
+        jsonschema.validate(as_json(msgpack.unpackb(raw, raw=False)), SCHEMA_V2)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(as_json(msgpack.unpackb(CERTIFICATES[0].read_bytes(), raw=False)), SCHEMA_V2)
