@@ -47,7 +47,7 @@ def test_matches_the_machine_readable_schema(path):
     jsonschema.validate(as_json(document), SCHEMA)
 
 
-INDUCTION = sorted((ROOT / "docs" / "results" / "induction" / "certificates").glob("*.msgpack"))
+INDUCTION = sorted((ROOT / "docs" / "results" / "induction" / "certificates").rglob("*.msgpack"))
 SCHEMA_V2 = json.loads((ROOT / "schema" / "certificate-v2.schema.json").read_text())
 
 
