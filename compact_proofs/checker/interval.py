@@ -141,6 +141,14 @@ class Interval:
         return Interval(exp_lower(self.lo), exp_upper(self.hi))
 
 
+def rsqrt(d: int) -> Interval:
+    """An enclosure of 1/sqrt(d): arb's ball at 128 bits, its ends converted and stepped outward."""
+    with precision(128):
+        ball = arb(d).rsqrt()
+        lo, hi = float(ball.lower()), float(ball.upper())
+    return Interval(next_down(lo), next_up(hi))
+
+
 def upper_max_affine(intercept_hi: np.ndarray, slope_hi: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """[R, J]: a float >= max over the o with mask[r, o] of c + a[r, j] s, for every c <=
     intercept_hi[r, o] and s <= slope_hi[r, o] ([R, O]), for exact a >= 0. Each c + fl(a s)^ is

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from flint import arb
 
 from compact_proofs.checker.ball import Ball, contract
 from compact_proofs.checker.certificate import weights_digest
-from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import InvalidCertificate
+from compact_proofs.checker.interval import rsqrt
 from compact_proofs.checker.weights import MAX_WIDTH
 
 MAX_LAYERS = 2
@@ -98,13 +97,6 @@ def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
                        f64("unembed.W_U", (D, V)), f64("unembed.b_U", (V,)), layers)
 
 
-def _rsqrt(d_head: int) -> Ball:
-    with precision(128):
-        ball = arb(d_head).rsqrt()
-        lo, hi = float(ball.lower()), float(ball.upper())  # floats that arb rounds outward
-    return Ball.of_interval(np.array(np.nextafter(lo, -np.inf)), np.array(np.nextafter(hi, np.inf)))
-
-
 def _mix(weights: Ball, values: Ball) -> Ball:
     """sum_j w_j v_j / sum_j w_j for rows c: weights [c, j] (positive), values [c, j, d]."""
     total = contract(weights, np.ones(weights.shape[1]), "cj,j->c")
@@ -125,21 +117,24 @@ def _gather(ball: Ball, *index) -> Ball:
 @dataclass(frozen=True)
 class FirstLayer:
     """The first layer as a function of (token, position) pairs: r0 [V, N, D] and, per head, the
-    scaled scores [V (query token), N, V (key token), N] and the values through W_O [V, N, D]."""
+    scaled scores [V (query token), N, V (key token), N] and the values through W_O [V, N, D];
+    scale encloses 1/sqrt(d_head)."""
 
     r0: Ball
     heads: tuple[tuple[Ball, Ball], ...]
+    scale: Ball
 
 
 def first_layer(model: Transformer) -> FirstLayer:
-    first, scale = model.layers[0], _rsqrt(model.d_head)
+    first, interval = model.layers[0], rsqrt(model.d_head)
+    scale = Ball.of_interval(interval.lo, interval.hi)
     r0 = Ball(model.W_E[:, None, :]) + model.W_pos[None, :, :]
     heads = []
     for h in range(model.n_heads):
         q, k = (contract(r0, first[f"W_{x}"][h], "tnd,de->tne") + first[f"b_{x}"][h] for x in "QK")
         vo = contract(contract(r0, first["W_V"][h], "tnd,de->tne") + first["b_V"][h], first["W_O"][h], "tne,ed->tnd")
         heads.append((contract(contract(q, k, "tie,uje->tiuj"), scale, "tiuj,->tiuj"), vo))
-    return FirstLayer(r0, tuple(heads))
+    return FirstLayer(r0, tuple(heads), scale)
 
 
 def enclose_logits(model: Transformer, prefix: tuple[int, ...], table: FirstLayer | None = None) -> Ball:
@@ -155,9 +150,8 @@ def enclose_logits(model: Transformer, prefix: tuple[int, ...], table: FirstLaye
         grid = np.indices((V,) * free).reshape(free, -1).T if free else np.zeros((1, 0), dtype=np.int64)
         fixed = np.broadcast_to(np.array(prefix[: min(j + 1, p)], dtype=np.int64), (len(grid), min(j + 1, p)))
         tokens.append(np.concatenate([fixed, grid], axis=1))
-    scale = _rsqrt(model.d_head)
     table = table or first_layer(model)
-    first, r0 = model.layers[0], table.r0
+    first, r0, scale = model.layers[0], table.r0, table.scale
     residual = {}
     for j in (range(N) if model.n_layers > 1 else [N - 1]):
         x, before = tokens[j], np.arange(j + 1)

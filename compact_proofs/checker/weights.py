@@ -126,14 +126,13 @@ def model_digest(weights: dict[str, np.ndarray]) -> str:
     A format-v2 model (two layers, several heads) is named the same way (transformer.py)."""
     try:
         return key_of(normalise(weights))
-    except InvalidCertificate:
+    except InvalidCertificate as v1_error:
         from compact_proofs.checker import transformer
 
         try:
             return transformer.from_weights(weights).key
         except InvalidCertificate:
-            pass
-        raise
+            raise v1_error from None
 
 
 def model_from_weights(weights: dict[str, np.ndarray]) -> Model:

@@ -27,10 +27,11 @@ from compact_proofs.checker import cost, memo
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import ResourceLimit
 from compact_proofs.checker.interval import next_down, next_up
+from compact_proofs.checker.strategies import brute_force
 from compact_proofs.checker.tasks import Task
 from compact_proofs.checker.transformer import Transformer, enclose_logits, first_layer
 
-MAX_INPUTS = 1 << 32
+MAX_INPUTS = brute_force.MAX_INPUTS
 MAX_TABLE = 1 << 25  # balls: 16 bytes an entry
 CHUNK = 1 << 15  # inputs per enclosure pass
 MAX_EXACT = 1 << 12
@@ -45,7 +46,7 @@ def count_correct(model: Transformer, task: Task, progress) -> tuple[int, dict]:
     suffixes = np.indices((V,) * free).reshape(free, -1).T
     same_column = np.all(model.W_U[:, :, None] == model.W_U[:, None, :], axis=0) & (model.b_U[:, None] == model.b_U[None, :])
     table = first_layer(model)
-    correct, open_inputs = 0, []
+    correct, opened, open_inputs = 0, 0, []
     prefixes = list(itertools.product(range(V), repeat=N - free))
     for done, prefix in enumerate(prefixes):
         progress("brute-force", done, len(prefixes))
@@ -64,13 +65,14 @@ def count_correct(model: Transformer, task: Task, progress) -> tuple[int, dict]:
         settled_wrong = (below & others).any(axis=1) | tie.any(axis=1)
         cost.add(4 * logits.mid.size)  # pragma: no mutate (accounting)
         correct += int(np.count_nonzero(in_domain & settled_correct))
-        open_inputs.extend(x[in_domain & ~settled_correct & ~settled_wrong].tolist())
+        still_open = x[in_domain & ~settled_correct & ~settled_wrong]
+        opened += len(still_open)
+        open_inputs.extend(still_open[: MAX_EXACT - len(open_inputs)].tolist())  # the rest stay undecided
     progress("brute-force", len(prefixes), len(prefixes))
-    decided = [_exact_sign(model, task, tokens) for tokens in open_inputs[:MAX_EXACT]]
+    decided = [_exact_sign(model, task, tokens) for tokens in open_inputs]
     correct += decided.count(1)
-    undecided = decided.count(None) + max(len(open_inputs) - MAX_EXACT, 0)
-    return correct, {"open_after_float": len(open_inputs), "decided_in_arb": len(decided) - decided.count(None),
-                     "undecided": undecided}
+    settled = len(decided) - decided.count(None)
+    return correct, {"open_after_float": opened, "decided_in_arb": settled, "undecided": opened - settled}
 
 
 def _exact_sign(model: Transformer, task: Task, tokens: list[int]) -> int | None:

@@ -53,6 +53,11 @@ def test_near_ties_are_settled_in_arb(monkeypatch):
     correct, _ = reference(weights, tasks.resolve("max"))
     assert verdict.notes["open_after_float"] > 0 and verdict.notes["decided_in_arb"] == verdict.notes["open_after_float"]
     assert verdict.verified_correct == correct
+    monkeypatch.setattr(brute_force_v2, "MAX_EXACT", 2)  # only two open inputs are kept for arb: the rest undecided
+    memo.clear()
+    capped = certify(weights, "max")
+    assert capped.notes["decided_in_arb"] <= 2 and capped.notes["undecided"] == verdict.notes["open_after_float"] - capped.notes["decided_in_arb"]
+    assert capped.verified_correct <= correct
     monkeypatch.setattr(brute_force_v2, "PRECISIONS", (8,))
     memo.clear()  # the count of these weights is memoised
     low = certify(weights, "max")

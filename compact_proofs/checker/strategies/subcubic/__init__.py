@@ -49,15 +49,13 @@ from __future__ import annotations
 
 
 import numpy as np
-from flint import arb
 
 from compact_proofs.checker import cost, memo
 from compact_proofs.checker.context import Context, Evidence, Outcome
 from compact_proofs.checker.counting import inputs_covered
-from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, mean_rows
-from compact_proofs.checker.interval import Interval, next_down, next_up, upper_max_affine
+from compact_proofs.checker.interval import Interval, next_down, next_up, rsqrt, upper_max_affine
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu
 from compact_proofs.checker.weights import Model
 
@@ -95,13 +93,6 @@ def cell_inputs(q: np.ndarray, m: np.ndarray, c: np.ndarray, g: np.ndarray, n_ct
     return sum(int(k) * inputs_covered(n_ctx, int(key) // span, int(key) % span) for key, k in zip(keys, repeats))
 
 
-def _rsqrt(d_head: int) -> Interval:
-    with precision(128):
-        ball = arb(d_head).rsqrt()
-        lo, hi = float(ball.lower()), float(ball.upper())
-    return Interval(next_down(lo), next_up(hi))
-
-
 def _running(values: np.ndarray, op, axis: int = 1) -> np.ndarray:
     return op.accumulate(values, axis=axis)
 
@@ -114,7 +105,7 @@ class ModelTables:
         V, N = model.d_vocab, model.n_ctx
         self.e_bar = model.W_E + _rows(model.W_pos[N - 1 :], V)
         self.centre = mean_rows(model.W_pos)
-        self.rsqrt = _rsqrt(model.d_head)
+        self.rsqrt = rsqrt(model.d_head)
 
         # positional part of the scores, relative to the query position
         query = self.e_bar @ model.W_Q + _rows(model.b_Q, V)
