@@ -232,7 +232,7 @@ def build_figures(table: list[dict]) -> dict:
                 ax.set_xlabel("d_vocab (log scale)" if axis == "d_vocab" else "K = n_ctx (log scale)")
                 ax.set_ylabel(f"{label} (log scale)")
                 ax.set_title(f"K = {fixed}" if axis == "d_vocab" else f"d_vocab = {fixed}")
-                ax.legend(fontsize=7, loc="upper left")
+                ax.legend(fontsize=7, loc="best")  # away from the lines (brute force rises steeply at the left)
         fig.tight_layout()
         built[f"cost_vs_{axis}.png"] = fig
     return built
