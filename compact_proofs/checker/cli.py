@@ -310,7 +310,7 @@ def parser() -> argparse.ArgumentParser:
                    help="also require every certified bound to be at least X (exit 1 otherwise), for CI gating")
     p.add_argument("--model", metavar="FILE", help="require every certificate to be about this model (.npz or .safetensors)")
     p.add_argument("--pure", action="store_true",
-                   help="check with the standard-library second path (exact; brute-force and cubic certificates)")
+                   help="check with the standard-library second path (brute-force and cubic certificates; format-v2 brute force up to 2^20 sequences)")
     p.add_argument("--list-strategies", action="store_true", help="list the strategies this checker knows")
     p.add_argument("--version", action="version", version=f"compact-proofs-check {VERSION}")
     return p

@@ -119,8 +119,10 @@ def entries() -> dict[str, tuple[bytes, str, str, str]]:
 
 
 def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:
-    """Format v2 (two layers, tasks): the pure path validates the container and answers unsupported."""
+    """Format v2 (two layers, tasks): both paths check it (the pure path by pure/transformer.py)."""
+    from compact_proofs.checker import tasks
     from tests.models import build_v2
+    from tests.reference.evaluator_v2 import reference
 
     tie = build_v2("tie", 2, V=3, N=3, D=2, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
     induction_total = 3**3 - 3 * 2**2
@@ -131,16 +133,21 @@ def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:
 
     obj = msgpack.unpackb(v2(), raw=False)
     obj.pop("task")
+    near = build_v2("near-tie", 5, V=3, N=3, D=3, E=2, H=1, L=2, scale=1.0, biases=True, dtype=np.float64)
+    near_correct, unsettled = reference(near, tasks.resolve("max"))
+    assert unsettled == 0
     mlp = dict(tie, **{"blocks.1.mlp.W_in": np.zeros((2, 4), np.float32)})
     return {
-        "v2-tie-overclaim": (v2(claimed=induction_total), "rejected", "unsupported",
+        "v2-tie-overclaim": (v2(claimed=induction_total), "rejected", "rejected",
                              "format v2: two tied logits (identical unembedding columns and biases) make every input wrong"),
-        "v2-wrong-total": (v2(total=3**3), "rejected", "unsupported", "format v2: the induction domain is smaller than d_vocab^n_ctx"),
-        "v2-unknown-task": (v2(task="sorting", total=3**3), "invalid", "unsupported", "format v2: a task the checker does not define"),
-        "v2-cubic": (v2(strategy="cubic", evidence={"claims": np.zeros(3, np.float32)}), "invalid", "unsupported",
+        "v2-wrong-total": (v2(total=3**3), "rejected", "rejected", "format v2: the induction domain is smaller than d_vocab^n_ctx"),
+        "v2-unknown-task": (v2(task="sorting", total=3**3), "invalid", "invalid", "format v2: a task the checker does not define"),
+        "v2-cubic": (v2(strategy="cubic", evidence={"claims": np.zeros(3, np.float32)}), "invalid", "invalid",
                      "format v2 takes brute-force only"),
-        "v2-mlp-weights": (v2(weights=mlp), "invalid", "unsupported", "format v2: MLP weights are outside the semantics"),
+        "v2-mlp-weights": (v2(weights=mlp), "invalid", "invalid", "format v2: MLP weights are outside the semantics"),
         "v2-without-task": (_reencode(obj), "invalid", "invalid", "version 2 requires the task key"),
+        "v2-near-tie-overclaim": (v2(claimed=near_correct + 1, total=3**3, task="max", weights=near), "rejected", "rejected",
+                                  "format v2: one-ulp float64 near-ties (open in float balls and at 64 bits), claimed one above the true count"),
     }
 
 

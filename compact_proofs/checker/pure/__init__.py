@@ -4,6 +4,8 @@ No numpy, no python-flint, no msgpack: the certificate is decoded by msgpack_lit
 held in Fractions, every exp is enclosed by arith's fixed-point series, and every decision is
 exact (no float filter). It re-checks small brute-force and cubic certificates, so that neither
 the fast path's libraries nor its float filter is trusted alone; tests cross-check the two paths.
+Format v2 (two layers, tasks) is brute force in fixed-point intervals (transformer.py): there an
+input no precision settles is not counted, as on the fast path (SEMANTICS.md, version 2).
 It is slow by design: use it on small models (`compact-proofs-check --pure`).
 """
 
@@ -19,6 +21,7 @@ from math import comb
 from compact_proofs.checker.pure import cubic as pure_cubic
 from compact_proofs.checker.pure.cubic import count_cases
 from compact_proofs.checker.pure import msgpack_lite
+from compact_proofs.checker.pure import transformer as pure_transformer
 from compact_proofs.checker.pure.arith import sign_of_exp_sum
 from compact_proofs.checker.pure.errors import Malformed, Reject
 
@@ -306,43 +309,73 @@ def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lamb
     return pure_cubic.check(w, p, claims, cand_rows, reference, progress)
 
 
+def _conclude(verdict: PureVerdict) -> None:
+    verdict.accepted = verdict.claimed_correct <= verdict.verified_correct
+    verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
+
+
+def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
+    """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py)."""
+    if doc["strategy"] != "brute-force":
+        raise Malformed(f"format v2 takes the strategy brute-force, not {doc['strategy']!r}")
+    if doc["params"] or doc["evidence"]:
+        raise Malformed("brute-force takes no parameters and no evidence")
+    if doc["task"] not in pure_transformer.TASKS:
+        raise Malformed(f"unknown task {doc['task']!r}")
+    w = pure_transformer.model(doc["weights"], _tensor)
+    verdict.total = pure_transformer.domain(doc["task"], w["V"], w["N"])
+    verdict.weights_digest = pure_transformer.weights_digest(doc["weights"])
+    if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
+        raise Reject(f"claim does not match the {doc['task']} domain's size")
+    if w["V"] ** w["N"] > pure_transformer.MAX_INPUTS:
+        verdict.limit = True
+        raise Reject(f"too large for the pure checker (brute force above {pure_transformer.MAX_INPUTS} inputs)")
+    forecast = pure_transformer.estimated_seconds(w)
+    if forecast > 60:
+        notice(f"the pure checker expects about {forecast / 60:.0f} min for this certificate")
+    verdict.verified_correct, verdict.notes = pure_transformer.brute_force(w, doc["task"], progress)
+    verdict.notes = {"task": doc["task"], "layers": len(w["layers"]), "heads": w["H"], **verdict.notes}
+    _conclude(verdict)
+
+
+def _check_v1(doc: dict, verdict: PureVerdict, progress, notice) -> None:
+    """Format v1 (schema/certificate-v1.md): brute force and cubic."""
+    if not _known(doc["strategy"]):
+        raise Malformed(f"unknown strategy {doc['strategy']!r}")
+    if doc["params"]:
+        raise Malformed("no strategy takes parameters")
+    if set(doc["evidence"]) not in _evidence_fields(doc["strategy"]):
+        raise Malformed(f"{doc['strategy']} reads the evidence {' or '.join(str(sorted(f)) for f in _evidence_fields(doc['strategy']))}")
+    w = model(doc["weights"])
+    verdict.total, verdict.weights_digest = w["V"] ** w["N"], weights_digest(doc["weights"])
+    if doc["strategy"] not in SUPPORTED:
+        verdict.unsupported = True
+        raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
+    if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
+        raise Reject("claim does not match d_vocab^n_ctx")
+    if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
+        verdict.limit = True
+        raise Reject(f"too large for the pure checker ({doc['strategy']} above {MAX_INPUTS} inputs or {MAX_CASES} cases)")
+    forecast = estimated_seconds(doc["strategy"], w["V"], w["N"])
+    if forecast > 60:
+        notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
+    p = paths(w)
+    if doc["strategy"] == "brute-force":
+        verdict.verified_correct = brute_force(w, p, progress)
+    else:
+        verdict.verified_correct, verdict.notes = check_cubic(w, p, doc["evidence"], doc["strategy"] == "cubic/reference", progress)
+    _conclude(verdict)
+
+
 def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lambda message: None) -> PureVerdict:
     """ACCEPT iff the claimed count is at most the count established here. `notice` hears, before
     any long work, how long the check is expected to take when that is more than a minute."""
     verdict = PureVerdict(False, None, None, None, "")
     try:
         doc = parse(raw)
-        verdict.claimed_correct, claimed_total = int(doc["claim"]["correct"]), int(doc["claim"]["total"])
+        verdict.claimed_correct = int(doc["claim"]["correct"])
         verdict.strategy = doc["strategy"]
-        if doc["version"] == 2:
-            verdict.unsupported = True
-            raise Reject("format v2 (two layers, several heads, tasks) is checked by the fast path only")
-        if not _known(doc["strategy"]):
-            raise Malformed(f"unknown strategy {doc['strategy']!r}")
-        if doc["params"]:
-            raise Malformed("no strategy takes parameters")
-        if set(doc["evidence"]) not in _evidence_fields(doc["strategy"]):
-            raise Malformed(f"{doc['strategy']} reads the evidence {' or '.join(str(sorted(f)) for f in _evidence_fields(doc['strategy']))}")
-        w = model(doc["weights"])
-        verdict.total, verdict.weights_digest = w["V"] ** w["N"], weights_digest(doc["weights"])
-        if doc["strategy"] not in SUPPORTED:
-            verdict.unsupported = True
-            raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
-        if claimed_total != verdict.total or verdict.claimed_correct > verdict.total:
-            raise Reject("claim does not match d_vocab^n_ctx")
-        if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
-            verdict.limit = True
-            raise Reject(f"too large for the pure checker ({doc['strategy']} above {MAX_INPUTS} inputs or {MAX_CASES} cases)")
-        forecast = estimated_seconds(doc["strategy"], w["V"], w["N"])
-        if forecast > 60:
-            notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
-        p = paths(w)
-        if doc["strategy"] == "brute-force":
-            verdict.verified_correct = brute_force(w, p, progress)
-        else:
-            verdict.verified_correct, verdict.notes = check_cubic(w, p, doc["evidence"], doc["strategy"] == "cubic/reference", progress)
-        verdict.accepted = verdict.claimed_correct <= verdict.verified_correct
-        verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
+        (_check_v2 if doc["version"] == 2 else _check_v1)(doc, verdict, progress, notice)
     except Reject as exc:
         verdict.reason, verdict.invalid = str(exc), isinstance(exc, Malformed)
     except Exception as exc:  # never an accept
