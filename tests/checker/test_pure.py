@@ -57,12 +57,25 @@ def test_pure_path_imports_only_the_standard_library():
                 assert top in sys.stdlib_module_names or name.startswith("compact_proofs.checker.pure"), (path, name)
 
 
-def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path):
+def _cubic_v1() -> bytes:
     from tests.models import build
 
-    weights = build("gaussian", 1, V=3, N=3, D=3, H=2, scale=1.0, biases=True, dtype=np.float32)
+    return prove(build("gaussian", 1, V=3, N=3, D=3, H=2, scale=1.0, biases=True, dtype=np.float32), "cubic").raw
+
+
+def _induction_v2() -> bytes:
+    from compact_proofs.checker import certificate
+    from tests.models import build_v2
+
+    weights = build_v2("gaussian", 1, V=3, N=3, D=3, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
+    return certificate.encode(strategy="brute-force", params={}, claimed_correct=0, total=15, weights=weights, evidence={},
+                              generator={"name": "test"}, task="induction")
+
+
+@pytest.mark.parametrize("make", [_cubic_v1, _induction_v2])
+def test_pure_cli_runs_with_numpy_flint_and_msgpack_unavailable(tmp_path, make):
     path = tmp_path / "c.msgpack"
-    path.write_bytes(prove(weights, "cubic").raw)
+    path.write_bytes(make())
     blocker = "import sys\n" + "".join(f"sys.modules[{n!r}] = None\n" for n in ("numpy", "flint", "msgpack", "torch"))
     code = blocker + f"from compact_proofs.checker.pure import check_bytes\nv = check_bytes(open({str(path)!r}, 'rb').read())\nprint(v.accepted, v.reason)\n"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
