@@ -23,7 +23,7 @@ import itertools
 import numpy as np
 from flint import arb, arb_mat
 
-from compact_proofs.checker import cost, memo
+from compact_proofs.checker import cost, heap, memo
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.errors import ResourceLimit
 from compact_proofs.checker.interval import next_down, next_up
@@ -125,4 +125,5 @@ def verify(model: Transformer, task: Task, progress) -> tuple[int, dict]:
     entries = model.n_heads * V * N * (V * N + model.d_model)  # the first layer's tables
     if entries > MAX_TABLE:
         raise ResourceLimit("brute-force", f"the first layer's tables need {cost.quantity(entries)} entries, above {cost.quantity(MAX_TABLE)}")
-    return memo.cached(("brute-force-v2", model.key, task.name), lambda: count_correct(model, task, progress))
+    with heap.retained():
+        return memo.cached(("brute-force-v2", model.key, task.name), lambda: count_correct(model, task, progress))
