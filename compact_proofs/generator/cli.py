@@ -441,6 +441,7 @@ def explain(
         print(json.dumps(report, indent=1, allow_nan=False))
     else:
         _print_ledger(report)
+        _print_exact_steps(report["exact_steps"])
     if out_png is not None:
         from compact_proofs.generator.report import save_figure
 
@@ -491,15 +492,34 @@ def _print_ledger(report: dict) -> None:
                       + ("; the rest is in what every variant of this family shares" if cover < 0.9 else ""))
 
 
+def _print_exact_steps(exact: dict) -> None:
+    from rich.table import Table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    if not exact["available"]:
+        console.print(f"exact steps: {exact['reason']}")
+        return
+    table = Table(title=f"each step replaced by its exact counterpart ({exact['method']})")
+    for column in ("step", "exact counterpart", "bound", "gain"):
+        table.add_column(column)
+    for s in exact["steps"]:
+        table.add_row(s["step"], s["to"], f"{s['bound']:.4f}", f"{s['gain']:+.4f}")
+    console.print(table)
+    console.print(f"ceiling of the cell structure (every cell at the smallest gap where all its inputs are correct): "
+                  f"{exact['ceiling']:.4f}")
+
+
 @app.command()
 def faithfulness(
     results: Path = typer.Argument(Path("results"), help="a sweep's results directory (its rows and model cache)"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write (default: RESULTS/faithfulness)"),
     noise_seeds: int = typer.Option(10, min=0, help="K=4 seeds for the noise ablation"),
     rank_seeds: int = typer.Option(20, min=0, help="K=4 seeds for EQKE rank as an axis"),
+    exact_seeds: int = typer.Option(30, min=0, help="K=4 seeds for the best subcubic variant's exact steps (about 40 s each)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """The faithfulness analyses: bound against EQKE's rank-one-ness, a noise ablation, EQKE rank as an axis (resumable)."""
+    """The faithfulness analyses: bound against EQKE's rank-one-ness, a noise ablation, EQKE rank as an axis, the best
+    subcubic variant's exact steps (resumable)."""
     from compact_proofs.generator import faithfulness as analyses, sweep as sweeping, zoo
 
     out = output or results / "faithfulness"
@@ -514,7 +534,9 @@ def faithfulness(
                                      lambda done, total: update("noise ablation", done, total))
         ranks = analyses.rank_items(lambda seed: zoo.trained(4, seed, cache), seeds[:rank_seeds], out,
                                     lambda done, total: update("EQKE rank", done, total))
-    for path in analyses.write(out, sigma, noise, ranks):
+        exact = analyses.exact_step_items(lambda seed: zoo.trained(4, seed, cache), rows, seeds[:exact_seeds], out,
+                                          lambda done, total: update("exact steps", done, total))
+    for path in analyses.write(out, sigma, noise, ranks, exact):
         info(f"wrote {path}")
 
 

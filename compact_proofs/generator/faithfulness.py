@@ -6,7 +6,10 @@ not proofs, though every bound they plot is a certificate the checker accepted.
 - noise ablation: structureless Gaussian noise of relative size eps added to every weight tensor
   (eps times the tensor's RMS), then the exact accuracy (brute force) and every family's bound;
 - EQKE rank as an axis: the subcubic splits keeping r singular vector pairs, r = 1, 2, 3, 4, 8,
-  bound against r and FLOPs.
+  bound against r and FLOPs;
+- exact steps: the best subcubic variant of each K = 4 seed with its attention pessimisation, its
+  OV worst case, or both replaced by their exact (float64) counterparts, and the ceiling of the
+  cell structure (ledger.exact_steps), next to cubic and the exact accuracy.
 Results are one JSON file per item under OUT/items (resumable), then CSV and PNG.
 """
 
@@ -95,6 +98,26 @@ def rank_items(weights_of, seeds: list[int], out: Path, progress=lambda done, to
     return _items(out, jobs, lambda seed, rank: f"rank-k4-seed{seed}-r{rank}", compute, progress)
 
 
+def exact_step_items(weights_of, rows: list[dict], seeds: list[int], out: Path, progress=lambda done, total: None) -> list[dict]:
+    """Per K = 4 seed with sweep rows: the best subcubic variant's exact-step ledger (ledger.py)."""
+    from compact_proofs.generator import ledger
+
+    bounds = {(r["seed"], r["strategy"]): r["bound"] for r in rows if r["accepted"] and r["k"] == 4}
+    seeds = [seed for seed in seeds if any(s == seed and name.startswith("subcubic/") for s, name in bounds)]
+
+    def compute(seed: int, _) -> dict:
+        variants = sorted((name, value) for (s, name), value in bounds.items() if s == seed and name.startswith("subcubic/"))
+        name, value = max(variants, key=lambda item: item[1])  # the first of equal bounds, by name
+        steps = ledger.exact_steps(weights_of(seed), name, value)
+        record = {"k": 4, "seed": seed, "variant": name, "bound": value}
+        record.update({f"exact: {step['step']}": step["bound"] for step in steps["steps"]})
+        record["cell ceiling"] = steps["ceiling"]
+        record.update({reference: bounds.get((seed, reference)) for reference in ("cubic", "brute-force")})
+        return record
+
+    return _items(out, [(seed, 0) for seed in seeds], lambda seed, _: f"exact-steps-k4-seed{seed}", compute, progress)
+
+
 def sigma_rows(rows: list[dict], weights_of) -> list[dict]:
     """Per (K, seed): sigma_1 / sigma_2 and each family's bound (best subcubic: the best row)."""
     by_model: dict[tuple[int, int], dict] = {}
@@ -116,8 +139,14 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 else float("nan")
 
 
-def write(out: Path, sigma: list[dict], noise: list[dict], ranks: list[dict]) -> list[Path]:
-    """CSV tables and the three figures."""
+EXACT_COLUMNS = (("bound", "best subcubic (certified)", "tab:purple"), ("exact: attention pessimisation", "attention exact", "tab:blue"),
+                 ("exact: OV worst case W(m, g)", "OV worst case exact", "tab:green"), ("exact: both", "both exact", "tab:olive"),
+                 ("cell ceiling", "ceiling of the cell structure", "tab:gray"), ("cubic", "cubic (certified)", "tab:red"),
+                 ("brute-force", "exact accuracy", "black"))
+
+
+def write(out: Path, sigma: list[dict], noise: list[dict], ranks: list[dict], exact: list[dict] = ()) -> list[Path]:
+    """CSV tables and the four figures."""
     import csv
     import io
 
@@ -127,7 +156,7 @@ def write(out: Path, sigma: list[dict], noise: list[dict], ranks: list[dict]) ->
     import matplotlib.pyplot as plt
 
     written = []
-    for name, records in (("sigma.csv", sigma), ("noise.csv", noise), ("rank.csv", ranks)):
+    for name, records in (("sigma.csv", sigma), ("noise.csv", noise), ("rank.csv", ranks), ("exact_steps.csv", exact)):
         if records:
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=list(records[0]))
@@ -193,11 +222,26 @@ def write(out: Path, sigma: list[dict], noise: list[dict], ranks: list[dict]) ->
                      "mean +- 1 std)", fontsize=10)
         fig.tight_layout()
         written.append(save_figure(fig, out / "bound_vs_eqke_rank.png"))
-    atomic_write(out / "summary.md", summary(sigma, noise, ranks).encode())
+    if exact:
+        fig, ax = plt.subplots(figsize=(8.5, 4.4))
+        order = np.argsort([r["bound"] for r in exact])
+        xs = np.arange(len(exact))
+        for key, label, colour in EXACT_COLUMNS:
+            values = [exact[i][key] for i in order]
+            ax.plot(xs, values, "o-" if key in ("bound", "cubic", "brute-force") else ".--", ms=3, lw=1, color=colour,
+                    label=f"{label} (mean {np.mean(values):.4f})")
+        ax.set_xlabel("seed, ordered by the best subcubic bound")
+        ax.set_ylabel("fraction of all inputs")
+        ax.set_title(f"Where the best subcubic bound is lost (K = 4, {len(exact)} seeds; exact steps are float64 diagnostics)",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        written.append(save_figure(fig, out / "exact_steps.png"))
+    atomic_write(out / "summary.md", summary(sigma, noise, ranks, exact).encode())
     return written + [out / "summary.md"]
 
 
-def summary(sigma: list[dict], noise: list[dict], ranks: list[dict]) -> str:
+def summary(sigma: list[dict], noise: list[dict], ranks: list[dict], exact: list[dict] = ()) -> str:
     """The figures' numbers as Markdown tables (means +- std over seeds)."""
     def cell(values: list[float]) -> str:
         return f"{np.mean(values):.4f} +- {np.std(values):.4f}" if values else "-"
@@ -234,4 +278,11 @@ def summary(sigma: list[dict], noise: list[dict], ranks: list[dict]) -> str:
                 lines.append(f"| {rank} | {cell([r['bound'] for r in at])} | {np.mean([r['flops'] for r in at]):.3g} | "
                              f"{np.mean([r['unexplained_dimension'] for r in at]):.0f} |")
         lines.append("")
+    if exact:
+        lines += [f"## Exact steps of the best subcubic variant (K = 4, {len(exact)} seeds; float64 diagnostics)", "",
+                  "Each step replaced alone (then both) by its exact counterpart and the search run again; the ceiling "
+                  "is the most any proof by cells (query, max, non-max count) with gaps certifies (each cell at the "
+                  "smallest gap where all its inputs are correct).", "",
+                  "| " + " | ".join(label for _, label, _ in EXACT_COLUMNS) + " |", "|" + "---|" * len(EXACT_COLUMNS),
+                  "| " + " | ".join(cell([r[key] for r in exact if r.get(key) is not None]) for key, _, _ in EXACT_COLUMNS) + " |", ""]
     return "\n".join(lines)

@@ -9,7 +9,9 @@ changes a verdict, and every bound it quotes is the checker's verdict on a real 
   establishes); a subcubic one whole cells (q, m, c) with their gaps.
 - What each approximation step costs: for a subcubic variant, its bound with one axis swapped for
   its tightest handling (the direct path, the attention pessimisation, the EQKE split), against
-  the cubic bound as the reference; for cubic/reference, the paper's pessimisation over outputs
+  the cubic bound as the reference; and with the attention pessimisation or the OV worst case
+  replaced by its exact counterpart (float64 over every input: exact_steps), and the ceiling of
+  the cell structure itself; for cubic/reference, the paper's pessimisation over outputs
   swapped for cubic's joint maxima; both cubics against the exact accuracy (brute force, where
   feasible). Single-step gains need not add up to the gap; the ledger says how much they cover.
 """
@@ -184,6 +186,110 @@ def _cubic_step_costs(weights: dict, strategy: str, bound, base: float) -> dict:
             "gains_cover": None if exact is None or exact <= base else gains / (exact - base)}
 
 
+class ExactAttention(definition.Bounds):
+    """Diagnostic Bounds: the attention on the max copies of a cell at gap g is the float64 range
+    over the cell's own inputs (`stats`, from cell_statistics) instead of its proven enclosure."""
+
+    stats: dict = {}
+
+    def attention(self, q, m, c, g):
+        low, high = self.stats["attention_low"][q, m, c, g], self.stats["attention_high"][q, m, c, g]
+        empty = ~np.isfinite(low)  # a cell without inputs at this gap: any value will do
+        return np.where(empty, 1.0, low), np.where(empty, 1.0, high)
+
+
+class ExactOV(definition.Bounds):
+    """Diagnostic Bounds: the non-max tokens' value N[o] is the joint maximum over the allowed
+    tokens k of EVOU[k, o] - EVOU[k, m] (float64), instead of W(m, g) or max_k EVOU[k, o] - min_k EVOU[k, m]."""
+
+    stats: dict = {}
+
+    def nonmax_values(self, m, top):
+        from compact_proofs.checker.interval import Interval
+
+        evou = self.stats["evou"]
+        allowed = np.arange(self.V)[None, :] <= np.asarray(top)[:, None]  # [r, k]
+        diff = evou[None, :, :] - evou[:, m].T[:, :, None]  # [r, k, o]
+        joint = np.where(allowed[:, :, None], diff, -np.inf).max(axis=1)
+        return Interval(joint, joint)
+
+
+class ExactBoth(ExactAttention, ExactOV):
+    """Both steps exact."""
+
+
+def cell_statistics(weights: dict) -> dict | None:
+    """Per cell (q, m, c) and gap g, over the cell's inputs (max m, query q, c non-max tokens, all
+    <= m - g), every input evaluated in float64 (diagnostics): the range of the attention on the
+    max copies, and `need`[q, m, c], the smallest gap at which every input of the cell is correct;
+    `all_m_correct`[m] for the input of m alone; `evou` in float64. None above ENUMERATE_UP_TO inputs."""
+    from compact_proofs.generator.sweep import _float64_logits, label_strictly_largest
+
+    V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    if V**N > ENUMERATE_UP_TO:
+        return None
+    logits_of = _float64_logits(weights)
+    low, high = np.full((V, V, N, V + 2), np.inf), np.full((V, V, N, V + 2), -np.inf)  # [q, m, c, own gap]
+    need, all_m_correct = np.ones((V, V, N), np.int64), np.ones(V, bool)
+    for start in range(0, V**N, 1 << 16):
+        index = np.arange(start, min(start + (1 << 16), V**N))
+        tokens = np.stack([(index // V ** (N - 1 - i)) % V for i in range(N)], axis=1)
+        logits, attention = logits_of(tokens, attention=True)
+        wrong = ~label_strictly_largest(tokens, logits)
+        m, q = tokens.max(axis=1), tokens[:, -1]
+        is_m = tokens == m[:, None]
+        c = N - is_m.sum(axis=1)
+        own_gap = np.where(c > 0, m - np.where(is_m, -1, tokens).max(axis=1), V + 1)  # in every cell with gap <= own_gap
+        on_max = (attention * is_m).sum(axis=1)
+        np.minimum.at(low, (q, m, c, own_gap), on_max)
+        np.maximum.at(high, (q, m, c, own_gap), on_max)
+        bad = wrong & (c > 0)
+        np.maximum.at(need, (q[bad], m[bad], c[bad]), own_gap[bad] + 1)
+        all_m_correct[m[wrong & (c == 0)]] = False
+    w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
+    D, H = w["embed.W_E"].shape[1], w["blocks.0.attn.W_Q"].shape[-1]
+    b_V = w.get("blocks.0.attn.b_V", np.zeros(H)).reshape(H)
+    evou = (w["embed.W_E"] @ w["blocks.0.attn.W_V"].reshape(D, H) + b_V) @ w["blocks.0.attn.W_O"].reshape(H, D) @ w["unembed.W_U"]
+    # a cell at gap g holds the inputs whose own gap is >= g
+    return {"attention_low": np.minimum.accumulate(low[..., ::-1], axis=-1)[..., ::-1],
+            "attention_high": np.maximum.accumulate(high[..., ::-1], axis=-1)[..., ::-1],
+            "need": need, "all_m_correct": all_m_correct, "evou": evou}
+
+
+def cell_ceiling(stats: dict, V: int, N: int) -> int:
+    """The most inputs any proof by cells (q, m, c) with gaps certifies: each cell at the
+    smallest gap where all its inputs are correct (float64), plus the correct all-m inputs."""
+    valid = definition.valid_cells(V, N)
+    q, m, c = np.nonzero(valid & (np.arange(N)[None, None, :] > 0))
+    g = stats["need"][q, m, c]
+    fits = g <= m
+    return int(stats["all_m_correct"].sum()) + definition.cell_inputs(q[fits], m[fits], c[fits], g[fits], N)
+
+
+def exact_steps(weights: dict, strategy: str, base: float) -> dict:
+    """For a subcubic variant: its bound with the attention pessimisation, the OV worst case, or
+    both replaced by their exact (float64) counterparts, each a search with that step exact (the
+    generator's, never a certificate), and the ceiling of the cell structure itself."""
+    from compact_proofs.checker.context import no_progress
+    from compact_proofs.generator.strategies import subcubic as search
+
+    if not strategy.startswith("subcubic/"):
+        return {"available": False, "reason": "exact step counterparts are defined for subcubic certificates"}
+    stats = cell_statistics(weights)
+    if stats is None:
+        return {"available": False, "reason": f"more than {ENUMERATE_UP_TO} inputs to evaluate"}
+    V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    steps = []
+    for step, to, kind in (("attention pessimisation", "the range of the attention on the max over each cell's inputs", ExactAttention),
+                           ("OV worst case W(m, g)", "the joint maximum over non-max tokens k of EVOU[k,o] - EVOU[k,m]", ExactOV),
+                           ("both", "both of the above", ExactBoth)):
+        exact = type(kind.__name__, (kind,), {"stats": stats})
+        value = search.prove(weights, no_progress, strategy, bounds_type=exact).claimed_correct / V**N
+        steps.append({"step": step, "to": to, "bound": value, "gain": value - base})
+    return {"available": True, "method": "float64 evaluation of every input (diagnostics, not proofs)", "bound": base,
+            "steps": steps, "ceiling": cell_ceiling(stats, V, N) / V**N}
+
+
 def per_seed_steps(rows: list[dict]) -> list[dict]:
     """The step costs of the sweep, per (K, seed), from its rows (nothing is proved again): for the
     best subcubic variant and for the best of the paper's 100, the bound with each step swapped
@@ -232,9 +338,11 @@ def explain(raw: bytes) -> dict:
     cert = certificates.decode(raw)
     verdict = check(cert)
     weights = cert.weights
+    base = verdict.claimed_correct / verdict.total if verdict.accepted else None
     return {"strategy": cert.strategy, "accepted": verdict.accepted, "bound": verdict.bound,
             "label": "diagnostics, not proofs", "where_lost": where_lost(cert, weights) if verdict.accepted else None,
-            "step_costs": step_costs(weights, cert.strategy, verdict.claimed_correct / verdict.total) if verdict.accepted else None}
+            "step_costs": step_costs(weights, cert.strategy, base) if verdict.accepted else None,
+            "exact_steps": exact_steps(weights, cert.strategy, base) if verdict.accepted else None}
 
 
 def figure(report: dict):
@@ -258,15 +366,23 @@ def figure(report: dict):
     ax.set_ylabel("inputs (log scale; 0 drawn at 0.5)")
     ax.set_title("where the inputs are lost")
     ax = axes[1]
+    shown = []
     if steps and steps["available"]:
         reference = [] if steps["reference_bound"] is None else [steps["reference_bound"]]
         labels = [s["step"] for s in steps["steps"]] + [f"{steps['reference']} (reference)"] * len(reference)
         values = [s["bound"] for s in steps["steps"]] + reference
         ax.barh(labels, values, color=["tab:purple"] * len(steps["steps"]) + ["tab:red"] * len(reference))
         ax.axvline(steps["bound"], color="black", lw=1, label=f"this certificate ({steps['bound']:.4f})")
-        ax.set_xlim(min(values + [steps["bound"]]) - 0.02, 1.0)
         ax.legend(fontsize=8, loc="lower left")
-    ax.set_xlabel("certified bound with that step at its tightest")
+        shown += values + [steps["bound"]]
+    exact = report.get("exact_steps")
+    if exact and exact["available"]:
+        values = [s["bound"] for s in exact["steps"]] + [exact["ceiling"]]
+        ax.barh([f"exact: {s['step']}" for s in exact["steps"]] + ["ceiling of the cell structure"], values, color="tab:gray")
+        shown += values + [exact["bound"]]
+    if shown:
+        ax.set_xlim(min(shown) - 0.02, 1.0)
+    ax.set_xlabel("bound with that step at its tightest (purple, red) or exact (grey: float64 diagnostics)")
     ax.set_title("what each step costs")
     fig.suptitle(f"{report['strategy']} (diagnostics, not proofs)", fontsize=9)
     fig.tight_layout()

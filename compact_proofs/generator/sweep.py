@@ -157,11 +157,13 @@ def _float64_logits(weights: dict) -> Callable[[np.ndarray], np.ndarray]:
     direct = (resid[:, -1] + b_O) @ W_U + b_U
     positions = np.arange(N)
 
-    def logits(tokens: np.ndarray) -> np.ndarray:
+    def logits(tokens: np.ndarray, attention: bool = False):
+        """The logits, or with attention=True (logits, attention weights [b, n_ctx])."""
         s = scores[tokens[:, -1:], tokens, positions]
         a = np.exp(s - s.max(axis=1, keepdims=True))
         a /= a.sum(axis=1, keepdims=True)
-        return direct[tokens[:, -1]] + np.einsum("bn,bnv->bv", a, ov[tokens, positions])
+        out = direct[tokens[:, -1]] + np.einsum("bn,bnv->bv", a, ov[tokens, positions])
+        return (out, a) if attention else out
 
     return logits
 

@@ -113,3 +113,84 @@ def test_per_seed_steps_read_the_swapped_variants_rows():
     assert (best["cubic"], best["cubic/reference"], best["brute-force"]) == (0.95, None, 0.99)
     summary = {r["family"]: r for r in ledger.per_seed_summary(ledger.per_seed_steps(rows))}
     assert summary["best subcubic"]["gap to cubic"] == pytest.approx(0.10)
+
+
+def _attention_on_max(model: ReferenceModel, x: tuple[int, ...]) -> float:
+    """The softmax weight on the copies of max(x), from the reference model's exact scores."""
+    scores = np.array([float(model._score(x[-1], t, i)) for i, t in enumerate(x)]) / np.sqrt(model.H)
+    weights = np.exp(scores - scores.max())
+    return float(weights[[t == max(x) for t in x]].sum() / weights.sum())
+
+
+def _cells(x: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(q, m, c, own gap): the cell of x and the largest gap whose cell holds it."""
+    m = max(x)
+    others = [t for t in x if t != m]
+    return x[-1], m, len(others), (m - max(others)) if others else V + 1
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_cell_statistics_and_ceiling_against_a_direct_computation(seed):
+    weights = build("gaussian", seed, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    stats, model = ledger.cell_statistics(weights), ReferenceModel(weights)
+    members: dict = {}
+    for x in itertools.product(range(V), repeat=N):
+        members.setdefault(_cells(x)[:3], []).append((x, _cells(x)[3], model.correct(x), _attention_on_max(model, x)))
+    ceiling = 0
+    for (q, m, c), inputs in members.items():
+        if c == 0:
+            assert stats["all_m_correct"][m] == inputs[0][2]
+            ceiling += inputs[0][2]
+            continue
+        for g in range(1, m + 1):
+            held = [a for _, own, _, a in inputs if own >= g]
+            if held:
+                assert np.isclose(stats["attention_low"][q, m, c, g], min(held), rtol=1e-12, atol=1e-15)
+                assert np.isclose(stats["attention_high"][q, m, c, g], max(held), rtol=1e-12, atol=1e-15)
+            else:
+                assert not np.isfinite(stats["attention_low"][q, m, c, g])
+        fits = [g for g in range(1, m + 1) if all(ok for _, own, ok, _ in inputs if own >= g)]
+        assert stats["need"][q, m, c] == (fits[0] if fits else max(own for _, own, ok, _ in inputs if not ok) + 1)
+        ceiling += sum(own >= fits[0] for _, own, _, _ in inputs) if fits else 0
+    assert ledger.cell_ceiling(stats, V, N) == ceiling
+
+
+def test_exact_ov_is_the_joint_maximum_over_the_allowed_tokens():
+    weights = build("gaussian", 2, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    stats = ledger.cell_statistics(weights)
+    model = ReferenceModel(weights)
+    evou = np.array([[float(v) for v in model._value_logits(t, 0)] for t in range(V)]) - \
+        np.array([[float(v) for v in _pos_value(model, 0)] for _ in range(V)])
+    assert np.allclose(stats["evou"], evou, rtol=1e-9, atol=1e-12)
+    from compact_proofs.checker.context import Evidence
+    from compact_proofs.checker.weights import model_from_weights
+
+    exact = type("ExactOV", (ledger.ExactOV,), {"stats": stats})
+    bounds = exact(model_from_weights(weights), "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact", Evidence({}))
+    m, top = np.array([4, 4, 3, 2]), np.array([3, 1, 2, 0])
+    values = bounds.nonmax_values(m, top)
+    for r in range(len(m)):
+        direct = [max(evou[k, o] - evou[k, m[r]] for k in range(top[r] + 1)) for o in range(V)]
+        assert np.allclose(values.hi[r], direct) and np.allclose(values.lo[r], direct)
+
+
+def _pos_value(model: ReferenceModel, i: int):
+    """W_pos[i] W_V W_O W_U (no bias): what _value_logits(t, i) adds to EVOU[t]."""
+    from tests.reference.evaluator import _vecmat
+
+    return _vecmat(_vecmat(_vecmat(model.W_pos[i], model.W_V), model.W_O), model.W_U)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 5])
+def test_exact_steps_lie_between_the_certified_bound_and_the_ceiling(seed):
+    """Swapping a step for its exact counterpart still counts only cells whose inputs are all
+    correct, so no exact-step bound exceeds the ceiling, which is at most the accuracy."""
+    weights = build("gaussian", seed, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    variant = VARIANTS[1]
+    verdict = prove(weights, variant).verdict
+    steps = ledger.exact_steps(weights, variant, verdict.verified_correct / V**N)
+    accuracy = ReferenceModel(weights).count_correct() / V**N
+    assert steps["available"] and steps["ceiling"] <= accuracy
+    for step in steps["steps"]:
+        assert step["bound"] <= steps["ceiling"] and np.isclose(step["gain"], step["bound"] - steps["bound"])
+    assert not ledger.exact_steps(weights, "cubic", 0.5)["available"]

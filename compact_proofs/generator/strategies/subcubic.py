@@ -121,7 +121,10 @@ def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
     return np.array(points)
 
 
-def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank: int = 1) -> Draft:
+def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank: int = 1,
+          bounds_type: Callable = definition.Bounds) -> Draft:
+    """The search. `bounds_type` is the checker's Bounds, or for the slack ledger's diagnostics a
+    subclass with one step exact (ledger.py: its drafts are never certificates)."""
     model = model_from_weights(weights)  # memoised with everything derived from it (checker/memo.py)
     V, N = model.d_vocab, model.n_ctx
     hints = _hints(model, variant, rank)
@@ -133,11 +136,11 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
         claims[0, 0, 0] = -1.0
         return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling), claimed_correct=1)
     progress("subcubic search", 0, 3)
-    bounds = definition.Bounds(model, variant, Evidence(hints))
+    bounds = bounds_type(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
     # the anchors depend on the attention bounds alone, which the 5 direct-path handlings share
     _, _, error = definition.axes(variant)
-    anchors = _cached(("anchors", model.key, error, handling, rank), lambda: _anchors(bounds, handling, q, m, c, V, N))
+    anchors = _cached(("anchors", model.key, error, handling, rank, bounds_type), lambda: _anchors(bounds, handling, q, m, c, V, N))
     progress("subcubic search", 1, 3)
     # the smallest gap with a negative bound, by bisection (a cell's bound does not increase with
     # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)

@@ -208,18 +208,24 @@ class Bounds(ModelTables):
         """chi_tables for rows r with max token m[r], largest allowed non-max token top[r] and
         anchors[r] ([R, J]): each row is computed on its own, so any subset of rows gives the
         values the full tables hold."""
-        R, V = len(m), self.V
-        w = self.w_run_i[top]
-        nonmax = Interval(np.broadcast_to(w.lo[:, None], (R, V)), np.broadcast_to(w.hi[:, None], (R, V)))
-        if self.handling == "per_output+chords":
-            col_min = self.col_min_i[top, m]
-            nonmax = nonmax.minimum(self.col_max_i[top] - Interval(col_min.lo[:, None], col_min.hi[:, None]))  # [r, o]
+        nonmax = self.nonmax_values(m, top)
         # chi(a) = max_o (intercept[o] + a slope[o]), intercept = base + N, slope = EV - N (the same
         # value as base + a EV + (1 - a) N); anchors are exact and >= 0
         slopes, intercepts = self.ev_i[m] - nonmax, self.base_i[m] + nonmax  # [r, o]
         others = self.off[m]
         values = upper_max_affine(intercepts.hi, slopes.hi, anchors, others)
         return values, np.where(others, slopes.lo, np.inf).min(axis=1), np.where(others, slopes.hi, -np.inf).max(axis=1)
+
+    def nonmax_values(self, m: np.ndarray, top: np.ndarray) -> Interval:
+        """N[r, o] >= EVOU[k, o] - EVOU[k, m[r]] for every non-max token k <= top[r]: W(m, g), or
+        for per_output+chords the smaller of W and max_k EVOU[k, o] - min_k EVOU[k, m]."""
+        R, V = len(m), self.V
+        w = self.w_run_i[top]
+        nonmax = Interval(np.broadcast_to(w.lo[:, None], (R, V)), np.broadcast_to(w.hi[:, None], (R, V)))
+        if self.handling == "per_output+chords":
+            col_min = self.col_min_i[top, m]
+            nonmax = nonmax.minimum(self.col_max_i[top] - Interval(col_min.lo[:, None], col_min.hi[:, None]))  # [r, o]
+        return nonmax
 
     def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
         """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
