@@ -281,7 +281,7 @@ def exact_steps(weights: dict, strategy: str, base: float) -> dict:
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
     steps = []
     for step, to, kind in (("attention pessimisation", "the range of the attention on the max over each cell's inputs", ExactAttention),
-                           ("OV worst case W(m, g)", "the joint maximum over non-max tokens k of EVOU[k,o] - EVOU[k,m]", ExactOV),
+                           ("OV worst case W(m, g)", "the joint maximum over non-max tokens k of EVOU(k, o) - EVOU(k, m)", ExactOV),
                            ("both", "both of the above", ExactBoth)):
         exact = type(kind.__name__, (kind,), {"stats": stats})
         value = search.prove(weights, no_progress, strategy, bounds_type=exact).claimed_correct / V**N
@@ -373,7 +373,7 @@ def figure(report: dict):
         values = [s["bound"] for s in steps["steps"]] + reference
         ax.barh(labels, values, color=["tab:purple"] * len(steps["steps"]) + ["tab:red"] * len(reference))
         ax.axvline(steps["bound"], color="black", lw=1, label=f"this certificate ({steps['bound']:.4f})")
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="lower right")
         shown += values + [steps["bound"]]
     exact = report.get("exact_steps")
     if exact and exact["available"]:
@@ -382,7 +382,7 @@ def figure(report: dict):
         shown += values + [exact["bound"]]
     if shown:
         ax.set_xlim(min(shown) - 0.02, 1.0)
-    ax.set_xlabel("bound with that step at its tightest (purple, red) or exact (grey: float64 diagnostics)")
+    ax.set_xlabel("bound: a step at its tightest (purple), cubic (red),\na step exact (grey; float64 diagnostics)")
     ax.set_title("what each step costs")
     fig.suptitle(f"{report['strategy']} (diagnostics, not proofs)", fontsize=9)
     fig.tight_layout()
