@@ -57,12 +57,13 @@ class PureVerdict:
     weights_digest: str | None = None
 
 
-SUBCUBIC_AXES = (  # checker/strategies/subcubic: EUPU, attention and attention-error handlings
-    ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact"),
-    ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords"),
-    ("svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact", "max_diff_subproduct",
-     "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
-     "mean_recursive+max_diff_subproduct_recursive"),
+SUBCUBIC_ERRORS = ("svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact", "max_diff_subproduct",
+                   "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
+                   "mean_recursive+max_diff_subproduct_recursive")
+SUBCUBIC_FAMILIES = (  # checker/strategies/subcubic: (EUPU handlings, attention handlings) x the attention-error handlings
+    (("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact"),
+     ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")),
+    (("max_diff_exact_per_max",), ("query_slot+ov_blocks+chords",)),
 )
 
 
@@ -74,9 +75,9 @@ def _evidence_fields(strategy: str) -> list[set[str]]:
         base = {"candidates"} if strategy == "cubic" else set()
         return [base | {"claims"}, base]
     eupu, attention, error = strategy.split("/")[1:]
-    fields = {"gaps", "claims"} | ({"anchors"} if attention != SUBCUBIC_AXES[1][1] else set())
+    fields = {"gaps", "claims"} | ({"anchors"} if attention != "drop_average_query_per_output_logit_reasoning" else set())
     fields |= {"eupu_direction"} if eupu == "svd_query+max_diff" else set()
-    if error in SUBCUBIC_AXES[2][:4]:
+    if error in SUBCUBIC_ERRORS[:4]:
         return [fields | {"eqke_u", "eqke_v"}]
     if error != "exact_EQKE+max_diff_exact":
         fields |= {f"peel{i}_{side}" for i in range(1, 5) for side in ("left", "right")}
@@ -85,8 +86,8 @@ def _evidence_fields(strategy: str) -> list[set[str]]:
 
 def _known(strategy: str) -> bool:
     parts = strategy.split("/")
-    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic"
-                                      and all(p in axis for p, axis in zip(parts[1:], SUBCUBIC_AXES)))
+    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic" and parts[3] in SUBCUBIC_ERRORS
+                                      and any(parts[1] in eupus and parts[2] in attentions for eupus, attentions in SUBCUBIC_FAMILIES))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_voc
 
 from __future__ import annotations
 
+from math import isqrt
 
 import numpy as np
 
@@ -59,11 +60,14 @@ from compact_proofs.checker.interval import Interval, next_down, next_up, rsqrt,
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu
 from compact_proofs.checker.weights import Model
 
-ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")
+ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords", "query_slot+ov_blocks+chords")
 REFERENCE_ATTENTION = ATTENTION[:2]
 MAX_ANCHORS = 16
 MAX_CELLS = 1 << 23
-NAMES = [f"subcubic/{e}/{a}/{r}" for e in eupu.HANDLINGS for a in ATTENTION for r in attention_error.HANDLINGS]
+# the paper's 100 and per_output+chords (5 x 3 x 10), and the refined family: its direct path per
+# (q, m) with the query slot and OV blocks (1 x 1 x 10)
+FAMILIES = ((eupu.HANDLINGS[:5], ATTENTION[:3]), (eupu.HANDLINGS[5:], ATTENTION[3:]))
+NAMES = [f"subcubic/{e}/{a}/{r}" for eupus, attentions in FAMILIES for e in eupus for a in attentions for r in attention_error.HANDLINGS]
 
 
 def axes(name: str) -> tuple[str, str, str]:
@@ -123,6 +127,7 @@ class ModelTables:
         pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
         diag = np.arange(V)
         self.off = ~np.eye(V, dtype=bool)
+        self.evou = evou
         self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
         self.pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
         self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
@@ -167,7 +172,7 @@ class Bounds(ModelTables):
         self.run_max = Interval.of(Dyadic(_running(approx.ints, np.maximum), approx.exp))
         self.run_min = Interval.of(Dyadic(_running(approx.ints, np.minimum), approx.exp))
         self.spread = Interval.of(split.spread)[:, 0]
-        self.err = Interval.of(direct.err)[:, 0]
+        self.err = Interval.of(direct.err)  # [q, 1] or [q, m]
         mean = direct.mean.ints[0]
         self.base_i = Interval.of(Dyadic(mean[None, :] - mean[:, None], direct.mean.exp) + self.pv_pess)  # base[m, o]
 
@@ -194,7 +199,32 @@ class Bounds(ModelTables):
         cost.add(6 * len(lower), 12 * len(lower))  # pragma: no mutate (accounting)
         lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
+        if self.handling == ATTENTION[3]:
+            return self._query_slot(q, m, c, lo, hi, lower, upper)
         return lower, upper
+
+    def _query_slot(self, q, m, c, lo: Interval, hi: Interval, lower: np.ndarray, upper: np.ndarray):
+        """query_slot+ov_blocks+chords: when q != m the query's own slot holds q, whose score is
+        EQKE'[q, q], within spread[q] of approx[q, q]. Relative to EQKE'[q, m] and scaled by
+        1/sqrt(d_head), a_M = A / (A + e^(-d_q) + B) with d_q = EQKE'[q, m] - EQKE'[q, q], A the
+        positional weights of the copies of m and B those of the other c - 1 non-max slots, each
+        times e^(-(EQKE'[q, m] - EQKE'[q, k])) with that difference in [lo, hi] as above. Both
+        bounds only narrow [lower, upper]."""
+        others = np.maximum(c - 1, 0)
+        copies = (self.N - 1) - others
+        own = self.approx[q, m] - self.approx[q, q]
+        rest_high = ((-(own - self.spread[q])) * self.rsqrt).exp() + ((-lo) * self.rsqrt).exp() * self.high_sums[q, others]
+        rest_low = ((-(own + self.spread[q])) * self.rsqrt).exp() + ((-hi) * self.rsqrt).exp() * self.low_sums[q, others]
+        a_low, a_high = self.low_sums[q, copies].nonnegative(), self.high_sums[q, copies].nonnegative()
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio_hi = np.where(a_low.lo > 0, next_up(rest_high.nonnegative().hi / a_low.lo), np.inf)  # >= rest / A
+            ratio_lo = np.fmax(next_down(rest_low.nonnegative().lo / a_high.hi), 0.0)
+            slot_lower = next_down(1 / next_up(1 + ratio_hi))
+            slot_upper = next_up(1 / next_down(1 + ratio_lo))
+        cost.add(8 * len(q), 16 * len(q))  # pragma: no mutate (accounting)
+        refined = (q != m) & ~np.isnan(slot_lower) & ~np.isnan(slot_upper)
+        return (np.where(refined, np.maximum(lower, np.clip(slot_lower, 0.0, 1.0)), lower),
+                np.where(refined, np.minimum(upper, np.clip(slot_upper, 0.0, 1.0)), upper))
 
     def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
         """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
@@ -222,9 +252,11 @@ class Bounds(ModelTables):
         R, V = len(m), self.V
         w = self.w_run_i[top]
         nonmax = Interval(np.broadcast_to(w.lo[:, None], (R, V)), np.broadcast_to(w.hi[:, None], (R, V)))
-        if self.handling == "per_output+chords":
+        if self.handling == ATTENTION[2]:
             col_min = self.col_min_i[top, m]
             nonmax = nonmax.minimum(self.col_max_i[top] - Interval(col_min.lo[:, None], col_min.hi[:, None]))  # [r, o]
+        elif self.handling == ATTENTION[3]:
+            nonmax = nonmax.minimum(ov_blocks(self).upper(m, top))
         return nonmax
 
     def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
@@ -243,8 +275,60 @@ class Bounds(ModelTables):
         for j in range(J):
             between = (A[:, j] >= a_min) & (A[:, j] <= a_max)
             best = np.where(between, np.maximum(best, chi[:, j]), best)
-        best = (Interval(best) + self.err[q]).hi
+        best = (Interval(best) + self.direct_error(q, m)).hi
         return np.where((q == m) & (c == 0), self.all_m.hi[m], best)
+
+    def direct_error(self, q: np.ndarray, m: np.ndarray) -> Interval:
+        """err >= EUPU[q, o] - EUPU[q, m] - (mean[o] - mean[m]) for every o != m (eupu.py): per q, or
+        per (q, m)."""
+        return self.err[q, 0] if self.err.shape[1] == 1 else self.err[q, m]
+
+
+class OVBlocks:
+    """For query_slot+ov_blocks+chords: an upper bound of EVOU[k, o] - EVOU[k, m] over the
+    non-max tokens k <= top that pairs each k's two entries more closely than max_k - min_k. The
+    tokens fall into blocks of s = ceil(sqrt(d_vocab)) consecutive ones. For k = o the term is
+    exact (the diagonal); for k != o in a block wholly below top's block it is at most
+    max_{k' in block, k' != o} EVOU[k', o] - min_{k' in block} EVOU[k', m], and in top's block the
+    same over its tokens <= top. So N[o] = the largest of these terms (d_vocab^2 sqrt(d_vocab)
+    per n_ctx rows: no d_vocab^3 term)."""
+
+    def __init__(self, evou: Dyadic):
+        ints = evou.ints
+        V = ints.shape[0]
+        self.size = max(isqrt(V - 1) + 1, 1) if V > 1 else 1
+        spread = ints.max() - ints.min()
+        off = ints.copy()
+        off[np.arange(V), np.arange(V)] = ints.min() - spread - 1  # below every real term: never the largest
+        starts = range(0, V, self.size)
+        blocks = [slice(b, min(b + self.size, V)) for b in starts]
+        as_interval = lambda table: Interval.of(Dyadic(np.array(table), evou.exp))  # noqa: E731
+        self.full_off = as_interval([off[b].max(axis=0) for b in blocks])  # [block, o]
+        self.full_min = as_interval([ints[b].min(axis=0) for b in blocks])  # [block, t]
+        self.run_off = as_interval(np.concatenate([_running(off[b], np.maximum, axis=0) for b in blocks]))  # [top, o]
+        self.run_min = as_interval(np.concatenate([_running(ints[b], np.minimum, axis=0) for b in blocks]))  # [top, t]
+        self.diag = as_interval(ints.diagonal()[:, None] - ints)  # [o, m]: EVOU[o, o] - EVOU[o, m]
+        cost.add(4 * V * V, 4 * V * V)  # pragma: no mutate (accounting)
+
+    def upper(self, m: np.ndarray, top: np.ndarray) -> Interval:
+        """[r, o]: an interval around the exact N, the largest of the terms (each enclosed outward)."""
+        R, V = len(m), self.diag.shape[0]
+        column = lambda table, rows, cols: Interval(table.lo[rows, cols][:, None], table.hi[rows, cols][:, None])  # noqa: E731
+        diag = self.diag[np.arange(V)[None, :], m[:, None]]  # [r, o]
+        mine = np.arange(V)[None, :] <= top[:, None]
+        terms = [Interval(np.where(mine, diag.lo, -np.inf), np.where(mine, diag.hi, -np.inf)),
+                 self.run_off[top] - column(self.run_min, top, m)]
+        for b in range(self.full_off.shape[0]):
+            below = (b + 1) * self.size <= top  # block b lies wholly below top's block
+            if below.any():
+                term = Interval(self.full_off.lo[b][None, :], self.full_off.hi[b][None, :]) - column(self.full_min, b, m)
+                terms.append(Interval(np.where(below[:, None], term.lo, -np.inf), np.where(below[:, None], term.hi, -np.inf)))
+        cost.add(R * V * len(terms), 3 * R * V * len(terms))  # pragma: no mutate (accounting)
+        return Interval(np.max([t.lo for t in terms], axis=0), np.max([t.hi for t in terms], axis=0))
+
+
+def ov_blocks(tables: ModelTables) -> OVBlocks:
+    return memo.cached(("subcubic-ov-blocks", tables.evou.digest()), lambda: OVBlocks(tables.evou))
 
 
 def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_min: np.ndarray, slope_max: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ Handlings (the paper's names):
 - max_diff: w = 0.
 - max_diff_exact: EUPU in full (d_vocab^2 d_model); mean = 0, err[q] = max_o EUPU[q, o] - min_o EUPU[q, o].
 - global_max_diff_exact: as max_diff_exact with err[q] = max EUPU - min EUPU over all entries.
+- max_diff_exact_per_max (new): EUPU in full; mean = 0 and the error per (q, m),
+  err[q, m] = max_{o != m} EUPU[q, o] - EUPU[q, m] (the two largest entries of each row: d_vocab^2).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from compact_proofs.checker.context import Evidence
 from compact_proofs.checker.exact import Dyadic, mean_rows
 from compact_proofs.checker.weights import Model
 
-HANDLINGS = ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact")
+HANDLINGS = ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact",
+             "max_diff_exact_per_max")
 
 
 @dataclass(frozen=True)
 class DirectBound:
     mean: Dyadic  # [1, d_vocab]
-    err: Dyadic  # [d_vocab, 1]
+    err: Dyadic  # [d_vocab, 1], or [d_vocab (q), d_vocab (m)] for max_diff_exact_per_max
 
 
 def _rows(row: Dyadic, count: int) -> Dyadic:
@@ -45,8 +48,10 @@ def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence)
 
 def _bound(handling: str, model: Model, e_bar: Dyadic, hint: np.ndarray | None) -> DirectBound:
     V, D = model.d_vocab, model.d_model
-    if handling in ("max_diff_exact", "global_max_diff_exact"):
+    if handling in ("max_diff_exact", "global_max_diff_exact", "max_diff_exact_per_max"):
         eupu = (e_bar + _rows(model.b_O, V)) @ model.W_U + _rows(model.b_U, V)
+        if handling == "max_diff_exact_per_max":
+            return DirectBound(Dyadic.zeros(1, V), Dyadic(_largest_other(eupu.ints) - eupu.ints, eupu.exp))
         err = eupu.spread().reshape(V, 1)
         if handling == "global_max_diff_exact":
             err = _rows(Dyadic(np.array([[eupu.ints.max() - eupu.ints.min()]], dtype=object), eupu.exp), V)
@@ -61,3 +66,15 @@ def _bound(handling: str, model: Model, e_bar: Dyadic, hint: np.ndarray | None) 
     err = abs(e_bar - _rows(w, V)) @ rho
     mean = (w + model.b_O) @ model.W_U + model.b_U
     return DirectBound(mean, err)
+
+
+def _largest_other(ints: np.ndarray) -> np.ndarray:
+    """[q, m] -> max_{o != m} ints[q, o] (ints[q, m] itself when d_vocab = 1): the largest entry of
+    each row, or the second largest in the column of the largest."""
+    rows = np.arange(ints.shape[0])
+    top = np.argmax(ints, axis=1)
+    first = ints[rows, top]
+    rest = ints.copy()
+    rest[rows, top] = ints[rows, np.argmin(ints, axis=1)]  # the row's minimum stands in for the largest
+    second = rest.max(axis=1) if ints.shape[1] > 1 else first
+    return np.where(np.arange(ints.shape[1])[None, :] == top[:, None], second[:, None], first[:, None])
