@@ -160,6 +160,8 @@ def step_costs(weights: dict, strategy: str, base: float | None = None) -> dict:
         swapped = axes.copy()
         swapped[axis] = tightest
         name = "subcubic/" + "/".join(swapped)
+        if name not in definition.NAMES:  # the refined family pairs its own handlings: no such swap
+            continue
         value = base if name == strategy else bound(name)
         steps.append({"step": step, "from": axes[axis], "to": tightest, "bound": value, "gain": value - base})
     reference = bound("cubic")

@@ -194,3 +194,12 @@ def test_exact_steps_lie_between_the_certified_bound_and_the_ceiling(seed):
     for step in steps["steps"]:
         assert step["bound"] <= steps["ceiling"] and np.isclose(step["gain"], step["bound"] - steps["bound"])
     assert not ledger.exact_steps(weights, "cubic", 0.5)["available"]
+
+
+def test_step_costs_of_the_refined_family_swap_only_within_it():
+    weights = build("gaussian", 3, V=V, N=N, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
+    refined = "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/svd"
+    steps = ledger.step_costs(weights, refined)
+    assert [s["step"] for s in steps["steps"]] == ["EQKE split (attention error)"]
+    swapped = prove(weights, "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/exact_EQKE+max_diff_exact").verdict
+    assert steps["steps"][0]["bound"] == swapped.verified_correct / swapped.total
