@@ -187,10 +187,21 @@ class Bounds(ModelTables):
         # a_M = A / (A + B) with A, B > 0: lower end from A's lower and B's upper bound, and back.
         # Outward rounding can leave a non-negative quantity's lower end below zero, and infinities
         # give NaN: both mean "no information" (a_M >= 0, a_M <= 1), never a finite value.
+        # the query's slot (q != m) relative to the extreme non-max score: weight 1 (its own score
+        # taken as the extreme), or for query_slot+ov_blocks+chords its own score, within spread[q]
+        # of approx[q, q]: with D_q = EQKE'[q, m] - EQKE'[q, q] >= own - spread[q], the term
+        # e^(-D_q r) times e^(lo r) is at most e^((approx[q, q] - run_max[q, top]) r) (the spread
+        # cancels), and for the upper bound at least e^((approx[q, q] - run_min[q, top]) r)
+        slot_for_lower = slot_for_upper = Interval(1 - is_m)
+        if self.handling == ATTENTION[3]:
+            own_low = ((self.approx[q, q] - self.run_max[q, top]) * self.rsqrt).exp()
+            own_high = ((self.approx[q, q] - self.run_min[q, top]) * self.rsqrt).exp()
+            slot_for_lower = Interval(np.where(q == m, 0.0, own_low.lo), np.where(q == m, 0.0, own_low.hi))
+            slot_for_upper = Interval(np.where(q == m, 0.0, own_high.lo), np.where(q == m, 0.0, own_high.hi))
         a_low = ((lo * self.rsqrt).exp() * (self.low_sums[q, copies] + is_m)).nonnegative()
-        b_low = (self.high_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
+        b_low = (self.high_sums[q, free_nonmax] + slot_for_lower).nonnegative()
         a_high = ((hi * self.rsqrt).exp() * (self.high_sums[q, copies] + is_m)).nonnegative()
-        b_high = (self.low_sums[q, free_nonmax] + (1 - is_m)).nonnegative()
+        b_high = (self.low_sums[q, free_nonmax] + slot_for_upper).nonnegative()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio_hi = np.where(a_low.lo > 0, next_up(b_low.hi / a_low.lo), np.inf)  # >= B / A
             ratio_lo = np.fmax(next_down(b_high.lo / a_high.hi), 0.0)  # <= B / A (NaN: 0)
@@ -199,32 +210,7 @@ class Bounds(ModelTables):
         cost.add(6 * len(lower), 12 * len(lower))  # pragma: no mutate (accounting)
         lower = np.where(np.isnan(lower), 0.0, np.clip(lower, 0.0, 1.0))
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
-        if self.handling == ATTENTION[3]:
-            return self._query_slot(q, m, c, lo, hi, lower, upper)
         return lower, upper
-
-    def _query_slot(self, q, m, c, lo: Interval, hi: Interval, lower: np.ndarray, upper: np.ndarray):
-        """query_slot+ov_blocks+chords: when q != m the query's own slot holds q, whose score is
-        EQKE'[q, q], within spread[q] of approx[q, q]. Relative to EQKE'[q, m] and scaled by
-        1/sqrt(d_head), a_M = A / (A + e^(-d_q) + B) with d_q = EQKE'[q, m] - EQKE'[q, q], A the
-        positional weights of the copies of m and B those of the other c - 1 non-max slots, each
-        times e^(-(EQKE'[q, m] - EQKE'[q, k])) with that difference in [lo, hi] as above. Both
-        bounds only narrow [lower, upper]."""
-        others = np.maximum(c - 1, 0)
-        copies = (self.N - 1) - others
-        own = self.approx[q, m] - self.approx[q, q]
-        rest_high = ((-(own - self.spread[q])) * self.rsqrt).exp() + ((-lo) * self.rsqrt).exp() * self.high_sums[q, others]
-        rest_low = ((-(own + self.spread[q])) * self.rsqrt).exp() + ((-hi) * self.rsqrt).exp() * self.low_sums[q, others]
-        a_low, a_high = self.low_sums[q, copies].nonnegative(), self.high_sums[q, copies].nonnegative()
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio_hi = np.where(a_low.lo > 0, next_up(rest_high.nonnegative().hi / a_low.lo), np.inf)  # >= rest / A
-            ratio_lo = np.fmax(next_down(rest_low.nonnegative().lo / a_high.hi), 0.0)
-            slot_lower = next_down(1 / next_up(1 + ratio_hi))
-            slot_upper = next_up(1 / next_down(1 + ratio_lo))
-        cost.add(8 * len(q), 16 * len(q))  # pragma: no mutate (accounting)
-        refined = (q != m) & ~np.isnan(slot_lower) & ~np.isnan(slot_upper)
-        return (np.where(refined, np.maximum(lower, np.clip(slot_lower, 0.0, 1.0)), lower),
-                np.where(refined, np.minimum(upper, np.clip(slot_upper, 0.0, 1.0)), upper))
 
     def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
         """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
@@ -311,20 +297,22 @@ class OVBlocks:
         cost.add(4 * V * V, 4 * V * V)  # pragma: no mutate (accounting)
 
     def upper(self, m: np.ndarray, top: np.ndarray) -> Interval:
-        """[r, o]: an interval around the exact N, the largest of the terms (each enclosed outward)."""
+        """[r, o]: an interval around the exact N, the largest of the terms. Each term's ends are
+        computed differences of the tables' ends, rounded outward once after the maximum (the
+        same floats as rounding each: next_up and next_down are non-decreasing)."""
         R, V = len(m), self.diag.shape[0]
-        column = lambda table, rows, cols: Interval(table.lo[rows, cols][:, None], table.hi[rows, cols][:, None])  # noqa: E731
-        diag = self.diag[np.arange(V)[None, :], m[:, None]]  # [r, o]
         mine = np.arange(V)[None, :] <= top[:, None]
-        terms = [Interval(np.where(mine, diag.lo, -np.inf), np.where(mine, diag.hi, -np.inf)),
-                 self.run_off[top] - column(self.run_min, top, m)]
-        for b in range(self.full_off.shape[0]):
-            below = (b + 1) * self.size <= top  # block b lies wholly below top's block
-            if below.any():
-                term = Interval(self.full_off.lo[b][None, :], self.full_off.hi[b][None, :]) - column(self.full_min, b, m)
-                terms.append(Interval(np.where(below[:, None], term.lo, -np.inf), np.where(below[:, None], term.hi, -np.inf)))
-        cost.add(R * V * len(terms), 3 * R * V * len(terms))  # pragma: no mutate (accounting)
-        return Interval(np.max([t.lo for t in terms], axis=0), np.max([t.hi for t in terms], axis=0))
+        diag = self.diag[np.arange(V)[None, :], m[:, None]]  # [r, o]
+        with np.errstate(invalid="ignore", over="ignore"):
+            low = np.maximum(np.where(mine, diag.lo, -np.inf), self.run_off.lo[top] - self.run_min.hi[top, m][:, None])
+            high = np.maximum(np.where(mine, diag.hi, -np.inf), self.run_off.hi[top] - self.run_min.lo[top, m][:, None])
+            for b in range(self.full_off.shape[0]):
+                below = ((b + 1) * self.size <= top)[:, None]  # block b lies wholly below top's block
+                if below.any():
+                    low = np.where(below, np.maximum(low, self.full_off.lo[b][None, :] - self.full_min.hi[b, m][:, None]), low)
+                    high = np.where(below, np.maximum(high, self.full_off.hi[b][None, :] - self.full_min.lo[b, m][:, None]), high)
+        cost.add(2 * R * V * (self.full_off.shape[0] + 2), 6 * R * V * (self.full_off.shape[0] + 2))  # pragma: no mutate (accounting)
+        return Interval(next_down(low), next_up(high))
 
 
 def ov_blocks(tables: ModelTables) -> OVBlocks:
