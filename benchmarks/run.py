@@ -241,7 +241,7 @@ def bench_pure(seed: int, n_seeds: int) -> None:
 
 def bench_large(seed: int, n_seeds: int) -> None:
     """The cubic proof at d_vocab 128 (K=10) and 512 (K=20), the best subcubic variant and
-    subcubic/best (all 150 searches, one process per core) at 512, each proved and checked in a
+    subcubic/best (all 160 searches, one process per core) at 512, each proved and checked in a
     forked child (generator/scaling.py) for its own peak memory (subcubic/best: its largest process)."""
     from compact_proofs.generator import scaling
 

@@ -152,9 +152,9 @@ def forecast_seconds(strategy: str, d_vocab: int, n_ctx: int) -> float:
     if strategy.startswith("cubic"):
         cases = count_cases(V, N)  # measured (docs/results/scaling): with claims about 4e-6 s per case; derived,
         return cases * 4e-6 if cases <= CLAIMS_UP_TO else V**3 / 3 * (2e-6 + 1e-7 * N)  # per (m, q, k) triple
-    if strategy == BEST_SUBCUBIC:  # measured: 150 searches at d_vocab 512, K = 20 in 653 s on 2 processes
+    if strategy == BEST_SUBCUBIC:  # measured: 160 searches at d_vocab 512, K = 20 in 701 s on 2 processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return V * V * N * 1.7e-6 * 150 / max(1, min(cores, 30))
+        return V * V * N * 1.7e-6 * sum(name.startswith("subcubic/") for name in REGISTRY) / max(1, min(cores, 30))
     return V * V * N * 2e-6
 
 
