@@ -7,7 +7,7 @@ operation rounds outward (products are summed exactly and rounded once), exp is 
 enclosure and 1/sqrt(d_head) arith's integer square root. An input counts as correct when every
 margin logit[label] - logit[o] has a positive lower end; it is wrong when one margin's upper end
 is at most zero or when the label's and o's unembedding columns and biases are identical (a tie).
-What 64 bits leave open is recomputed at 256 and 1024 bits; what stays open is not counted.
+What 64 bits leave open is recomputed at 256, 1024 and 4096 bits; what stays open is not counted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from compact_proofs.checker.pure import msgpack_lite
 from compact_proofs.checker.pure.arith import exp_bounds, rsqrt_bounds
 from compact_proofs.checker.pure.errors import Malformed
 
-PRECISIONS = (64, 256, 1024)
+PRECISIONS = (64, 256, 1024, 4096)  # absolute precision: huge weights need the last step
 MAX_INPUTS = 1 << 20  # the same cap as the pure brute force of format v1
 LIMITS = {"V": 256, "N": 64, "D": 4096, "E": 4096, "H": 64}  # schema/certificate-v2.md
 TOP = {"embed.W_E": "VD", "pos_embed.W_pos": "ND", "unembed.W_U": "DV", "unembed.b_U": "V"}

@@ -112,3 +112,13 @@ def test_a_model_beyond_the_pure_limit_is_refused_before_work(monkeypatch):
     monkeypatch.setattr(pure_transformer, "brute_force", lambda *a, **k: pytest.fail("no work above the limit"))
     verdict = check_bytes(encode(weights, "max"))
     assert verdict.limit and not verdict.accepted
+
+
+def test_huge_weights_are_settled_by_the_last_precision():
+    """The fixed-point precision is absolute: with weights near 1e30 (the independent review's
+    example) 1024 bits leave inputs open that 4096 bits settle, as arb does on the fast path."""
+    weights = build_v2("huge-scores", 41, V=2, N=3, D=3, E=1, H=1, L=2, scale=1e30, biases=False, dtype=np.float64)
+    raw = encode(weights, "induction")
+    pure, fast = check_bytes(raw), check(certificate.decode(raw))
+    assert pure.notes["open_at_low_precision"] > 0 and pure.notes["undecided"] == 0
+    assert pure.verified_correct == fast.verified_correct

@@ -44,8 +44,9 @@ largest wrong logit is at most err[q] + phi(a_M), phi(a) = max_o (base[o] + a EV
 The refined family (max_diff_exact_per_max with query_slot+ov_blocks+chords) changes three terms,
 each to a smaller valid bound: err[q] becomes err[q, m] (eupu.py); in step 1 the query's slot
 (q != m) carries its own score EQKE'[q, q] instead of the extreme non-max score (Bounds.attention);
-and in step 2 N[o] is the OV-block bound (OVBlocks), which pairs each token's two EVOU entries
-within blocks of ceil(sqrt(d_vocab)) tokens and takes the diagonal k = o exactly.
+and in step 2 N[o] is the smaller of W(m, g*) and the OV-block bound (OVBlocks), which pairs each
+token's two EVOU entries within blocks of ceil(sqrt(d_vocab)) tokens and takes the diagonal k = o
+exactly.
 
 Cost: no d_vocab^3 term and no enumeration of inputs: everything is O(d_vocab^2 n_ctx) per-cell
 work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_vocab^2 d_model).
