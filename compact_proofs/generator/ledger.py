@@ -202,14 +202,13 @@ class ExactAttention(definition.Bounds):
 
 class ExactOV(definition.Bounds):
     """Diagnostic Bounds: the non-max tokens' value N[o] is the joint maximum over the allowed
-    tokens k of EVOU[k, o] - EVOU[k, m] (float64), instead of W(m, g) or max_k EVOU[k, o] - min_k EVOU[k, m]."""
-
-    stats: dict = {}
+    tokens k of EVOU[k, o] - EVOU[k, m] (the exact tables in float64), instead of W(m, g) or
+    max_k EVOU[k, o] - min_k EVOU[k, m]."""
 
     def nonmax_values(self, m, top):
         from compact_proofs.checker.interval import Interval
 
-        evou = self.stats["evou"]
+        evou = self.evou.to_float()
         allowed = np.arange(self.V)[None, :] <= np.asarray(top)[:, None]  # [r, k]
         diff = evou[None, :, :] - evou[:, m].T[:, :, None]  # [r, k, o]
         joint = np.where(allowed[:, :, None], diff, -np.inf).max(axis=1)
@@ -224,7 +223,7 @@ def cell_statistics(weights: dict) -> dict | None:
     """Per cell (q, m, c) and gap g, over the cell's inputs (max m, query q, c non-max tokens, all
     <= m - g), every input evaluated in float64 (diagnostics): the range of the attention on the
     max copies, and `need`[q, m, c], the smallest gap at which every input of the cell is correct;
-    `all_m_correct`[m] for the input of m alone; `evou` in float64. None above ENUMERATE_UP_TO inputs."""
+    `all_m_correct`[m] for the input of m alone. None above ENUMERATE_UP_TO inputs."""
     from compact_proofs.generator.sweep import _float64_logits, label_strictly_largest
 
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
@@ -248,14 +247,10 @@ def cell_statistics(weights: dict) -> dict | None:
         bad = wrong & (c > 0)
         np.maximum.at(need, (q[bad], m[bad], c[bad]), own_gap[bad] + 1)
         all_m_correct[m[wrong & (c == 0)]] = False
-    w = {name: np.asarray(value, dtype=np.float64) for name, value in weights.items()}
-    D, H = w["embed.W_E"].shape[1], w["blocks.0.attn.W_Q"].shape[-1]
-    b_V = w.get("blocks.0.attn.b_V", np.zeros(H)).reshape(H)
-    evou = (w["embed.W_E"] @ w["blocks.0.attn.W_V"].reshape(D, H) + b_V) @ w["blocks.0.attn.W_O"].reshape(H, D) @ w["unembed.W_U"]
     # a cell at gap g holds the inputs whose own gap is >= g
     return {"attention_low": np.minimum.accumulate(low[..., ::-1], axis=-1)[..., ::-1],
             "attention_high": np.maximum.accumulate(high[..., ::-1], axis=-1)[..., ::-1],
-            "need": need, "all_m_correct": all_m_correct, "evou": evou}
+            "need": need, "all_m_correct": all_m_correct}
 
 
 def cell_ceiling(stats: dict, V: int, N: int) -> int:

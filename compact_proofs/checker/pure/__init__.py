@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import comb
 
 from compact_proofs.checker.pure import cubic as pure_cubic
 from compact_proofs.checker.pure.cubic import count_cases
 from compact_proofs.checker.pure import msgpack_lite
+from compact_proofs.checker.pure import tensors
 from compact_proofs.checker.pure import transformer as pure_transformer
 from compact_proofs.checker.pure.arith import sign_of_exp_sum
 from compact_proofs.checker.pure.errors import Malformed, Reject
@@ -29,7 +28,7 @@ SUPPORTED = ("brute-force", "cubic", "cubic/reference")
 MAX_INPUTS = 1 << 20
 MAX_CASES = 1 << 24
 # the limits of schema/certificate-v1.md (the same as the fast path's, written again here)
-MAX_FILE_BYTES, MAX_ELEMENTS, MAX_NDIM, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1 << 27, 6, 1000, 4096
+MAX_FILE_BYTES, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1000, 4096
 LIMITS = {"V": 4096, "N": 1024, "D": 4096, "H": 4096}
 MAX_PATH_WORK = 1 << 31
 NAME = re.compile(r"[A-Za-z0-9_.+/-]{1,200}\Z")
@@ -94,39 +93,9 @@ def _known(strategy: str) -> bool:
 # the certificate
 
 
-def _tensor(value, what: str) -> tuple[list, tuple]:
-    if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
-        raise Malformed(f"{what} is not a tensor")
-    codes = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
-    if not isinstance(value["dtype"], str) or value["dtype"] not in codes or not isinstance(value["shape"], list) \
-            or len(value["shape"]) > MAX_NDIM:
-        raise Malformed(f"{what} has an unsupported dtype or shape")
-    count = 1
-    for size in value["shape"]:
-        if type(size) is not int or not 0 <= size <= MAX_ELEMENTS:
-            raise Malformed(f"{what} has an invalid shape")
-        count *= size
-        if count > MAX_ELEMENTS:
-            raise Malformed(f"{what} has more than {MAX_ELEMENTS} elements")
-    code = codes[value["dtype"]]
-    if not isinstance(value["data"], bytes) or len(value["data"]) != count * struct.calcsize(code):
-        raise Malformed(f"{what} data length does not match its shape")
-    flat = list(struct.unpack(f"<{count}{code}", value["data"]))
-    if code in "fd" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
-        raise Malformed(f"{what} contains NaN or infinity")
-    return flat, tuple(value["shape"])
-
-
-def _nest(flat: list, shape: tuple):
-    if len(shape) <= 1:
-        return flat
-    step = len(flat) // shape[0] if shape[0] else 0
-    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
 def _evidence_value(value, what: str) -> None:
     if isinstance(value, dict):
-        _tensor(value, what)
+        tensors.decode(value, what)
     elif not (isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**64)
               or (isinstance(value, str) and len(value) <= MAX_DECIMAL_DIGITS)):
         raise Malformed(f"{what} must be a tensor, an integer, a boolean or a short string")
@@ -155,9 +124,9 @@ def parse(raw: bytes) -> dict:
     if not isinstance(claim, dict) or set(claim) != {"correct", "total"} or not all(
             isinstance(claim[k], str) and re.fullmatch(r"0|[1-9][0-9]{0,999}", claim[k]) for k in claim):
         raise Malformed("malformed claim")
-    for field in ("params", "weights", "evidence", "generator"):
-        if not isinstance(doc[field], dict):
-            raise Malformed(f"{field} must be a map")
+    for part in ("params", "weights", "evidence", "generator"):
+        if not isinstance(doc[part], dict):
+            raise Malformed(f"{part} must be a map")
     if not isinstance(doc["strategy"], str) or not NAME.match(doc["strategy"]):
         raise Malformed("malformed strategy name")
     for key, value in doc["params"].items():
@@ -168,7 +137,7 @@ def parse(raw: bytes) -> dict:
     for key, value in doc["weights"].items():
         if not NAME.match(key):
             raise Malformed("malformed weight name")
-        _tensor(value, f"weight {key}")
+        tensors.decode(value, f"weight {key}")
     for key, value in doc["evidence"].items():
         if not NAME.match(key):
             raise Malformed("malformed evidence name")
@@ -177,11 +146,8 @@ def parse(raw: bytes) -> dict:
 
 
 def weights_digest(weights: dict) -> str:
-    """The model digest (the fast path's checker.weights.key_of): sha256 of the canonical encoding
-    of the weight tensors, each with its head axis present."""
-    restored = {k: dict(v, shape=[1] + v["shape"] if SHAPES[k][0] == "1" and len(v["shape"]) == len(SHAPES[k]) - 1 else v["shape"])
-                for k, v in weights.items()}
-    return "sha256:" + hashlib.sha256(msgpack_lite.encode(restored)).hexdigest()
+    """The model digest (the fast path's checker.weights.key_of)."""
+    return tensors.digest(weights, lambda key: SHAPES[key][0] == "1" and len(SHAPES[key]) - 1)
 
 
 def model(weights: dict) -> dict:
@@ -193,7 +159,7 @@ def model(weights: dict) -> dict:
     for key, axes in SHAPES.items():
         if key not in weights:
             continue
-        flat, shape = _tensor(weights[key], key)
+        flat, shape = tensors.decode(weights[key], key)
         if weights[key]["dtype"] not in ("<f4", "<f8"):
             raise Malformed(f"{key} must be float32 or float64")
         if axes[0] == "1" and len(shape) == len(axes) - 1:
@@ -203,7 +169,7 @@ def model(weights: dict) -> dict:
         for size, axis in zip(shape, axes):
             if size != (1 if axis == "1" else dims.setdefault(axis, size)):
                 raise Malformed(f"{key} has an inconsistent shape")
-        out[key] = _nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
+        out[key] = tensors.nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
     V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
     v, n, d, h = V + 1, N + 1, D + 1, H + 1  # the largest product the format allows (checker/weights.py)
     largest = max(v * d * h, n * d * h, h * d * v, v * h * v, v * h * n, n * h * v, v * d * v, d * v * d, h * v * h)
@@ -293,12 +259,12 @@ def check_cubic(w: dict, p: dict, evidence: dict, reference: bool, progress=lamb
     cases = count_cases(V, N)
     claims = None
     if "claims" in evidence:
-        claims, shape = _tensor(evidence["claims"], "claims")
+        claims, shape = tensors.decode(evidence["claims"], "claims")
         if evidence["claims"]["dtype"] != "<f4" or shape != (cases,):
             raise Malformed("claims must be float32, one per case")
     cand_rows = None
     if not reference:
-        flat, shape = _tensor(evidence["candidates"], "candidates")
+        flat, shape = tensors.decode(evidence["candidates"], "candidates")
         pairs = V * (V + 1) // 2
         if evidence["candidates"]["dtype"] != "<i8" or len(shape) != 2 or shape[0] != pairs or shape[1] > 16:
             raise Malformed("candidates must be int64 [(m, q) pairs, r <= 16]")
@@ -323,7 +289,7 @@ def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
         raise Malformed("brute-force takes no parameters and no evidence")
     if doc["task"] not in pure_transformer.TASKS:
         raise Malformed(f"unknown task {doc['task']!r}")
-    w = pure_transformer.model(doc["weights"], _tensor)
+    w = pure_transformer.model(doc["weights"])
     verdict.total = pure_transformer.domain(doc["task"], w["V"], w["N"])
     verdict.weights_digest = pure_transformer.weights_digest(doc["weights"])
     if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:

@@ -12,10 +12,10 @@ What 64 bits leave open is recomputed at 256, 1024 and 4096 bits; what stays ope
 
 from __future__ import annotations
 
-import hashlib
 from fractions import Fraction
+from math import prod
 
-from compact_proofs.checker.pure import msgpack_lite
+from compact_proofs.checker.pure import tensors
 from compact_proofs.checker.pure.arith import exp_bounds, rsqrt_bounds
 from compact_proofs.checker.pure.errors import Malformed
 
@@ -47,9 +47,9 @@ TASKS = {
 # the weights
 
 
-def model(weights: dict, tensor) -> dict:
+def model(weights: dict) -> dict:
     """Dimensions and exact weights (nested lists of Fractions, head axis first; absent biases
-    zero), validated by schema/certificate-v2.md. `tensor` decodes one tensor to (flat, shape)."""
+    zero), validated by schema/certificate-v2.md."""
     beyond = [k for k in weights if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
     if beyond:
         raise Malformed("weights: LayerNorm and MLP weights are outside format v2")
@@ -62,7 +62,7 @@ def model(weights: dict, tensor) -> dict:
     dims: dict[str, int] = {}
     flat_of = {}
     for key, value in weights.items():
-        flat, shape = tensor(value, key)
+        flat, shape = tensors.decode(value, key)
         axes = shapes[key]
         if value["dtype"] not in ("<f4", "<f8"):
             raise Malformed(f"{key} must be float32 or float64")
@@ -76,35 +76,20 @@ def model(weights: dict, tensor) -> dict:
     size = {axis: dims[axis] for axis in LIMITS}
 
     def exact(key: str, axes: str):
-        flat, shape = flat_of.get(key, ([0] * _product(size[a] for a in axes), tuple(size[a] for a in axes)))
-        return _nest([Fraction(x) for x in flat], shape)
+        flat, shape = flat_of.get(key, ([0] * prod(size[a] for a in axes), tuple(size[a] for a in axes)))
+        return tensors.nest([Fraction(x) for x in flat], shape)
 
     return {"V": size["V"], "N": size["N"], "D": size["D"], "E": size["E"], "H": size["H"],
             **{key.split(".")[1]: exact(key, axes) for key, axes in TOP.items()},
             "layers": [{name: exact(f"blocks.{l}.attn.{name}", axes) for name, axes in LAYER.items()} for l in layers]}
 
 
-def _product(sizes) -> int:
-    out = 1
-    for s in sizes:
-        out *= s
-    return out
-
-
-def _nest(flat: list, shape: tuple):
-    if len(shape) <= 1:
-        return flat
-    step = len(flat) // shape[0]
-    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
 def weights_digest(weights: dict) -> str:
-    """The model digest (the fast path's certificate.weights_digest): sha256 of the canonical
-    encoding of the weight tensors, each with its head axis present."""
-    def restored(key: str, value: dict) -> dict:
+    """The model digest (the fast path's certificate.weights_digest)."""
+    def without_head(key: str) -> int:
         axes = TOP.get(key) or LAYER[key.rsplit(".", 1)[1]]
-        return dict(value, shape=[1] + value["shape"]) if axes[0] == "H" and len(value["shape"]) == len(axes) - 1 else value
-    return "sha256:" + hashlib.sha256(msgpack_lite.encode({k: restored(k, v) for k, v in weights.items()})).hexdigest()
+        return axes[0] == "H" and len(axes) - 1
+    return tensors.digest(weights, without_head)
 
 
 # ---------------------------------------------------------------------------------------------

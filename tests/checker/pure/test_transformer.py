@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compact_proofs.checker import certificate, tasks
-from compact_proofs.checker.pure import _tensor, check_bytes
+from compact_proofs.checker.pure import check_bytes
 from compact_proofs.checker.pure import transformer as pure_transformer
 from compact_proofs.checker.verify import check
 from tests.models import build_v2, tiny_models_v2
@@ -71,7 +71,7 @@ def test_the_pure_model_is_the_semantics_forward_pass():
     from tests.reference.evaluator_v2 import _logits
 
     weights = build_v2("gaussian", 3, V=3, N=3, D=4, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
-    w = pure_transformer.model({k: certificate.tensor(v) for k, v in weights.items()}, _tensor)
+    w = pure_transformer.model({k: certificate.tensor(v) for k, v in weights.items()})
     enclosure = pure_transformer.Enclosure(w, 1024)
     iv.prec = 1200
     for x, logits in enclosure.walk():

@@ -134,7 +134,7 @@ class ModelTables:
         pvou = (p.W_pos @ p.W_V) @ (p.W_O @ p.W_U)
         diag = np.arange(V)
         self.off = ~np.eye(V, dtype=bool)
-        self.evou = evou
+        self.key, self.evou = model.key, evou
         self.ev = evou - Dyadic(np.repeat(evou.ints[diag, diag][:, None], V, axis=1), evou.exp)  # EV[m, o]
         self.pv_pess = Dyadic(pvou.ints[:, None, :] - pvou.ints[:, :, None], pvou.exp).max(axis=0)  # [m, o]
         self.w_run_i = Interval.of(Dyadic(_running(evou.spread().ints, np.maximum, axis=0), evou.exp))  # W(m,g) = [m-g]
@@ -289,7 +289,7 @@ class OVBlocks:
     def __init__(self, evou: Dyadic):
         ints = evou.ints
         V = ints.shape[0]
-        self.size = max(isqrt(V - 1) + 1, 1) if V > 1 else 1
+        self.size = isqrt(V - 1) + 1  # ceil(sqrt(V))
         spread = ints.max() - ints.min()
         off = ints.copy()
         off[np.arange(V), np.arange(V)] = ints.min() - spread - 1  # below every real term: never the largest
@@ -323,7 +323,7 @@ class OVBlocks:
 
 
 def ov_blocks(tables: ModelTables) -> OVBlocks:
-    return memo.cached(("subcubic-ov-blocks", tables.evou.digest()), lambda: OVBlocks(tables.evou))
+    return memo.cached(("subcubic-ov-blocks", tables.key), lambda: OVBlocks(tables.evou))
 
 
 def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_min: np.ndarray, slope_max: np.ndarray) -> np.ndarray:
