@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	mkdir -p $(WORK)
 	$(VENV)/bin/compact-proofs train --k 4 --seed 123 -o $(WORK)/max4-seed123.npz
 	$(VENV)/bin/compact-proofs prove $(WORK)/max4-seed123.npz --strategy brute-force -o $(WORK)/max4-seed123.brute-force.msgpack
 	$(VENV)/bin/compact-proofs-check $(WORK)/max4-seed123.brute-force.msgpack
