@@ -17,11 +17,11 @@ from compact_proofs.checker.ball import Ball, contract
 from compact_proofs.checker.certificate import weights_digest
 from compact_proofs.checker.errors import InvalidCertificate
 from compact_proofs.checker.interval import rsqrt
-from compact_proofs.checker.weights import MAX_WIDTH
 
 MAX_LAYERS = 2
 MAX_HEADS = 64
 MAX_VOCAB, MAX_CTX = 256, 64
+MAX_WIDTH = 4096  # d_model and d_head, as in format v1 (weights.MAX_WIDTH)
 TOP = {"embed.W_E": ("V", "D"), "pos_embed.W_pos": ("N", "D"), "unembed.W_U": ("D", "V"), "unembed.b_U": ("V",)}
 LAYER = {"W_Q": ("H", "D", "E"), "W_K": ("H", "D", "E"), "W_V": ("H", "D", "E"), "W_O": ("H", "E", "D"),
          "b_Q": ("H", "E"), "b_K": ("H", "E"), "b_V": ("H", "E"), "b_O": ("D",)}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compact_proofs.checker import memo
+from compact_proofs.checker import memo, transformer
 from compact_proofs.checker.certificate import weights_digest
 from compact_proofs.checker.errors import InvalidCertificate
 from compact_proofs.checker.exact import Dyadic
@@ -127,8 +127,6 @@ def model_digest(weights: dict[str, np.ndarray]) -> str:
     try:
         return key_of(normalise(weights))
     except InvalidCertificate as v1_error:
-        from compact_proofs.checker import transformer
-
         try:
             return transformer.from_weights(weights).key
         except InvalidCertificate:

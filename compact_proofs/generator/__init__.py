@@ -8,7 +8,7 @@ from compact_proofs.generator import portable as _portable
 
 _portable.pin()
 
-__version__ = "0.1.0"
+from compact_proofs import __version__  # noqa: E402  (one version, compact_proofs/__init__.py)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (c
 
 def _version(value: bool) -> None:
     if value:
-        from compact_proofs.generator import __version__
+        from compact_proofs import __version__
 
         print(f"compact-proofs {__version__}")
         raise typer.Exit(0)
@@ -378,7 +378,7 @@ def models(
     """Train the published models again and compare their weights with the manifest (exit 0 iff all match)."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from compact_proofs.generator import manifest
+    from compact_proofs.generator import manifest, zoo
     from compact_proofs.generator.zoo import paper_seeds
 
     ks = list(k or []) + list(more_k or []) or list(manifest.PAPER_KS)
@@ -390,7 +390,7 @@ def models(
     jobs = [(k_, seed) for k_ in ks for seed in seeds]
     results = []
     with progress_bar(progress) as update, ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(manifest.reproduce, k_, seed, None if cache is None else str(cache)) for k_, seed in jobs]
+        futures = [pool.submit(zoo.reproduce, k_, seed, None if cache is None else str(cache)) for k_, seed in jobs]
         for done, future in enumerate(as_completed(futures), start=1):
             results.append(future.result())
             update("models", done, len(jobs))

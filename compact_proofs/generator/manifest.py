@@ -81,10 +81,3 @@ def compare(k: int, seed: int, cfg: ModelConfig, train_cfg, digest: str, manifes
     expected = manifest[(k, seed)]
     return Comparison("match" if expected == digest else "mismatch", expected)
 
-
-def reproduce(k: int, seed: int, cache: str | None = None) -> tuple[int, int, str, str]:
-    """Train (or, with `cache`, load) the paper model (K, seed): (K, seed, digest, comparison status)."""
-    from compact_proofs.generator import zoo
-
-    _, digest, comparison = zoo.checked(k, seed, None if cache is None else Path(cache))
-    return k, seed, digest, comparison.status

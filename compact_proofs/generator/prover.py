@@ -10,7 +10,7 @@ import numpy as np
 from compact_proofs.checker import certificate
 from compact_proofs.checker.context import Progress, no_progress
 from compact_proofs.checker.verify import Verdict, check
-from compact_proofs.generator import __version__
+from compact_proofs import __version__
 from compact_proofs.generator.strategies import REGISTRY, Draft
 
 GENERATOR = {"name": "compact-proofs", "version": __version__}

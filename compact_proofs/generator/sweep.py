@@ -20,7 +20,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from compact_proofs.generator import __version__, zoo
+from compact_proofs import __version__
+from compact_proofs.generator import zoo
 from compact_proofs.generator.prover import ProofError, prove
 from compact_proofs.generator.weights_io import atomic_write
 

@@ -46,3 +46,9 @@ def checked(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> 
         weights_io.save(path, weights)
     digest = model_digest(weights)
     return weights, digest, manifest.compare(k, seed, cfg, TrainConfig(), digest)
+
+
+def reproduce(k: int, seed: int, cache: str | None = None) -> tuple[int, int, str, str]:
+    """Train (or, with `cache`, load) the paper model (K, seed): (K, seed, digest, comparison status)."""
+    _, digest, comparison = checked(k, seed, None if cache is None else Path(cache))
+    return k, seed, digest, comparison.status
