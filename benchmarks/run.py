@@ -22,10 +22,11 @@ from rich.table import Table
 
 from compact_proofs.checker import certificate, memo
 from compact_proofs.checker.verify import check
-from compact_proofs.generator import portable, weights_io
-from compact_proofs.generator.model import AttentionOnly, ModelConfig
-from compact_proofs.generator.prover import prove
-from compact_proofs.generator.train import train
+from compact_proofs.generator.training import portable
+from compact_proofs.generator import weights_io
+from compact_proofs.generator.training.model import AttentionOnly, ModelConfig
+from compact_proofs.generator.proving.prover import prove
+from compact_proofs.generator.training.train import train
 
 console = Console()
 
@@ -41,7 +42,7 @@ import json, sys, time
 import numpy as np, torch  # torch as anyone runs it: its fastest kernels for this CPU, all threads
 (torch.ones(2, 2) @ torch.ones(2, 2)).softmax(0)  # kernels and MKL chosen now, before generator pins them
 from compact_proofs.checker.tasks import resolve
-from compact_proofs.generator.model import ModelConfig, build
+from compact_proofs.generator.training.model import ModelConfig, build
 weights, task = dict(np.load(sys.argv[1])), resolve(sys.argv[2])
 (V, D), N = weights["embed.W_E"].shape, weights["pos_embed.W_pos"].shape[0]
 H, _, E = weights["blocks.0.attn.W_Q"].shape
@@ -101,7 +102,8 @@ BENCH_RESULTS = Path("results")  # the sweep's own results: bounds are determini
 
 
 def sweep_rows(ks, n_seeds: int, strategies: list[str]) -> list[dict]:
-    from compact_proofs.generator import sweep, zoo
+    from compact_proofs.generator.studies import sweep
+    from compact_proofs.generator.training import zoo
 
     seeds = zoo.paper_seeds()[:n_seeds]
     for k in ks:
@@ -112,7 +114,7 @@ def sweep_rows(ks, n_seeds: int, strategies: list[str]) -> list[dict]:
 
 
 def bench_cubic(seed: int, n_seeds: int) -> None:
-    from compact_proofs.generator import zoo
+    from compact_proofs.generator.training import zoo
 
     variants = ["cubic", "cubic/reference"]
     table = Table(title=f"Cubic proof, seed {seed}: generation + sound check, and the checker's cost growth")
@@ -147,8 +149,8 @@ def bench_cubic(seed: int, n_seeds: int) -> None:
 
 def bench_subcubic(seed: int, n_seeds: int) -> None:
     from compact_proofs.checker.strategies.subcubic import NAMES, REFERENCE_ATTENTION
-    from compact_proofs.generator import zoo
-    from compact_proofs.generator.report import per_variant
+    from compact_proofs.generator.training import zoo
+    from compact_proofs.generator.studies.report import per_variant
 
     weights = zoo.trained(4, seed, MODELS)
     reference = [n for n in NAMES if n.split("/")[2] in REFERENCE_ATTENTION]
@@ -198,7 +200,7 @@ def with_tied_columns(weights: dict, pairs=((62, 63), (60, 61))) -> dict:
 
 
 def bench_ties(seed: int, n_seeds: int) -> None:
-    from compact_proofs.generator import zoo
+    from compact_proofs.generator.training import zoo
 
     weights = zoo.trained(4, seed, MODELS)
     table = Table(title=f"Brute force with exact ties: K=4 seed {seed}, cold checks")
@@ -242,8 +244,8 @@ def bench_pure(seed: int, n_seeds: int) -> None:
 def bench_large(seed: int, n_seeds: int) -> None:
     """The cubic proof at d_vocab 128 (K=10) and 512 (K=20), the best subcubic variant and
     subcubic/best (all 160 searches, one process per core) at 512, each proved and checked in a
-    forked child (generator/scaling.py) for its own peak memory (subcubic/best: its largest process)."""
-    from compact_proofs.generator import scaling
+    forked child (generator/studies/scaling.py) for its own peak memory (subcubic/best: its largest process)."""
+    from compact_proofs.generator.studies import scaling
 
     best = "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact"
     table = Table(title=f"Large models (paper recipe, seed {seed}): prove (search + check), a cold check, size, peak memory")
@@ -267,7 +269,7 @@ def bench_induction(seed: int, n_seeds: int) -> None:
     """Brute force of a two-layer induction model at d_vocab 8, n_ctx 8 (16.7M inputs, format v2)
     against a naive float32 torch evaluation of every input, in the same run."""
     from compact_proofs.checker import tasks
-    from compact_proofs.generator import induction
+    from compact_proofs.generator.studies import induction
 
     size = induction.Size(8, 8)
     path = BENCH_RESULTS / "induction" / size.name / "models" / f"seed{seed}.npz"  # shared with `compact-proofs induction`

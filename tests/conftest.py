@@ -49,9 +49,9 @@ def trained_k4() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def small_trained() -> tuple[dict[str, np.ndarray], int]:
     """A small trained model (d_vocab 12, n_ctx 4; about 2 s) and its exact count by brute force."""
-    from compact_proofs.generator.model import ModelConfig
-    from compact_proofs.generator.prover import prove
-    from compact_proofs.generator.train import TrainConfig, train
+    from compact_proofs.generator.training.model import ModelConfig
+    from compact_proofs.generator.proving.prover import prove
+    from compact_proofs.generator.training.train import TrainConfig, train
 
     model = train(1, ModelConfig(d_vocab=12, n_ctx=4, d_model=16, d_head=8), TrainConfig(steps=800))
     weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}

@@ -56,7 +56,7 @@ def test_format_v2_certificates_match_their_schema(tmp_path):
     two-layer certificate match schema/certificate-v2.schema.json; a v1 certificate does not."""
     import numpy as np
 
-    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.proving.prover import prove
     from tests.models import build_v2
 
     weights = build_v2("gaussian", 1, V=3, N=3, D=2, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)

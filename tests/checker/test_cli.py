@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from compact_proofs.checker.cli import EXIT_OF, float_down, lower_decimal, main
 from compact_proofs.generator import weights_io
-from compact_proofs.generator.prover import prove
+from compact_proofs.generator.proving.prover import prove
 from tests.helpers import encode
 from tests.models import build
 

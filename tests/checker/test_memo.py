@@ -18,7 +18,7 @@ STRATEGIES = ["brute-force", "cubic", "subcubic/max_diff_exact/per_output+chords
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_second_check_is_the_same_check(strategy):
-    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.proving.prover import prove
 
     weights = build("gaussian", 3, V=5, N=3, D=4, H=2, scale=1.0, biases=True, dtype=np.float32)
     proof = prove(weights, strategy)  # the generator's own work fills the memo

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 
 from compact_proofs.checker.pure import check_bytes
-from compact_proofs.generator.prover import prove
+from compact_proofs.generator.proving.prover import prove
 from tests.helpers import encode
 from tests.models import tiny_models
 

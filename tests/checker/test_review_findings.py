@@ -55,7 +55,7 @@ def integer_model_with_one_tiny_weight() -> dict:
 def test_a_model_whose_integers_are_wide_but_values_small_is_checked(strategy):
     """Finding 1: such a model's certificates were rejected ('logit magnitudes beyond float64')
     or ended in an internal error."""
-    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.proving.prover import prove
 
     w = integer_model_with_one_tiny_weight()
     proof = prove(w, strategy)
@@ -77,7 +77,7 @@ def test_exact_ties_with_integers_of_thousands_of_bits_are_decided():
 
 def test_huge_hints_loosen_the_bound_instead_of_failing():
     """Finding 3: finite hints near the float maximum made the row mean overflow (internal error)."""
-    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.proving.prover import prove
 
     w = build("gaussian", 11, V=3, N=3, D=3, H=2, scale=1.0, biases=True, dtype=np.float32)
     variant = "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/mean_recursive+max_diff_subproduct_recursive"

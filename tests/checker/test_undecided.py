@@ -19,7 +19,7 @@ from hypothesis import given
 from compact_proofs.checker import enclosure, memo
 from compact_proofs.checker.pure import arith
 from compact_proofs.checker.pure import check_bytes as pure_check
-from compact_proofs.generator.prover import prove
+from compact_proofs.generator.proving.prover import prove
 from tests.helpers import check_bytes, encode
 from tests.models import build, near_tie_model, tiny_models
 from tests.reference.evaluator import exact_correct_count

@@ -43,7 +43,7 @@ def _raw_with_digest(obj: dict) -> bytes:
 
 
 def _cubic_evidence(weights) -> dict:
-    from compact_proofs.generator.prover import prove
+    from compact_proofs.generator.proving.prover import prove
 
     return dict(certificate.decode(prove(weights, "cubic").raw).evidence)
 

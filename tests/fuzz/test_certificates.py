@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from compact_proofs.checker import certificate
 from compact_proofs.checker.errors import InvalidCertificate
 from compact_proofs.checker.verify import check
-from compact_proofs.generator.prover import prove
+from compact_proofs.generator.proving.prover import prove
 from tests.models import build, build_v2
 from tests.reference.evaluator import exact_correct_count
 

@@ -21,8 +21,8 @@ except ImportError:  # TransformerLens 4 raises ImportError with a migration not
 
 from compact_proofs.generator import weights_io  # noqa: E402
 from compact_proofs.checker import tasks  # noqa: E402
-from compact_proofs.generator.model import AttentionOnly, ModelConfig, build  # noqa: E402
-from compact_proofs.generator.prover import prove  # noqa: E402
+from compact_proofs.generator.training.model import AttentionOnly, ModelConfig, build  # noqa: E402
+from compact_proofs.generator.proving.prover import prove  # noqa: E402
 from tests.reference.evaluator import exact_correct_count  # noqa: E402
 from tests.reference.evaluator_v2 import reference  # noqa: E402
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from compact_proofs.checker import certificate
 from compact_proofs.checker.strategies.cubic import cases_of, count_cases
-from compact_proofs.generator.prover import prove
-from compact_proofs.generator.strategies import REGISTRY
+from compact_proofs.generator.proving.prover import prove
+from compact_proofs.generator.proving.strategies import REGISTRY
 from tests.helpers import check_bytes, encode
 from tests.models import build, tiny_models
 from tests.reference.evaluator import exact_correct_count
@@ -280,7 +280,7 @@ def test_the_derived_format_counts_at_least_the_claims_and_never_more_than_exact
     """Without claims the checker derives each case's bound itself (strictly below zero to count):
     both paths agree, the count is at least the claims format's and at most the exact count."""
     from compact_proofs.checker.pure import check_bytes as pure_check
-    from compact_proofs.generator.strategies import cubic as search
+    from compact_proofs.generator.proving.strategies import cubic as search
 
     draft = search.prove(weights, lambda *a: None, reference=strategy == "cubic/reference", derived=True)
     assert "claims" not in draft.evidence
@@ -293,7 +293,7 @@ def test_the_derived_format_counts_at_least_the_claims_and_never_more_than_exact
 
 
 def test_the_derived_format_is_chosen_above_the_claims_limit(monkeypatch):
-    from compact_proofs.generator.strategies import cubic as search
+    from compact_proofs.generator.proving.strategies import cubic as search
 
     weights = build("gaussian", 1, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
     monkeypatch.setattr(search, "CLAIMS_UP_TO", count_cases(4, 3) - 1)
@@ -311,7 +311,7 @@ def _derived_cases(weights, strategy: str, intervals=None, guess=None, candidate
     model, V = model_from_weights(weights), weights["embed.W_E"].shape[0]
     reference = strategy == "cubic/reference"
     if candidates is None and not reference:
-        from compact_proofs.generator.strategies import cubic as search
+        from compact_proofs.generator.proving.strategies import cubic as search
 
         candidates = search.derived_candidates(model, lambda *a: None)
     cand = None if reference else cubic.candidate_columns(candidates, V)

@@ -15,9 +15,9 @@ from compact_proofs.checker.exact import Dyadic, mean_rows
 from compact_proofs.checker.strategies import subcubic
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu
 from compact_proofs.checker.weights import model_from_weights
-from compact_proofs.generator.prover import prove
-from compact_proofs.generator.strategies import REGISTRY
-from compact_proofs.generator.strategies.subcubic import _hints
+from compact_proofs.generator.proving.prover import prove
+from compact_proofs.generator.proving.strategies import REGISTRY
+from compact_proofs.generator.proving.strategies.subcubic import _hints
 from tests.helpers import check_bytes, encode
 from tests.models import build, tiny_models
 from tests.reference.evaluator import exact_correct_count

@@ -17,7 +17,7 @@ from compact_proofs.checker.context import Evidence
 from compact_proofs.checker.exact import mean_rows
 from compact_proofs.checker.strategies.subcubic.attention_error import HANDLINGS, _root_up, qk_split, recursive_bound, split_bound, svd_bound
 from compact_proofs.checker.weights import model_from_weights
-from compact_proofs.generator.strategies.subcubic import _hints
+from compact_proofs.generator.proving.strategies.subcubic import _hints
 from tests.helpers import fractions, rounded_mean_row, row_spreads
 from tests.models import build
 

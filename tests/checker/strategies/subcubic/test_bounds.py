@@ -19,7 +19,7 @@ from compact_proofs.checker.exact import Dyadic
 from compact_proofs.checker.strategies import subcubic
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu
 from compact_proofs.checker.weights import model_from_weights
-from compact_proofs.generator.strategies.subcubic import _hints
+from compact_proofs.generator.proving.strategies.subcubic import _hints
 from tests.helpers import fractions, rounded_mean_row, row_spreads
 from tests.models import build, tiny_models
 

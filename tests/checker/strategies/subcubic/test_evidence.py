@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from compact_proofs.checker.strategies import subcubic
-from compact_proofs.generator.strategies import REGISTRY
+from compact_proofs.generator.proving.strategies import REGISTRY
 from tests.helpers import check_bytes, encode
 
 CHORDS = "subcubic/max_diff_exact/per_output+chords/max_diff"

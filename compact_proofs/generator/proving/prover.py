@@ -1,0 +1,223 @@
+"""Turn a draft into a certificate the checker accepts, with the tightest claim it accepts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from compact_proofs.checker import certificate
+from compact_proofs.checker.context import Progress, no_progress
+from compact_proofs.checker.verify import Verdict, check
+from compact_proofs import __version__
+from compact_proofs.generator.proving.strategies import REGISTRY, Draft
+
+GENERATOR = {"name": "compact-proofs", "version": __version__}
+
+
+class ProofError(RuntimeError):
+    """The checker did not accept what a strategy produced (nothing is written). `status` is the
+    checker's: rejected (a generator bug), limit (the model is too large for the strategy) or invalid."""
+
+    def __init__(self, message: str, status: str = "rejected"):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Proof:
+    raw: bytes
+    verdict: Verdict
+
+
+def _encode(strategy: str, weights: dict[str, np.ndarray], draft: Draft, claimed: int) -> bytes:
+    total = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
+    return certificate.encode(
+        strategy=strategy, params=draft.params, claimed_correct=claimed, total=total,
+        weights=weights, evidence=draft.evidence, generator=GENERATOR,
+    )
+
+
+BEST_SUBCUBIC = "subcubic/best"
+
+
+def names() -> list[str]:
+    """Every strategy name `prove` accepts."""
+    return list(REGISTRY) + [BEST_SUBCUBIC]
+
+
+def prove_best_subcubic(weights: dict[str, np.ndarray], progress: Progress = no_progress, workers: int | None = None,
+                        **options) -> Proof:
+    """Every subcubic variant's search, on `workers` processes (default: as many as the cores and the
+    memory allow); the variant whose draft claims the most inputs (the first in names() order on
+    ties) is then certified and checked. Only the winner's certificate is encoded and checked: each
+    draft's claim is the count its own evidence implies, computed with the checker's definitions."""
+    from compact_proofs.checker.strategies import subcubic
+
+    variants = [name for name in REGISTRY if name.startswith("subcubic/")]
+    _within_cell_limit(weights, BEST_SUBCUBIC)
+    groups: dict[tuple[str, str], list[str]] = {}  # variants that share attention bounds and anchors
+    for name in variants:
+        groups.setdefault(subcubic.axes(name)[1:], []).append(name)
+    work = sorted(groups.values(), key=lambda group: subcubic.axes(group[0])[1] != "per_output+chords")  # longest first
+    if workers is None:
+        workers = default_workers(weights, len(work))
+    claimed: dict[str, int] = {}
+    progress("subcubic/best", 0, len(variants))
+    for counts in _map(_claimed_counts, [(weights, group, options) for group in work], workers):
+        claimed.update(counts)
+        progress("subcubic/best", len(claimed), len(variants))
+    best = max(variants, key=lambda name: (claimed[name], -variants.index(name)))
+    return prove(weights, best, **options)
+
+
+def _claimed_counts(weights: dict[str, np.ndarray], group: list[str], options: dict) -> dict[str, int]:
+    return {name: REGISTRY[name](weights, no_progress, **options).claimed_correct for name in group}
+
+
+def _map(task, args: list[tuple], workers: int):
+    """task(*a) for each a in args, in completion order: in this process when workers <= 1 or when
+    it may not have children (a daemon, e.g. a pool's worker), else on a pool of fresh processes."""
+    import multiprocessing
+
+    if workers <= 1 or multiprocessing.current_process().daemon:
+        yield from (task(*a) for a in args)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"  # fork: no re-import of __main__
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from (future.result() for future in as_completed([pool.submit(task, *a) for a in args]))
+
+
+SMALL_CELLS = 1 << 15  # below this many cells a variant takes well under a second: no processes
+BYTES_PER_CELL = 500  # a subcubic search's peak memory per cell, measured at d_vocab 512, K = 20 (2.1 GB)
+
+
+def default_workers(weights: dict[str, np.ndarray], tasks: int) -> int:
+    """One process per available core, at most one per task, and no more than the available memory
+    holds at BYTES_PER_CELL per cell each; 1 for small models."""
+    cells = weights["embed.W_E"].shape[0] ** 2 * weights["pos_embed.W_pos"].shape[0]
+    if cells < SMALL_CELLS:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, tasks, _available_bytes() // (BYTES_PER_CELL * cells + (300 << 20))))
+
+
+def _available_bytes() -> int:
+    """MemAvailable from /proc/meminfo, else the free physical memory, else unlimited."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def _within_cell_limit(weights: dict[str, np.ndarray], strategy: str) -> None:
+    """The checker's subcubic cell limit, before any search (ProofError with status limit)."""
+    from compact_proofs.checker import cost
+    from compact_proofs.checker.strategies.subcubic import MAX_CELLS
+
+    cells = weights["embed.W_E"].shape[0] ** 2 * weights["pos_embed.W_pos"].shape[0]
+    if cells > MAX_CELLS:
+        raise ProofError(f"{strategy} cannot be checked here (limit): {cost.quantity(cells)} cells exceed the subcubic "
+                         f"limit {cost.quantity(MAX_CELLS)}", "limit")
+
+
+def estimated_seconds(strategy: str, weights: dict[str, np.ndarray]) -> float:
+    """A rough forecast of prove's time on a 2-core machine (for a note before long work)."""
+    from compact_proofs.generator.weights_io import is_v2
+
+    V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    if is_v2(weights):  # measured: about 40 us per input for two layers of one head at d_model 32
+        return V**N * 4e-5 * len({k.split(".")[1] for k in weights if k.startswith("blocks.")}) / 2
+    return forecast_seconds(strategy, V, N)
+
+
+def forecast_seconds(strategy: str, d_vocab: int, n_ctx: int) -> float:
+    """The same forecast from the sizes alone."""
+    from compact_proofs.checker.strategies.cubic import count_cases
+    from compact_proofs.generator.proving.strategies.cubic import CLAIMS_UP_TO
+
+    V, N = d_vocab, n_ctx
+    if strategy == "brute-force":
+        return V**N / 5e6
+    if strategy.startswith("cubic"):
+        cases = count_cases(V, N)  # measured (docs/results/scaling): with claims about 4e-6 s per case; derived,
+        return cases * 4e-6 if cases <= CLAIMS_UP_TO else V**3 / 3 * (2e-6 + 1e-7 * N)  # per (m, q, k) triple
+    if strategy == BEST_SUBCUBIC:  # measured: 160 searches at d_vocab 512, K = 20 in 701 s on 2 processes
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return V * V * N * 1.7e-6 * sum(name.startswith("subcubic/") for name in REGISTRY) / max(1, min(cores, 30))
+    return V * V * N * 2e-6
+
+
+def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: str | None = None, **options) -> Proof:
+    """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
+    the checker establishes on the draft). The verdict is the checker's on the returned bytes.
+    `weights`: a TransformerLens-style state dict (numpy arrays or torch tensors; buffers such as
+    attn.mask are dropped, as when a file is read). `options` go to the strategy's search (cubic:
+    derived=True for the format without per-case claims; subcubic: rank=r for rank-r EQKE splits).
+    A task other than max (checker/tasks.py), or a model with two layers or several heads, gives a
+    format-v2 certificate (brute force only)."""
+    from compact_proofs.generator.weights_io import from_state_dict, is_v2
+
+    if strategy not in names():
+        raise ValueError(f"unknown strategy {strategy!r}; generator.prover.names() lists them")
+    weights = from_state_dict(weights)
+    if task not in (None, "max") or is_v2(weights):
+        return prove_v2(weights, strategy, task or "max", progress)
+    if strategy == BEST_SUBCUBIC:
+        return prove_best_subcubic(weights, progress, **options)
+    if strategy.startswith("subcubic/"):
+        _within_cell_limit(weights, strategy)
+    draft = REGISTRY[strategy](weights, progress, **options)
+    claimed = draft.claimed_correct
+    if claimed is None:  # let the checker establish the count first
+        verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
+        if not verdict.accepted:
+            raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
+        claimed = verdict.verified_correct
+    raw = _encode(strategy, weights, draft, claimed)
+    verdict = check(certificate.decode(raw), progress)
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
+    return Proof(raw, verdict)
+
+
+def _refusal(strategy: str, what: str, verdict) -> str:
+    """Why no certificate came out: a limit or an unsupported case is not a rejection."""
+    if verdict.status in ("limit", "unsupported"):
+        return f"{strategy} cannot be checked here ({verdict.status}): {verdict.reason}"
+    return f"the checker did not accept the {strategy} {what}: {verdict.reason}"
+
+
+def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress: Progress = no_progress) -> Proof:
+    """A format-v2 certificate (SEMANTICS.md, version 2): brute force over the task's domain, the
+    claim being the count the checker establishes."""
+    from compact_proofs.checker import tasks
+    from compact_proofs.checker.errors import InvalidCertificate
+
+    if strategy != "brute-force":
+        raise ProofError(f"{strategy} does not take two-layer, multi-head or non-max models (format v2); use brute-force",
+                         "unsupported")
+    try:
+        total = tasks.resolve(task).domain_size(weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0])
+    except InvalidCertificate as exc:
+        raise ProofError(exc.reason, "invalid") from None
+    encode = lambda claimed: certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=total,  # noqa: E731
+                                                weights=weights, evidence={}, generator=GENERATOR, task=task)
+    verdict = check(certificate.decode(encode(0)), progress)
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
+    raw = encode(verdict.verified_correct)
+    verdict = check(certificate.decode(raw))
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
+    return Proof(raw, verdict)

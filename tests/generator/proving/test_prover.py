@@ -1,0 +1,56 @@
+"""generator.prover: subcubic/best is the first variant with the largest count, the same on one
+process or several; limits are refused before any search; the worker count respects the machine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compact_proofs.checker.strategies import subcubic
+from compact_proofs.generator.proving import prover
+from compact_proofs.generator.proving.strategies import REGISTRY
+
+VARIANTS = [name for name in REGISTRY if name.startswith("subcubic/")]
+
+
+def test_best_subcubic_is_the_first_variant_with_the_largest_count_on_any_number_of_processes(small_trained):
+    weights, _ = small_trained
+    counts = {name: prover.prove(weights, name).verdict.verified_correct for name in VARIANTS}
+    top = max(counts.values())
+    first = next(name for name in VARIANTS if counts[name] == top)
+    alone = prover.prove_best_subcubic(weights, workers=1)
+    assert (alone.verdict.strategy, alone.verdict.verified_correct) == (first, top) and alone.verdict.accepted
+    assert alone.raw == prover.prove(weights, first).raw
+    pooled = prover.prove(weights, "subcubic/best", workers=2)  # forked workers
+    assert pooled.raw == alone.raw
+
+
+def test_best_subcubic_refuses_a_model_above_the_cell_limit_before_any_search(monkeypatch, small_trained):
+    weights, _ = small_trained
+    monkeypatch.setattr(subcubic, "MAX_CELLS", 12 * 12 * 4 - 1)
+    monkeypatch.setattr(prover, "REGISTRY", {name: None for name in REGISTRY})  # a search would fail
+    for strategy in ("subcubic/best", VARIANTS[0]):
+        with pytest.raises(prover.ProofError, match="exceed the subcubic limit") as refused:
+            prover.prove(weights, strategy)
+        assert refused.value.status == "limit"
+
+
+def _shapes(V: int, N: int) -> dict[str, np.ndarray]:
+    return {"embed.W_E": np.empty((V, 1)), "pos_embed.W_pos": np.empty((N, 1))}
+
+
+def test_default_workers_one_per_core_and_task_within_memory(monkeypatch):
+    monkeypatch.setattr(prover.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(prover, "_available_bytes", lambda: 1 << 50)
+    assert prover.default_workers(_shapes(8, 4), 30) == 1  # small: no processes
+    assert prover.default_workers(_shapes(512, 20), 30) == 8
+    assert prover.default_workers(_shapes(512, 20), 3) == 3
+    per_worker = prover.BYTES_PER_CELL * 512 * 512 * 20 + (300 << 20)
+    monkeypatch.setattr(prover, "_available_bytes", lambda: 2 * per_worker + 1)
+    assert prover.default_workers(_shapes(512, 20), 30) == 2
+    monkeypatch.setattr(prover, "_available_bytes", lambda: 0)
+    assert prover.default_workers(_shapes(512, 20), 30) == 1
+
+
+def test_available_bytes_is_positive():
+    assert prover._available_bytes() > 0
