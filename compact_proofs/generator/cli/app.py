@@ -1,0 +1,182 @@
+"""The `compact-proofs` typer app: its global options, and what every command shares (notes and
+errors on stderr, progress bars, output paths checked before any work, weights loaded with a
+one-line error)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from compact_proofs.generator import weights_io
+
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.",
+)
+err = Console(stderr=True)
+EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (checker/cli.py), for every command
+
+
+def _version(value: bool) -> None:
+    if value:
+        from compact_proofs import __version__
+
+        print(f"compact-proofs {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print the version and exit"),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or notes on stderr (errors and results only)"),
+             verbose: bool = typer.Option(False, "--verbose", "-v", help="more detail on stderr (the checker's notes)")) -> None:
+    """Train Max-of-K transformers, prove lower bounds on their accuracy over all inputs, and check the proofs.
+
+    Exit codes (every command): 0 success, 1 a claim not established (or a proof the checker did not
+    accept), 2 usage error, 3 an unreadable or invalid input file, 4 a resource or time limit,
+    5 not supported here, 130 interrupted."""
+    VERBOSITY["level"] = 0 if quiet else 2 if verbose else 1
+
+
+VERBOSITY = {"level": 1}  # 0 quiet, 1 default, 2 verbose
+
+
+def info(message: str, level: int = 1) -> None:
+    """A note on stderr, shown at this verbosity or above (never a result: those go to stdout)."""
+    if VERBOSITY["level"] >= level:
+        err.print(message, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator:
+    """A rich progress bar on stderr; yields a (stage, done, total) callback."""
+    if not enabled or not err.is_terminal or VERBOSITY["level"] == 0:
+        yield lambda stage, done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: dict = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def load_weights(path: Path) -> dict:
+    try:
+        return weights_io.load(path)
+    except weights_io.WeightsError as exc:
+        fail(str(exc))
+
+
+def output_path(path: str | Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
+    """An output file checked before any work: of an accepted type, not a directory (nor a name
+    ending in a separator), not a link, device or pipe, not one of the inputs, in a directory that
+    exists (or is made, with --make-dirs) and accepts a new file."""
+    import tempfile
+
+    if str(path).endswith(os.sep) or (os.altsep and str(path).endswith(os.altsep)):
+        fail(f"{path} names a directory; give a file name", EXIT_USAGE)
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        fail(f"{path} exists and is not a regular file (a link, a device or a pipe); it will not be replaced", EXIT_USAGE)
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
+    if path.is_dir():
+        fail(f"{path} is a directory; give a file name", EXIT_USAGE)
+    if any(path.exists() and i.exists() and path.resolve() == i.resolve() for i in inputs):
+        fail(f"{path} is an input of this command; it will not be overwritten", EXIT_USAGE)
+    folder = path.parent
+    if not folder.exists():
+        if not make_dirs:
+            fail(f"the directory {folder} does not exist (create it, or pass --make-dirs)", EXIT_USAGE)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    if not folder.is_dir():
+        fail(f"{folder} is not a directory", EXIT_USAGE)
+    try:  # the same kind of file the atomic write will create
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"cannot create a file in {folder}: {exc.strerror or exc}", EXIT_USAGE)
+    return path
+
+
+def reachable(scheduler: str | None) -> None:
+    """A Dask scheduler address that answers (checked before any work), or none."""
+    if scheduler is None:
+        return
+    try:
+        from distributed import Client
+
+        with Client(scheduler, timeout="10s"):
+            pass
+    except (OSError, TimeoutError, ValueError) as exc:
+        fail(f"cannot reach the Dask scheduler at {scheduler}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", EXIT_USAGE)
+
+
+def writable_directory(path: Path) -> Path:
+    """A directory that exists (or is created) and accepts new files, checked before any work."""
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fail(f"cannot write to the directory {path}: {exc.strerror or exc}", EXIT_USAGE)
+    return path
+
+
+MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directory if it does not exist")
+
+
+class _ClosedPipeGuard:
+    """stdout that, once its reader has gone (`... | head -1`), discards the rest of the output, so
+    the command ends with its own exit code (click would exit 1, which means a refuted claim)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _divert(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -1,0 +1,110 @@
+"""`explain`: where a certificate's bound is lost (the slack ledger; diagnostics, not proofs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from compact_proofs.generator.cli.app import app, err, fail, info, output_path, progress_bar
+
+
+@app.command()
+def explain(
+    certificate: Path = typer.Argument(..., help="a certificate file (.msgpack)"),
+    as_json: bool = typer.Option(False, "--json", help="print the whole ledger as JSON (every cell with lost inputs)"),
+    png: str = typer.Option(None, "--png", help="also draw not-certified and wrong inputs by max token to this PNG"),
+) -> None:
+    """Where a certificate's bound is lost: not-certified inputs by copies of the max and by max
+    token against the wrong inputs there, and (subcubic) each approximation step's cost.
+    Diagnostics, not proofs: exit 0 when the checker accepts the certificate."""
+    from compact_proofs.checker.cli import EXIT_OF
+    from compact_proofs.checker.errors import CheckError
+    from compact_proofs.generator.studies import ledger
+
+    out_png = output_path(png, inputs=(certificate,), suffixes=(".png",)) if png else None
+    try:
+        raw = certificate.read_bytes()
+    except OSError as exc:
+        fail(f"{certificate}: {exc.strerror or exc}")
+    try:
+        with progress_bar(err.is_terminal) as update:
+            update("ledger: checking, enumerating, re-proving with swapped steps", 0, 1)
+            report = ledger.explain(raw)
+    except CheckError as exc:
+        fail(f"{certificate}: {exc}")
+    if not report["accepted"]:
+        fail(f"{certificate}: the checker does not accept this certificate; there is no bound to explain", EXIT_OF["rejected"])
+    if as_json:
+        print(json.dumps(report, indent=1, allow_nan=False))
+    else:
+        _print_ledger(report)
+        _print_exact_steps(report["exact_steps"])
+    if out_png is not None:
+        from compact_proofs.generator.studies.report import save_figure
+
+        save_figure(ledger.figure(report), out_png)
+        info(f"wrote {out_png}")
+
+
+def _print_ledger(report: dict) -> None:
+    from rich.table import Table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(f"{report['strategy']}: bound {report['bound']} ({report['label']})")
+    lost = report["where_lost"]
+    if not lost["available"]:
+        console.print(f"where the inputs are lost: {lost['reason']}")
+    else:
+        wrong = "-" if lost["wrong"] is None else f"{lost['wrong']}"
+        console.print(f"{lost['not_certified']} of {lost['total']} inputs not certified; wrong: {wrong} ({lost['wrong_method']})")
+        for title, rows, key in (("by copies of the max", lost["by_copies"], "copies"),
+                                 ("by max token (the 8 losing most)", lost["by_max"], "max token")):
+            table = Table(title=title)
+            for column in (key, "inputs", "not certified", "wrong"):
+                table.add_column(column, justify="right")
+            ranked = [(i, r) for i, r in enumerate(rows) if r["inputs"]]
+            if key == "max token":
+                ranked = sorted(ranked, key=lambda ir: -ir[1]["not_certified"])[:8]
+            for i, r in ranked:
+                table.add_row(str(i), str(r["inputs"]), str(r["not_certified"]), "-" if r["wrong"] is None else str(r["wrong"]))
+            console.print(table)
+    steps = report["step_costs"]
+    if not steps["available"]:
+        console.print(f"step costs: {steps['reason']}")
+        return
+    reference = "unknown" if steps["reference_bound"] is None else f"{steps['reference_bound']:.4f}, gap {steps['gap']:.4f}"
+    if not steps["steps"]:
+        console.print(f"no swappable step; the reference, {steps['reference']}: {reference} (the per-case pessimisation: "
+                      "worst mixtures of the non-max tokens, worst arrangements of the copies)")
+        return
+    table = Table(title=f"each step swapped for its tightest handling ({steps['reference']}: {reference})")
+    for column in ("step", "handling", "tightest", "bound", "gain"):
+        table.add_column(column)
+    for s in steps["steps"]:
+        table.add_row(s["step"], s["from"], s["to"], f"{s['bound']:.4f}", f"{s['gain']:+.4f}")
+    console.print(table)
+    cover = steps["gains_cover"]
+    if cover is not None:
+        console.print(f"the single-step gains cover {cover:.0%} of the gap to the {steps['reference']}"
+                      + ("; the rest is in what every variant of this family shares" if cover < 0.9 else ""))
+
+
+def _print_exact_steps(exact: dict) -> None:
+    from rich.table import Table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    if not exact["available"]:
+        console.print(f"exact steps: {exact['reason']}")
+        return
+    table = Table(title=f"each step replaced by its exact counterpart ({exact['method']})")
+    for column in ("step", "exact counterpart", "bound", "gain"):
+        table.add_column(column)
+    for s in exact["steps"]:
+        table.add_row(s["step"], s["to"], f"{s['bound']:.4f}", f"{s['gain']:+.4f}")
+    console.print(table)
+    console.print(f"ceiling of the cell structure (every cell at the smallest gap where all its inputs are correct): "
+                  f"{exact['ceiling']:.4f}")

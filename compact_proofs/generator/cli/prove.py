@@ -1,0 +1,105 @@
+"""`prove`, `check` and `strategies`: certificates written and checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List
+
+import typer
+
+from compact_proofs.generator import weights_io
+from compact_proofs.generator.cli.app import (EXIT_REJECTED, EXIT_USAGE, MAKE_DIRS, app, err, fail, info, load_weights,
+                                               output_path, progress_bar)
+
+
+@app.command()
+def prove(
+    model: Path = typer.Argument(..., help="model weights (.npz, .pt or .safetensors state dict)"),
+    strategy: str = typer.Option("cubic", "--strategy", "-s", help="proof strategy; `compact-proofs strategies` lists them"),
+    output: str = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
+    as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
+    make_dirs: bool = MAKE_DIRS,
+    workers: int = typer.Option(None, "--workers", "-j", min=1, help="processes for subcubic/best's searches (default: one per core, as memory allows)"),
+    task: str = typer.Option(None, help="max (default), min or induction; other than max, or a two-layer or multi-head model, gives a format-v2 certificate (brute-force)"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
+    Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage; 3 an
+    unreadable model; 4 a model too large for the strategy."""
+    from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.checker.strategies import brute_force
+    from compact_proofs.generator.proving.prover import ProofError, estimated_seconds, names, prove as run_prover
+
+    from compact_proofs.checker.tasks import TASKS
+    from compact_proofs.generator.weights_io import is_v2
+
+    if strategy not in names():
+        fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
+    if task is not None and task not in TASKS:
+        fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
+    output = output_path(output, inputs=(model,), make_dirs=make_dirs)
+    weights = load_weights(model)
+    if (task not in (None, "max") or is_v2(weights)) and strategy != "brute-force":
+        fail(f"{strategy} takes one-layer, one-head Max-of-K models; this one needs format v2: use --strategy brute-force", EXIT_USAGE)
+    inputs = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
+    if strategy == "brute-force" and inputs > brute_force.MAX_INPUTS:  # before any forecast or work
+        fail(f"brute-force cannot be checked here: {inputs} inputs exceed the brute-force limit {brute_force.MAX_INPUTS}", EXIT_LIMIT)
+    forecast = estimated_seconds(strategy, weights)
+    if forecast > 30:
+        info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
+    with progress_bar(progress) as update:
+        try:
+            proof = run_prover(weights, strategy, update, task=task, **({"workers": workers} if strategy == "subcubic/best" else {}))
+        except ProofError as exc:
+            fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
+    weights_io.atomic_write(output, proof.raw)
+    info(f"checker notes: {proof.verdict.notes}; {proof.verdict.seconds:.2f} s", level=2)
+    if as_json:
+        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(summary(str(output), proof.verdict))
+
+
+@app.command()
+def check(
+    certificates: List[Path] = typer.Argument(..., help="certificate files, or directories to search for *.msgpack"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON document (schema/verdicts-v1.schema.json)"),
+    pure: bool = typer.Option(False, "--pure", help="the standard-library second checker (brute-force and cubic)"),
+    max_seconds: float = typer.Option(None, "--max-seconds", min=0.001, help="stop a check after this many seconds (exit 4)"),
+    min_accuracy: str = typer.Option(None, "--min-accuracy", help="also require every bound >= X, a decimal or n/d, compared exactly (exit 1)"),
+    model: Path = typer.Option(None, "--model", help="require every certificate to be about this model (.npz, .pt, .safetensors)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing; the exit code is the verdict"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Check certificates with the standalone checker: exit 0 iff all are accepted; 1 a claim not
+    established; 3 an invalid file; 4 a resource or time limit; 5 not supported by --pure."""
+    import argparse
+
+    from compact_proofs.checker.cli import fraction_in_unit_interval, run
+    from compact_proofs.checker.weights import model_digest
+
+    try:  # the standalone checker's own parsing: the same values mean the same gate
+        gate = None if min_accuracy is None else fraction_in_unit_interval(min_accuracy)
+    except argparse.ArgumentTypeError as exc:
+        fail(f"--min-accuracy: {exc}", EXIT_USAGE)
+
+    paths = []
+    for given in certificates:
+        found = sorted(given.rglob("*.msgpack")) if given.is_dir() else [given]
+        if given.is_dir() and not found:
+            fail(f"no certificates (*.msgpack) under {given}", EXIT_USAGE)
+        paths += found
+    digest = None if model is None else model_digest(load_weights(model))
+    raise typer.Exit(run([str(c) for c in paths], as_json=as_json, show_progress=progress and err.is_terminal and not (as_json or quiet),
+                         max_seconds=max_seconds, pure=pure, quiet=quiet, model_digest=digest,
+                         min_accuracy=gate))
+
+
+@app.command("strategies")
+def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a JSON list")) -> None:
+    """List every strategy name `prove --strategy` accepts."""
+    from compact_proofs.generator.proving.prover import names
+
+    print(json.dumps(names()) if as_json else "\n".join(names()))
