@@ -101,7 +101,7 @@ def test_torch_loaded_first_still_trains_the_published_bytes(reference):
 
 
 def test_problems_name_what_is_not_pinned():
-    script = "import torch\ntorch.ones(2, 2) @ torch.ones(2, 2)\nimport compact_proofs.generator\nfrom compact_proofs.generator import portable\nprint(portable.problems())"
+    script = "import torch\ntorch.ones(2, 2) @ torch.ones(2, 2)\nimport compact_proofs.generator\nfrom compact_proofs.generator.training import portable\nprint(portable.problems())"
     env = {k: v for k, v in os.environ.items() if k not in portable.PINS} | {"ATEN_CPU_CAPABILITY": "avx2"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert "ATen dispatches AVX2 kernels" in done.stdout and "MKL runs code-path branch" in done.stdout, done.stdout
