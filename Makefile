@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	mkdir -p $(WORK)
-	$(VENV)/bin/compact-proofs train --k 4 --seed 123 -o $(WORK)/max4-seed123.npz
-	$(VENV)/bin/compact-proofs prove $(WORK)/max4-seed123.npz --strategy brute-force -o $(WORK)/max4-seed123.brute-force.msgpack
+	$(VENV)/bin/compact-proofs train --k 4 --seed 123 -o $(WORK)/max4-seed123.npz --force
+	$(VENV)/bin/compact-proofs prove $(WORK)/max4-seed123.npz --strategy brute-force -o $(WORK)/max4-seed123.brute-force.msgpack --force
 	$(VENV)/bin/compact-proofs-check $(WORK)/max4-seed123.brute-force.msgpack
 
 test: $(STAMP)

@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from fractions import Fraction
@@ -67,10 +68,18 @@ def lower_decimal(numerator: int, denominator: int, digits: int = 6) -> str:
 
 
 def float_down(numerator: int, denominator: int) -> float:
-    """The largest float64 <= numerator / denominator."""
+    """The largest float64 f <= numerator / denominator whose shortest decimal (repr, what JSON
+    prints) is also <= numerator / denominator: the printed value, read back exactly (as
+    --min-accuracy reads it), never exceeds the bound. It is the largest float at or below the
+    bound, or the float just below that one when that float's shortest decimal lies above the
+    bound (the decimal is within half an ulp of its float, so one step down always suffices)."""
     value = Fraction(numerator, denominator)
     f = float(value)
-    return f if Fraction(f) <= value else math.nextafter(f, -math.inf)
+    if Fraction(f) > value:
+        f = math.nextafter(f, -math.inf)
+    if Fraction(repr(f)) > value:
+        f = math.nextafter(f, -math.inf)
+    return f
 
 
 def summary(path: str, verdict: Verdict) -> str:
@@ -78,6 +87,9 @@ def summary(path: str, verdict: Verdict) -> str:
         task = verdict.notes.get("task", "max")
         what = verdict.strategy if task == "max" else f"{verdict.strategy}, task {task}"
         undecided = f", {verdict.notes['undecided']} undecided" if verdict.notes.get("undecided") else ""
+        if not verdict.total:  # an empty domain (e.g. induction at n_ctx 1): nothing to bound
+            return (f"ACCEPTED {path}: {what}, 0 of 0 inputs: the task's domain is empty, so there is no accuracy to bound "
+                    f"(checker established {verdict.verified_correct}; {verdict.seconds:.2f} s)")
         return (f"ACCEPTED {path}: {what}, accuracy >= {verdict.bound} = "
                 f"{lower_decimal(verdict.claimed_correct, verdict.total)} "
                 f"(checker established {verdict.verified_correct}{undecided}; {verdict.seconds:.2f} s)")
@@ -87,7 +99,7 @@ def summary(path: str, verdict: Verdict) -> str:
 def record(path: str, verdict: Verdict) -> dict:
     """One certificate's entry of the --json document (schema/verdicts-v1.schema.json)."""
     big = lambda n: None if n is None else str(n)  # noqa: E731  (exact, whatever the size)
-    accuracy = float_down(verdict.claimed_correct, verdict.total) if verdict.accepted else None
+    accuracy = float_down(verdict.claimed_correct, verdict.total) if verdict.accepted and verdict.total else None
     return {
         "path": path, "status": verdict.status, "accepted": verdict.accepted, "strategy": verdict.strategy,
         "claimed_correct": big(verdict.claimed_correct), "verified_correct": big(verdict.verified_correct),
@@ -212,7 +224,10 @@ def _about_model(verdict: Verdict, model_digest: str) -> Verdict:
 
 
 def _at_least(verdict: Verdict, min_accuracy: Fraction) -> Verdict:
-    if verdict.accepted and Fraction(verdict.claimed_correct, verdict.total) < min_accuracy:
+    if verdict.accepted and not verdict.total:
+        verdict.accepted = False
+        verdict.reason = f"the task's domain is empty: there is no accuracy to compare with --min-accuracy {min_accuracy}"
+    elif verdict.accepted and Fraction(verdict.claimed_correct, verdict.total) < min_accuracy:
         verdict.accepted = False
         verdict.reason = (f"bound {verdict.claimed_correct}/{verdict.total} = {lower_decimal(verdict.claimed_correct, verdict.total, 20)}... "
                           f"is below --min-accuracy {min_accuracy} (compared exactly; the claim itself is established)")
@@ -273,7 +288,19 @@ def run(paths: Sequence[str], as_json: bool = False, show_progress: bool | None 
     return code
 
 
+MAX_NUMBER_TEXT = 1000  # characters of a --min-accuracy value
+MAX_EXPONENT = 1000  # |e| of a decimal's exponent: 1e-1000 is the smallest gate above 0 that can be written
+_EXPONENT = re.compile(r"[eE]\s*([+-]?\d+)\s*\Z")
+
+
 def fraction_in_unit_interval(text: str) -> Fraction:
+    """A decimal (with an optional exponent, |e| <= MAX_EXPONENT) or n/d in [0, 1], read exactly,
+    in time bounded by the text's length (Fraction alone would build 10^e for any exponent e)."""
+    if len(text) > MAX_NUMBER_TEXT:
+        raise argparse.ArgumentTypeError(f"longer than {MAX_NUMBER_TEXT} characters")
+    exponent = _EXPONENT.search(text)
+    if exponent is not None and abs(int(exponent[1])) > MAX_EXPONENT:
+        raise argparse.ArgumentTypeError(f"exponent {exponent[1]} outside -{MAX_EXPONENT}..{MAX_EXPONENT}")
     try:
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -299,7 +326,8 @@ def parser() -> argparse.ArgumentParser:
         description="Check compact-proofs certificates in sound arithmetic. Exit 0 iff every certificate is accepted; "
                     "1 a claim not established, 2 usage, 3 invalid file, 4 resource or time limit, 5 not supported here.",
     )
-    p.add_argument("certificates", nargs="*", metavar="CERT", help="certificate files (.msgpack)")
+    p.add_argument("certificates", nargs="*", metavar="CERT",
+                   help="certificate files (.msgpack), or directories to search for *.msgpack; options may come before or after them")
     p.add_argument("--json", action="store_true", help="print one JSON document (schema/verdicts-v1.schema.json)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar on stderr (default: when stderr is a terminal)")
@@ -307,8 +335,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=_positive_seconds, default=None, metavar="S",
                    help="stop any check after S seconds (exit 4; a hard limit)")
     p.add_argument("--min-accuracy", type=fraction_in_unit_interval, default=None, metavar="X",
-                   help="also require every certified bound to be at least X (exit 1 otherwise), for CI gating")
-    p.add_argument("--model", metavar="FILE", help="require every certificate to be about this model (.npz or .safetensors)")
+                   help="also require every certified bound to be at least X (exit 1 otherwise), for CI gating: a decimal "
+                        f"(exponent within +-{MAX_EXPONENT}) or n/d, compared exactly; the bound a verdict prints, as text "
+                        "or as --json's accuracy_lower_bound, passes when given back")
+    p.add_argument("--model", metavar="FILE", help="require every certificate to be about this model (.npz, .safetensors, .pt)")
     p.add_argument("--pure", action="store_true",
                    help="check with the standard-library second path (brute-force and cubic certificates; format-v2 brute force up to 2^20 sequences)")
     p.add_argument("--list-strategies", action="store_true", help="list the strategies this checker knows")
@@ -316,13 +346,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def certificate_paths(given: Sequence[str]) -> list[str]:
+    """The files to check: each file as given, each directory's *.msgpack files (recursively, sorted).
+    Raises ValueError for a directory without any."""
+    paths = []
+    for name in given:
+        if os.path.isdir(name):
+            from pathlib import Path
+
+            found = sorted(str(f) for f in Path(name).rglob("*.msgpack"))
+            if not found:
+                raise ValueError(f"no certificates (*.msgpack) under {name}")
+            paths += found
+        else:
+            paths.append(name)
+    return paths
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # options after certificates too: `CERT --min-accuracy X CERT`
     if args.list_strategies:
         print("\n".join(strategies.names()))
         return EXIT_ACCEPTED
     if not args.certificates:
         parser().error("give at least one certificate")
+    try:
+        args.certificates = certificate_paths(args.certificates)
+    except ValueError as exc:
+        parser().error(str(exc))
     model_digest = None
     if args.model is not None:
         from compact_proofs.checker.model_file import ModelFileError, digest_of_file

@@ -26,6 +26,8 @@ TOP = {"embed.W_E": ("V", "D"), "pos_embed.W_pos": ("N", "D"), "unembed.W_U": ("
 LAYER = {"W_Q": ("H", "D", "E"), "W_K": ("H", "D", "E"), "W_V": ("H", "D", "E"), "W_O": ("H", "E", "D"),
          "b_Q": ("H", "E"), "b_K": ("H", "E"), "b_V": ("H", "E"), "b_O": ("D",)}
 OPTIONAL = {"unembed.b_U", "b_Q", "b_K", "b_V", "b_O"}
+NOT_CERTIFIED = ("LayerNorm and MLP weights are outside what is certified: attention-only transformers of one or two layers "
+                 "(SEMANTICS.md; two layers or several heads in certificate format v2), no LayerNorm, no MLP")
 ROLES = {"V": "d_vocab", "N": "n_ctx", "D": "d_model", "E": "d_head", "H": "the number of heads"}
 
 
@@ -60,8 +62,7 @@ def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
     layer_ids = sorted({k.split(".")[1] for k in weights if k.startswith("blocks.")})
     beyond = [k for k in weights if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
     if beyond:
-        raise _error(f"{', '.join(sorted(beyond)[:4])}: LayerNorm and MLP weights are outside what is certified "
-                     "(SEMANTICS.md, version 2: attention-only, no LayerNorm)")
+        raise _error(f"{', '.join(sorted(beyond)[:4])}: {NOT_CERTIFIED}")
     if layer_ids not in ([str(i) for i in range(n)] for n in range(1, MAX_LAYERS + 1)):
         raise _error(f"layers {layer_ids}: format v2 takes blocks.0 and optionally blocks.1")
     shapes = dict(TOP) | {f"blocks.{l}.attn.{name}": shape for l in layer_ids for name, shape in LAYER.items()}

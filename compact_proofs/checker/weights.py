@@ -50,11 +50,13 @@ def normalise(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Check keys, shapes, dtypes and finiteness; drop the leading head axis. Raises on anything else."""
     missing = sorted(set(REQUIRED) - set(weights))
     unknown = sorted(set(weights) - set(SHAPES))
-    beyond = [k for k in unknown if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))
-              or (k.startswith("blocks.") and not k.startswith("blocks.0."))]
+    layers = [k for k in unknown if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
+    if layers:
+        raise _error(f"{', '.join(layers[:4])}{' ...' if len(layers) > 4 else ''}: {transformer.NOT_CERTIFIED}")
+    beyond = [k for k in unknown if k.startswith("blocks.") and not k.startswith("blocks.0.")]
     if beyond:
-        raise _error(f"{', '.join(beyond[:4])}{' ...' if len(beyond) > 4 else ''}: LayerNorm, MLP and second-layer weights are "
-                     "outside what is certified (SEMANTICS.md: one attention-only layer, one head, no LayerNorm)")
+        raise _error(f"{', '.join(beyond[:4])}{' ...' if len(beyond) > 4 else ''}: a second layer needs certificate format v2 "
+                     "(SEMANTICS.md, version 2); format v1 is one attention-only layer of one head")
     if missing or unknown:
         raise _error(f"missing {missing}, unsupported {unknown}" if missing and unknown else
                      f"missing {missing}" if missing else f"unsupported parameter(s) {unknown}")

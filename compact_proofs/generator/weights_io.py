@@ -4,11 +4,19 @@ Any of these files may come from other tools (a HookedTransformer's `state_dict(
 of arrays). Buffers that are not parameters (attn.mask, attn.IGNORE) are dropped; every other key
 must be a parameter of SEMANTICS.md, or loading fails. float16 and bfloat16 tensors are widened
 to float32, which is exact.
+
+A file `train` writes also says what the model is (`about`: the task it was trained on, the seed,
+the architecture and the recipe), so that `prove` certifies the task the model was trained for.
+It travels as JSON in each format's own place for it, where other tools ignore it: .safetensors'
+`__metadata__` (key "compact_proofs"), a .pt state dict's `_metadata` (the attribute torch keeps
+for module versions; key "compact_proofs"), and in .npz the array ABOUT_KEY (uint8 bytes).
+Files without it (from other tools, or older ones) load as before; `about` is then None.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +30,9 @@ from compact_proofs.checker.weights import SHAPES, normalise
 
 SUFFIXES = (".npz", ".pt", ".pth", ".safetensors")
 BUFFERS = ("attn.mask", "attn.IGNORE")
+ABOUT_KEY = "__compact_proofs__"  # .npz: the JSON of `about` as uint8 bytes (checker/model_file.py skips it)
+ABOUT_FORMAT = "compact-proofs/model"
+MAX_ABOUT_BYTES = 1 << 16
 
 
 class WeightsError(ValueError):
@@ -66,18 +77,28 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def _read(path: Path) -> Mapping:
+def _read(path: Path) -> tuple[Mapping, str | None]:
+    """The state dict a file holds, and the JSON text of its `about`, if it has one."""
     suffix = _suffix(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a directory, not a weights file")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
+    about = None
     try:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                state = {k: data[k] for k in data.files if k != ABOUT_KEY}
+                if ABOUT_KEY in data.files:
+                    about = _about_text(data[ABOUT_KEY])
+            return state, about
         if suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as handle:
+                about = (handle.metadata() or {}).get("compact_proofs")
+            return load_file(str(path)), about
         import torch
 
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -92,7 +113,34 @@ def _read(path: Path) -> Mapping:
             state = state[wrapper]
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path}: expected a state dict (a mapping of names to tensors)")
-    return state
+    entry = (getattr(state, "_metadata", None) or {}).get("compact_proofs")
+    if isinstance(entry, Mapping):
+        about = entry.get("json")
+    return state, about
+
+
+def _about_text(array: np.ndarray) -> str:
+    """The JSON text of an .npz file's ABOUT_KEY array ("" if it is not bytes: _parse_about refuses it)."""
+    if array.dtype != np.uint8 or array.ndim != 1 or array.size > MAX_ABOUT_BYTES:
+        return ""
+    return array.tobytes().decode("utf-8", errors="replace")
+
+
+def _parse_about(text: str | None) -> dict | None:
+    """The `about` a file carries, checked: a JSON object of ABOUT_FORMAT naming a known task."""
+    if text is None:
+        return None
+    from compact_proofs.checker.tasks import TASKS
+
+    try:
+        about = json.loads(text) if isinstance(text, str) and len(text) <= MAX_ABOUT_BYTES else None
+    except ValueError:
+        about = None
+    if not isinstance(about, dict) or about.get("format") != ABOUT_FORMAT:
+        raise WeightsError(f"its compact-proofs description is not a JSON object of format {ABOUT_FORMAT}")
+    if about.get("task") not in TASKS:
+        raise WeightsError(f"its description names the task {about.get('task')!r}; known: {', '.join(TASKS)}")
+    return about
 
 
 def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
@@ -113,7 +161,7 @@ def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
         try:
             transformer.from_weights(params)
         except InvalidCertificate as exc:
-            raise WeightsError((exc if is_v2(params) else v1_error).reason) from None
+            raise WeightsError((exc if is_v2(params) or transformer.NOT_CERTIFIED in exc.reason else v1_error).reason) from None
         return {k: (v[None] if k.startswith("blocks.") and v.ndim == len(transformer.LAYER[k.rsplit(".", 1)[1]]) - 1 else v)
                 for k, v in params.items()}
     return {k: (v[None] if SHAPES[k][0] == "1" and v.ndim == len(SHAPES[k]) - 1 else v) for k, v in params.items()}
@@ -125,32 +173,46 @@ def is_v2(weights: Mapping[str, np.ndarray]) -> bool:
         k.endswith("attn.W_Q") and np.ndim(v) == 3 and np.shape(v)[0] > 1 for k, v in weights.items())
 
 
-def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The weights a file holds, checked (WeightsError names the file)."""
-    state = _read(Path(path))
+def load_with_about(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The weights a file holds, checked, and what the file says about the model (None if nothing:
+    a file from another tool or an older version). WeightsError names the file."""
+    state, about = _read(Path(path))
     try:
-        return from_state_dict(state)
+        return from_state_dict(state), _parse_about(about)
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc}") from None
 
 
-def save(path: str | os.PathLike, weights: Mapping[str, np.ndarray]) -> None:
-    """Write weights atomically in the format the suffix names."""
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The weights a file holds, checked (WeightsError names the file)."""
+    return load_with_about(path)[0]
+
+
+def save(path: str | os.PathLike, weights: Mapping[str, np.ndarray], about: Mapping | None = None) -> None:
+    """Write weights atomically in the format the suffix names, with `about` (a JSON object: the
+    task, seed, architecture and recipe; "format" is set here) where the format keeps metadata."""
     path = Path(path)
     suffix = _suffix(path)
     arrays = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+    text = None if about is None else json.dumps({"format": ABOUT_FORMAT, **about}, sort_keys=True)
     if suffix == ".npz":
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        extra = {} if text is None else {ABOUT_KEY: np.frombuffer(text.encode(), dtype=np.uint8)}
+        np.savez(buffer, **arrays, **extra)
         data = buffer.getvalue()
     elif suffix == ".safetensors":
         from safetensors.numpy import save as save_safetensors
 
-        data = save_safetensors(arrays)
+        data = save_safetensors(arrays, metadata=None if text is None else {"compact_proofs": text})
     else:
+        from collections import OrderedDict
+
         import torch
 
+        state = OrderedDict((k, torch.from_numpy(v.copy())) for k, v in arrays.items())
+        if text is not None:
+            state._metadata = OrderedDict(compact_proofs={"json": text})  # what torch keeps beside a state dict
         buffer = io.BytesIO()
-        torch.save({k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, buffer)
+        torch.save(state, buffer)
         data = buffer.getvalue()
     atomic_write(path, data)

@@ -176,3 +176,89 @@ def test_a_closed_pipe_is_no_traceback():
     done = subprocess.run(f"{sys.executable} -c 'from compact_proofs.checker.cli import main_exit; main_exit()' --list-strategies | head -1",
                           shell=True, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout.strip() == "brute-force" and "Traceback" not in done.stderr
+
+
+def test_options_may_follow_certificates_and_a_folder_is_searched(files, tmp_path, capsys):
+    assert main([str(files["accepted"]), "--min-accuracy", "0", str(files["accepted"]), "-q"]) == 0
+    assert main([str(files["accepted"]), "--json", "--no-progress"]) == 0 and json.loads(capsys.readouterr().out)["exit_code"] == 0
+    folder = tmp_path / "certs" / "deeper"
+    folder.mkdir(parents=True)
+    (folder / "a.msgpack").write_bytes(files["accepted"].read_bytes())
+    assert main([str(tmp_path / "certs"), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"ACCEPTED {folder / 'a.msgpack'}")
+    (folder / "b.msgpack").write_bytes(files["rejected"].read_bytes())
+    assert main([str(tmp_path / "certs"), "-q"]) == 1
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as done:
+        main([str(tmp_path / "empty")])
+    assert done.value.code == 2 and "no certificates" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".npz"])
+def test_model_reads_every_file_train_writes_without_torch(files, tmp_path, suffix):
+    """--model reads .pt (a restricted unpickler, no torch), .safetensors and .npz, with the
+    description train adds, in a process where torch cannot be imported."""
+    model = tmp_path / f"m{suffix}"
+    weights_io.save(model, WEIGHTS, {"task": "max", "seed": 2})
+    other = tmp_path / f"other{suffix}"
+    weights_io.save(other, {**WEIGHTS, "unembed.W_U": WEIGHTS["unembed.W_U"] * np.float32(2)})
+    blocker = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in ("torch", "safetensors", "compact_proofs.generator"))
+    for path, code in ((model, 0), (other, 1)):
+        script = blocker + f"from compact_proofs.checker.cli import main\nsys.exit(main([{str(files['accepted'])!r}, '--model', {str(path)!r}, '-q']))\n"
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == code, run.stderr
+
+
+def test_a_pt_file_that_asks_for_anything_but_tensors_is_refused_unrun(files, tmp_path, capsys):
+    import torch
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"embed.W_E": Payload()}, tmp_path / "evil.pt")
+    assert main([str(files["accepted"]), "--model", str(tmp_path / "evil.pt")]) == 3
+    assert "never loaded" in capsys.readouterr().err and not marker.exists()
+    (tmp_path / "legacy.pt").write_bytes(b"\x80\x02}q\x00.")  # a bare pickle, not torch's zip archive
+    assert main([str(files["accepted"]), "--model", str(tmp_path / "legacy.pt")]) == 3
+
+
+@pytest.mark.parametrize("command", [["-m", "compact_proofs.checker"], ["-m", "compact_proofs.generator", "check"]])
+@pytest.mark.parametrize("value", ["1e-99999999", "1e+99999999", "0." + "0" * 5000 + "1", "1/" + "9" * 5000])
+def test_min_accuracy_is_parsed_in_bounded_time(files, command, value):
+    start = time.monotonic()
+    run = subprocess.run([sys.executable, *command, str(files["accepted"]), "--min-accuracy", value], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "min-accuracy" in run.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_the_printed_bound_passes_when_given_back(files, capsys):
+    """--json's accuracy_lower_bound and the decimal of the verdict line, passed back as
+    --min-accuracy, pass (each is at or below the exact bound)."""
+    committed = sorted((ROOT / "certificates").glob("max4-*.msgpack"))
+    for path in [files["accepted"], *committed[:1]]:
+        assert main([str(path), "--json", "--no-progress"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        printed = json.dumps(document["results"][0]["accuracy_lower_bound"])
+        assert main([str(path), "--min-accuracy", printed, "-q"]) == 0
+        assert main([str(path), "--no-progress"]) == 0
+        decimal = capsys.readouterr().out.split(" = ")[1].split()[0]
+        assert main([str(path), "--min-accuracy", decimal, "-q"]) == 0
+
+
+@given(st.integers(1, 10**30), st.integers(0, 10**30))
+def test_json_prints_a_float_whose_decimal_is_a_lower_bound(denominator, numerator):
+    numerator = numerator % (denominator + 1)
+    value = float_down(numerator, denominator)
+    bound = Fraction(numerator, denominator)
+    assert Fraction(value) <= bound and Fraction(json.dumps(value)) <= bound
+    above = np.nextafter(value, np.inf)  # the largest such float: the next one up breaks a condition
+    assert Fraction(float(above)) > bound or Fraction(json.dumps(float(above))) > bound
+
+
+def test_the_published_bound_round_trips():
+    value = float_down(16773324, 16777216)  # the committed brute-force certificate's bound
+    assert Fraction(repr(value)) <= Fraction(16773324, 16777216)

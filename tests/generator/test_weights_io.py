@@ -58,7 +58,7 @@ def test_half_precision_is_widened_exactly(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda s: s.update({"ln_final.w": np.ones(4, np.float32)}), "LayerNorm, MLP and second-layer weights"),
+        (lambda s: s.update({"ln_final.w": np.ones(4, np.float32)}), "LayerNorm and MLP weights are outside what is certified: attention-only transformers of one or two layers"),
         (lambda s: s.pop("unembed.W_U"), "missing"),
         (lambda s: s.update({"embed.W_E": np.full((5, 4), np.nan, np.float32)}), "NaN"),
         (lambda s: s.update({"blocks.0.attn.W_Q": np.zeros((2, 4, 2), np.float32)}), "head"),

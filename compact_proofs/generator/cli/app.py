@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -24,6 +25,28 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (checker/cli.py), for every command
+
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_flag_type(self, ctx):
+    """--help shows a flag without a value type (typer would write `<bool>`: a flag takes no value)."""
+    return None if self.is_flag else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_flag_type
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line leaves out hidden arguments (`--k 4 5 10 20` keeps the values
+    after the first in one hidden argument; the usage shows `--k`, not the argument)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if not getattr(param, "hidden", False):
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
 
 
 def _version(value: bool) -> None:
@@ -62,10 +85,29 @@ def fail(message: str, code: int = EXIT_INVALID) -> None:
 
 
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator:
-    """A rich progress bar on stderr; yields a (stage, done, total) callback."""
-    if not enabled or not err.is_terminal or VERBOSITY["level"] == 0:
+def progress_bar(enabled: bool | None = True, stages_when_piped: bool = False) -> Iterator:
+    """Progress on stderr; yields a (stage, done, total) callback. A rich bar when stderr is a
+    terminal; otherwise nothing, or with `stages_when_piped` (or enabled=True given explicitly as
+    `--progress`: pass stages_when_piped=enabled is True) one line as each stage starts and ends.
+    Nothing with -q or `--no-progress` (enabled False)."""
+    if enabled is False or VERBOSITY["level"] == 0:
         yield lambda stage, done, total: None
+        return
+    if not err.is_terminal:
+        if not stages_when_piped:
+            yield lambda stage, done, total: None
+            return
+        seen: dict[str, bool] = {}
+
+        def line(stage: str, done: int, total: int) -> None:
+            if stage not in seen:
+                seen[stage] = False
+                err.print(f"{stage} ...", highlight=False, markup=False, soft_wrap=True)
+            if total and done >= total and not seen[stage]:
+                seen[stage] = True
+                err.print(f"{stage}: done" + (f" ({done}/{total})" if total > 1 else ""), highlight=False, markup=False, soft_wrap=True)
+
+        yield line
         return
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -74,36 +116,47 @@ def progress_bar(enabled: bool = True) -> Iterator:
 
         def update(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
+                tasks[stage] = bar.add_task(escape(stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
 
 
 def load_weights(path: Path) -> dict:
+    return load_model(path)[0]
+
+
+def load_model(path: Path) -> tuple[dict, dict | None]:
+    """(weights, what the file says about the model or None), or a one-line error (exit 3)."""
     try:
-        return weights_io.load(path)
+        return weights_io.load_with_about(path)
     except weights_io.WeightsError as exc:
         fail(str(exc))
 
 
-def output_path(path: str | Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = ()) -> Path:
+def output_path(path: str | Path, inputs: tuple[Path, ...] = (), make_dirs: bool = False, suffixes: tuple[str, ...] = (),
+                force: bool = False) -> Path:
     """An output file checked before any work: of an accepted type, not a directory (nor a name
-    ending in a separator), not a link, device or pipe, not one of the inputs, in a directory that
-    exists (or is made, with --make-dirs) and accepts a new file."""
+    ending in a separator), not a link, device or pipe, not one of the inputs, not an existing
+    file unless `force` (--force), in a directory that exists (or is made, with --make-dirs) and
+    accepts a new file."""
     import tempfile
 
     if str(path).endswith(os.sep) or (os.altsep and str(path).endswith(os.altsep)):
         fail(f"{path} names a directory; give a file name", EXIT_USAGE)
     path = Path(path)
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        fail(f"{path} exists and is not a regular file (a link, a device or a pipe); it will not be replaced", EXIT_USAGE)
-    if suffixes and path.suffix.lower() not in suffixes:
-        fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
+    if path.is_symlink():
+        fail(f"{path} is a symbolic link; it will not be replaced (give the file's own path)", EXIT_USAGE)
     if path.is_dir():
         fail(f"{path} is a directory; give a file name", EXIT_USAGE)
+    if path.exists() and not path.is_file():
+        fail(f"{path} exists and is not a regular file (a device, a pipe or a socket); it will not be replaced", EXIT_USAGE)
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"unsupported output type {path.suffix or '(none)'} for {path}; use one of {', '.join(suffixes)}", EXIT_USAGE)
     if any(path.exists() and i.exists() and path.resolve() == i.resolve() for i in inputs):
         fail(f"{path} is an input of this command; it will not be overwritten", EXIT_USAGE)
+    if path.exists() and not force:
+        fail(f"{path} exists; pass --force to replace it", EXIT_USAGE)
     folder = path.parent
     if not folder.exists():
         if not make_dirs:
@@ -151,6 +204,7 @@ def writable_directory(path: Path) -> Path:
 
 
 MAKE_DIRS = typer.Option(False, "--make-dirs", help="create the output's directory if it does not exist")
+FORCE = typer.Option(False, "--force", help="replace the output file if it exists (never an input)")
 
 
 class _ClosedPipeGuard:

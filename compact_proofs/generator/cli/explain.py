@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
 
-from compact_proofs.generator.cli.app import app, err, fail, info, output_path, progress_bar
+from compact_proofs.generator.cli.app import FORCE, app, fail, info, output_path, progress_bar
 
 
 @app.command()
@@ -17,44 +18,68 @@ def explain(
     certificate: Path = typer.Argument(..., help="a certificate file (.msgpack)"),
     as_json: bool = typer.Option(False, "--json", help="print the whole ledger as JSON (every cell with lost inputs)"),
     png: str = typer.Option(None, "--png", help="also draw not-certified and wrong inputs by max token to this PNG"),
+    force: bool = FORCE,
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="show progress on stderr: a bar on a terminal, else a line per stage",
+                                            show_default="a bar on a terminal, a line per stage otherwise"),
 ) -> None:
     """Where a certificate's bound is lost: not-certified inputs by copies of the max and by max
     token against the wrong inputs there, and (subcubic) each approximation step's cost.
-    Diagnostics, not proofs: exit 0 when the checker accepts the certificate."""
+    Diagnostics, not proofs: exit 0 when the checker accepts the certificate. A format-v2
+    certificate (another task, two layers, several heads) gets the checker's count only."""
+    from compact_proofs.checker.certificate import MAX_FILE_BYTES
     from compact_proofs.checker.cli import EXIT_OF
     from compact_proofs.checker.errors import CheckError
     from compact_proofs.generator.studies import ledger
 
-    out_png = output_path(png, inputs=(certificate,), suffixes=(".png",)) if png else None
+    out_png = output_path(png, inputs=(certificate,), suffixes=(".png",), force=force) if png else None
     try:
-        raw = certificate.read_bytes()
+        if certificate.stat().st_size > MAX_FILE_BYTES:
+            fail(f"{certificate}: larger than {MAX_FILE_BYTES} bytes, the certificate format's limit")
+        with open(certificate, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # never more than the format allows (a device may not say its size)
     except OSError as exc:
         fail(f"{certificate}: {exc.strerror or exc}")
     try:
-        with progress_bar(err.is_terminal) as update:
-            update("ledger: checking, enumerating, re-proving with swapped steps", 0, 1)
-            report = ledger.explain(raw)
+        with progress_bar(progress, stages_when_piped=progress is not False) as update:
+            report = ledger.explain(raw, update)
     except CheckError as exc:
         fail(f"{certificate}: {exc}")
     if not report["accepted"]:
         fail(f"{certificate}: the checker does not accept this certificate; there is no bound to explain", EXIT_OF["rejected"])
     if as_json:
         print(json.dumps(report, indent=1, allow_nan=False))
+    elif report["format"] != 1:
+        _print_v2(report)
     else:
         _print_ledger(report)
         _print_exact_steps(report["exact_steps"])
-    if out_png is not None:
+    if out_png is not None and report["format"] != 1:
+        info(f"no figure written to {out_png}: it draws the format-v1 breakdowns, which a format-v2 certificate has none of")
+    elif out_png is not None:
         from compact_proofs.generator.studies.report import save_figure
 
         save_figure(ledger.figure(report), out_png)
         info(f"wrote {out_png}")
 
 
+def _print_v2(report: dict) -> None:
+    """A format-v2 certificate: the checker's count over the task's domain, and why no breakdown."""
+    certified, total = int(report["certified"]), int(report["total"])
+    head = f"{report['strategy']}, task {report['task']}: bound {report['bound']} ({report['label']})"
+    if total == 0:
+        print(f"{head}\nthe task's domain is empty: there are no inputs to lose")
+        return
+    print(f"{head}\n{certified} of the task's {total} inputs certified, {total - certified} not; the ledger's breakdowns "
+          "(by max token and copies of the max, the cost of each step) are for format-v1 Max-of-K certificates")
+
+
 def _print_ledger(report: dict) -> None:
     from rich.table import Table
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    console.print(f"{report['strategy']}: bound {report['bound']} ({report['label']})")
+    task = "" if report.get("task", "max") == "max" else f", task {report['task']}"
+    console.print(f"{report['strategy']}{task}: bound {report['bound']} ({report['label']})")
     lost = report["where_lost"]
     if not lost["available"]:
         console.print(f"where the inputs are lost: {lost['reason']}")

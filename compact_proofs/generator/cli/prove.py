@@ -9,8 +9,8 @@ from typing import List
 import typer
 
 from compact_proofs.generator import weights_io
-from compact_proofs.generator.cli.app import (EXIT_REJECTED, EXIT_USAGE, MAKE_DIRS, app, err, fail, info, load_weights,
-                                               output_path, progress_bar)
+from compact_proofs.generator.cli.app import (EXIT_REJECTED, EXIT_USAGE, FORCE, MAKE_DIRS, app, err, fail, info, load_model,
+                                               load_weights, output_path, progress_bar)
 
 
 @app.command()
@@ -20,13 +20,17 @@ def prove(
     output: str = typer.Option(..., "--output", "-o", help="where to write the certificate (.msgpack)"),
     as_json: bool = typer.Option(False, "--json", help="print the checker's verdict as JSON (schema/verdicts-v1.schema.json)"),
     make_dirs: bool = MAKE_DIRS,
+    force: bool = FORCE,
     workers: int = typer.Option(None, "--workers", "-j", min=1, help="processes for subcubic/best's searches (default: one per core, as memory allows)"),
-    task: str = typer.Option(None, help="max (default), min or induction; other than max, or a two-layer or multi-head model, gives a format-v2 certificate (brute-force)"),
+    task: str = typer.Option(None, help="max, min or induction; other than max, or a two-layer or multi-head model, gives a format-v2 "
+                                        "certificate (brute-force). It must be the task the model file records (`train` writes it)",
+                             show_default="the file's task; max if it records none"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Prove a lower bound on MODEL's accuracy over all inputs and write the certificate.
-    Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage; 3 an
-    unreadable model; 4 a model too large for the strategy."""
+    Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage (also a
+    --task other than the one the model was trained on); 3 an unreadable model; 4 a model too large
+    for the strategy."""
     from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
     from compact_proofs.checker.strategies import brute_force
     from compact_proofs.generator.proving.prover import ProofError, estimated_seconds, names, prove as run_prover
@@ -38,9 +42,18 @@ def prove(
         fail(f"unknown strategy {strategy!r}; `compact-proofs strategies` lists them", EXIT_USAGE)
     if task is not None and task not in TASKS:
         fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
-    output = output_path(output, inputs=(model,), make_dirs=make_dirs)
-    weights = load_weights(model)
-    if (task not in (None, "max") or is_v2(weights)) and strategy != "brute-force":
+    output = output_path(output, inputs=(model,), make_dirs=make_dirs, force=force)
+    weights, about = load_model(model)
+    trained_on = None if about is None else about["task"]
+    if task is None:
+        task = trained_on or "max"
+        if trained_on is None:
+            info(f"note: {model} does not record the task it was trained on (a file from another tool, or written before "
+                 "`train` recorded it): proving max; --task chooses another")
+    elif trained_on is not None and task != trained_on:
+        fail(f"--task {task} does not match {model}: it was trained on {trained_on} (the file records it); drop --task, "
+             f"or pass --task {trained_on}", EXIT_USAGE)
+    if (task != "max" or is_v2(weights)) and strategy != "brute-force":
         fail(f"{strategy} takes one-layer, one-head Max-of-K models; this one needs format v2: use --strategy brute-force", EXIT_USAGE)
     inputs = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
     if strategy == "brute-force" and inputs > brute_force.MAX_INPUTS:  # before any forecast or work
@@ -54,7 +67,7 @@ def prove(
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)
-    info(f"checker notes: {proof.verdict.notes}; {proof.verdict.seconds:.2f} s", level=2)
+    info(f"checker notes: {proof.verdict.notes}; the checker took {proof.verdict.seconds:.2f} s", level=2)
     if as_json:
         document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
         print(json.dumps(document, indent=2, allow_nan=False))

@@ -10,10 +10,10 @@ from typing import List
 import typer
 from rich.console import Console
 
-from compact_proofs.generator.cli.app import EXIT_USAGE, app, err, fail, info, progress_bar, reachable, writable_directory
+from compact_proofs.generator.cli.app import EXIT_USAGE, Command, app, err, fail, info, progress_bar, reachable, writable_directory
 
 
-@app.command(context_settings={"allow_extra_args": False})
+@app.command(cls=Command, context_settings={"allow_extra_args": False})
 def sweep(
     k: List[int] = typer.Option(None, "--k", help="sequence lengths; `--k 4 5 10 20` or `--k 4 --k 5`"),
     more_k: List[int] = typer.Argument(None, hidden=True),

@@ -10,29 +10,33 @@ import typer
 from rich.markup import escape
 
 from compact_proofs.generator import weights_io
-from compact_proofs.generator.cli.app import EXIT_USAGE, MAKE_DIRS, app, err, fail, info, output_path, progress_bar
+from compact_proofs.generator.cli.app import (EXIT_USAGE, FORCE, MAKE_DIRS, Command, app, err, fail, info, output_path,
+                                               progress_bar)
 
 
 @app.command()
 def train(
     output: str = typer.Option(..., "--output", "-o", help="where to write the weights (.npz, .pt or .safetensors)"),
     task: str = typer.Option("max", help="max (Max-of-K, the paper's), min, or induction (checker/tasks.py)"),
-    k: int = typer.Option(None, "--k", min=1, help="sequence length n_ctx [max, min: 4; induction: 8]"),
-    seed: int = typer.Option(123, help="training seed; the same seed gives the same weights on every x86-64 CPU"),
-    d_vocab: int = typer.Option(None, min=1, help="vocabulary size [max, min: 64; induction: 8]"),
+    k: int = typer.Option(None, "--k", min=1, help="sequence length n_ctx", show_default="4; induction: 8"),
+    seed: int = typer.Option(..., help="training seed (the published models: the paper's seeds, 123 first); the same seed "
+                                       "gives the same weights on every x86-64 CPU"),
+    d_vocab: int = typer.Option(None, min=1, help="vocabulary size", show_default="64; induction: 8"),
     d_model: int = typer.Option(32, min=1, help="residual width"),
     d_head: int = typer.Option(32, min=1, help="attention head width"),
-    n_layers: int = typer.Option(None, min=1, max=2, help="attention layers [max, min: 1; induction: 2]"),
+    n_layers: int = typer.Option(None, min=1, max=2, help="attention layers", show_default="1; induction: 2"),
     n_heads: int = typer.Option(1, min=1, help="heads per layer"),
     steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
     make_dirs: bool = MAKE_DIRS,
+    force: bool = FORCE,
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train an attention-only transformer with the paper's recipe: by default one layer on
-    Max-of-K; `--task induction` trains two layers on induction (SEMANTICS.md, version 2)."""
+    Max-of-K; `--task induction` trains two layers on induction (SEMANTICS.md, version 2).
+    The file records the task, seed and recipe: `prove` certifies the task the model was trained on."""
     from compact_proofs.checker.tasks import TASKS
     from compact_proofs.generator.training.model import ModelConfig
-    from compact_proofs.generator.training.train import TrainConfig, train as run_training
+    from compact_proofs.generator.training.train import TrainConfig, about, train as run_training
 
     if task not in TASKS:
         fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
@@ -41,13 +45,13 @@ def train(
     n_layers = n_layers or (2 if induction else 1)
     if induction and k < 2:
         fail("the induction task needs --k >= 2 (the last token must occur earlier)", EXIT_USAGE)
-    output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES)
+    output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES, force=force)
     cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head, n_layers=n_layers, n_heads=n_heads)
     train_cfg = TrainConfig(steps=steps)
     with progress_bar(progress) as update:
         model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps), task=task)
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
-    weights_io.save(output, weights)
+    weights_io.save(output, weights, about(seed, cfg, train_cfg, task))
     info(f"wrote {output} (task {task}, n_ctx {k}, seed {seed}, d_vocab {d_vocab}, {n_layers} layer(s) x {n_heads} head(s))")
     if task == "max" and n_layers == 1 and n_heads == 1:
         report_manifest(k, seed, cfg, train_cfg, weights)
@@ -64,7 +68,7 @@ def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:
     info(f"[{style}]{escape(comparison.message(digest))}[/{style}]", level=0 if comparison.status == "mismatch" else 1)
 
 
-@app.command()
+@app.command(cls=Command)
 def models(
     k: List[int] = typer.Option(None, "--k", help="sequence lengths (default: the paper's 4 5 10 20)"),
     more_k: List[int] = typer.Argument(None, hidden=True),

@@ -162,14 +162,23 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
     """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
     the checker establishes on the draft). The verdict is the checker's on the returned bytes.
     `weights`: a TransformerLens-style state dict (numpy arrays or torch tensors; buffers such as
-    attn.mask are dropped, as when a file is read). `options` go to the strategy's search (cubic:
+    attn.mask are dropped, as when a file is read), or a torch module such as a HookedTransformer
+    (its state_dict() is taken). The verdict's seconds are the checker's time over every check made
+    here (a standalone check of the bytes takes about as long). `options` go to the strategy's search (cubic:
     derived=True for the format without per-case claims; subcubic: rank=r for rank-r EQKE splits).
     A task other than max (checker/tasks.py), or a model with two layers or several heads, gives a
     format-v2 certificate (brute force only)."""
+    from collections.abc import Mapping
+
     from compact_proofs.generator.weights_io import from_state_dict, is_v2
 
     if strategy not in names():
         raise ValueError(f"unknown strategy {strategy!r}; generator.prover.names() lists them")
+    if not isinstance(weights, Mapping) and callable(getattr(weights, "state_dict", None)):
+        weights = weights.state_dict()  # a torch module (a HookedTransformer): its parameters and buffers
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"prove() takes a state dict (a mapping of names to tensors or arrays) or a torch module, "
+                        f"not {type(weights).__name__}")
     weights = from_state_dict(weights)
     if task not in (None, "max") or is_v2(weights):
         return prove_v2(weights, strategy, task or "max", progress)
@@ -179,13 +188,16 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
         _within_cell_limit(weights, strategy)
     draft = REGISTRY[strategy](weights, progress, **options)
     claimed = draft.claimed_correct
+    seconds = 0.0  # the checker's time over every check below (the last one finds the first's work memoised)
     if claimed is None:  # let the checker establish the count first
         verdict = check(certificate.decode(_encode(strategy, weights, draft, 0)), progress)
+        seconds += verdict.seconds
         if not verdict.accepted:
             raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
         claimed = verdict.verified_correct
     raw = _encode(strategy, weights, draft, claimed)
     verdict = check(certificate.decode(raw), progress)
+    verdict.seconds += seconds
     if not verdict.accepted:
         raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
     return Proof(raw, verdict)
@@ -214,10 +226,12 @@ def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress:
     encode = lambda claimed: certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=total,  # noqa: E731
                                                 weights=weights, evidence={}, generator=GENERATOR, task=task)
     verdict = check(certificate.decode(encode(0)), progress)
+    seconds = verdict.seconds  # the checker's time: the second check finds this one's work memoised
     if not verdict.accepted:
         raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
     raw = encode(verdict.verified_correct)
     verdict = check(certificate.decode(raw))
+    verdict.seconds += seconds
     if not verdict.accepted:
         raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
     return Proof(raw, verdict)

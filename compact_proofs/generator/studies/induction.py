@@ -57,7 +57,7 @@ def run_seed(size: Size, seed: int, results: str, steps: int = STEPS) -> dict:
 
     from compact_proofs.generator.proving import prover
     from compact_proofs.generator import weights_io
-    from compact_proofs.generator.training.train import TrainConfig, train
+    from compact_proofs.generator.training.train import TrainConfig, about, train
 
     torch.set_num_threads(1)
     root = Path(results) / size.name
@@ -69,7 +69,7 @@ def run_seed(size: Size, seed: int, results: str, steps: int = STEPS) -> dict:
     train_seconds = time.perf_counter() - start
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     (root / "models").mkdir(parents=True, exist_ok=True)
-    weights_io.save(root / "models" / f"seed{seed}.npz", weights)
+    weights_io.save(root / "models" / f"seed{seed}.npz", weights, about(seed, model_config(size), TrainConfig(steps=steps), "induction"))
     start = time.perf_counter()
     proof = prover.prove(weights, "brute-force", task="induction")
     prove_seconds = time.perf_counter() - start

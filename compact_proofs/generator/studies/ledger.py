@@ -328,18 +328,44 @@ def per_seed_summary(records: list[dict]) -> list[dict]:
     return out
 
 
-def explain(raw: bytes) -> dict:
-    """The ledger of one certificate's bytes (decoded strictly, as the checker does)."""
+def explain(raw: bytes, progress=None) -> dict:
+    """The ledger of one certificate's bytes (decoded strictly, as the checker does). `progress`:
+    a (stage, done, total) callback, told as each stage starts and ends.
+
+    The breakdowns (by max token and copies of the max; each approximation step's cost) are about
+    Max-of-K certificates of format v1; for a format-v2 certificate (another task, two layers or
+    several heads) the ledger gives the checker's count over the task's domain and says why there
+    is no breakdown."""
     from compact_proofs.checker.verify import check
 
+    stage = progress or (lambda name, done, total: None)
     cert = certificates.decode(raw)
+    stage("ledger: checking the certificate", 0, 1)
     verdict = check(cert)
+    stage("ledger: checking the certificate", 1, 1)
     weights = cert.weights
-    base = verdict.claimed_correct / verdict.total if verdict.accepted else None
-    return {"strategy": cert.strategy, "accepted": verdict.accepted, "bound": verdict.bound,
-            "label": "diagnostics, not proofs", "where_lost": where_lost(cert, weights) if verdict.accepted else None,
-            "step_costs": step_costs(weights, cert.strategy, base) if verdict.accepted else None,
-            "exact_steps": exact_steps(weights, cert.strategy, base) if verdict.accepted else None}
+    report = {"strategy": cert.strategy, "format": cert.version, "task": cert.task, "accepted": verdict.accepted,
+              "bound": verdict.bound, "certified": None if verdict.claimed_correct is None else str(verdict.claimed_correct),
+              "total": None if verdict.total is None else str(verdict.total), "label": "diagnostics, not proofs",
+              "where_lost": None, "step_costs": None, "exact_steps": None}
+    if not verdict.accepted:
+        return report
+    if cert.version != 1:
+        why = (f"the ledger breaks down format-v1 Max-of-K certificates (by max token and copies of the max); this one is "
+               f"format v2, task {cert.task}: the checker certified {verdict.claimed_correct} of the task's {verdict.total} inputs")
+        off = {"available": False, "reason": why}
+        return report | {"where_lost": off, "step_costs": off, "exact_steps": off}
+    base = verdict.claimed_correct / verdict.total
+    stage("ledger: where the inputs are lost (every input in float64)", 0, 1)
+    report["where_lost"] = where_lost(cert, weights)
+    stage("ledger: where the inputs are lost (every input in float64)", 1, 1)
+    stage("ledger: each step swapped (proofs again)", 0, 1)
+    report["step_costs"] = step_costs(weights, cert.strategy, base)
+    stage("ledger: each step swapped (proofs again)", 1, 1)
+    stage("ledger: each step exact (float64 searches)", 0, 1)
+    report["exact_steps"] = exact_steps(weights, cert.strategy, base)
+    stage("ledger: each step exact (float64 searches)", 1, 1)
+    return report
 
 
 def figure(report: dict):

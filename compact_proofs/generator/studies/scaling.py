@@ -127,16 +127,17 @@ def model_for(results: Path, config: Config, seed: int) -> dict:
     from compact_proofs.checker.weights import model_digest
     from compact_proofs.generator.training.model import ModelConfig
     from compact_proofs.generator.studies.sweep import ESTIMATE_SAMPLES, sampled_accuracy
-    from compact_proofs.generator.training.train import TrainConfig, train
+    from compact_proofs.generator.training.train import TrainConfig, about, train
 
     path, record = model_path(results, config, seed), model_record_path(results, config, seed)
     if path.exists() and record.exists():
         return weights_io.load(path)
     start = time.perf_counter()
-    model = train(seed, ModelConfig(config.d_vocab, config.n_ctx, config.d_model, config.d_model))
+    cfg = ModelConfig(config.d_vocab, config.n_ctx, config.d_model, config.d_model)
+    model = train(seed, cfg)
     seconds = time.perf_counter() - start
     weights = {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
-    weights_io.save(path, weights)
+    weights_io.save(path, weights, about(seed, cfg, TrainConfig()))
     info = {**asdict(config), "seed": seed, "train_seconds": seconds, "recipe": asdict(TrainConfig()),
             "model_digest": model_digest(weights), "sampled": sampled_accuracy(weights, ESTIMATE_SAMPLES, seed)}
     atomic_write(record, json.dumps(info).encode())

@@ -38,6 +38,17 @@ class TrainConfig:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
 
 
+def about(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, task: str = "max") -> dict:
+    """What a trained model's file says about it (weights_io.save): the task it was trained on
+    (`prove` certifies that one), the seed, the architecture and the recipe."""
+    from compact_proofs import __version__
+
+    return {"task": task, "seed": seed, "model": asdict(cfg),
+            "training": asdict(train_cfg) | {"optimiser": "AdamW", "loss": f"cross-entropy at the last position, the {task} task's label",
+                                             "data": "fresh sequences every step, uniform over the task's domain"},
+            "generator": f"compact-proofs {__version__}, torch {portable.TORCH_VERSION}"}
+
+
 def _stream_seed(seed: int, stream: str) -> int:
     """Independent, reproducible seeds for the model init and the data stream."""
     return int(np.random.SeedSequence([seed, sum(map(ord, stream))]).generate_state(1)[0])

@@ -11,7 +11,7 @@ from compact_proofs.checker.weights import model_digest
 from compact_proofs.generator.training import manifest
 from compact_proofs.generator import weights_io
 from compact_proofs.generator.training.model import ModelConfig
-from compact_proofs.generator.training.train import TrainConfig, train
+from compact_proofs.generator.training.train import TrainConfig, about, train
 
 SEEDS_FILE = Path(__file__).with_name("seeds.txt")
 
@@ -44,7 +44,7 @@ def checked(k: int, seed: int, cache: Path | None = None, d_vocab: int = 64) -> 
     model = train(seed, cfg)
     weights = {name: value.detach().numpy().copy() for name, value in model.state_dict().items()}
     if path is not None:
-        weights_io.save(path, weights)
+        weights_io.save(path, weights, about(seed, cfg, TrainConfig()))
     digest = model_digest(weights)
     return weights, digest, manifest.compare(k, seed, cfg, TrainConfig(), digest)
 

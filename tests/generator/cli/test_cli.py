@@ -90,9 +90,9 @@ def test_bad_output_paths_are_usage_errors_before_any_work(model, tmp_path, case
 
 
 def test_train_checks_its_options_and_output_first(tmp_path):
-    assert runner.invoke(app, ["train", "-o", str(tmp_path / "m.npz"), "--steps", "-5"]).exit_code == 2
-    assert runner.invoke(app, ["train", "-o", "/proc/x.npz"]).exit_code == 2
-    assert runner.invoke(app, ["train", "-o", str(tmp_path / "m.txt")]).exit_code == 2
+    assert runner.invoke(app, ["train", "--seed", "1", "-o", str(tmp_path / "m.npz"), "--steps", "-5"]).exit_code == 2
+    assert runner.invoke(app, ["train", "--seed", "1", "-o", "/proc/x.npz"]).exit_code == 2
+    assert runner.invoke(app, ["train", "--seed", "1", "-o", str(tmp_path / "m.txt")]).exit_code == 2
 
 
 def test_the_pure_checker_on_a_subcubic_certificate_is_not_supported_here(model, tmp_path):
@@ -170,7 +170,7 @@ def test_sweep_options_are_checked(tmp_path):
 
 
 def test_quiet_and_verbose(tmp_path):
-    quiet = runner.invoke(app, ["-q", "train", "--k", "2", "--d-vocab", "4", "--steps", "5", "-o", str(tmp_path / "m.npz")])
+    quiet = runner.invoke(app, ["-q", "train", "--seed", "1", "--k", "2", "--d-vocab", "4", "--steps", "5", "-o", str(tmp_path / "m.npz")])
     assert quiet.exit_code == 0 and quiet.output == ""
     loud = runner.invoke(app, ["-v", "prove", str(tmp_path / "m.npz"), "-s", "brute-force", "-o", str(tmp_path / "c.msgpack")])
     assert loud.exit_code == 0 and "checker notes" in loud.output and loud.stdout.startswith("ACCEPTED")
@@ -199,7 +199,7 @@ def test_train_and_prove_an_induction_model(tmp_path):
     for args in (["-s", "cubic"], ["-s", "brute-force", "--task", "sorting"]):
         result = runner.invoke(app, ["prove", str(model), *args, "-o", str(tmp_path / "x.msgpack")])
         assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.msgpack").exists()
-    assert runner.invoke(app, ["train", "--task", "sorting", "-o", str(tmp_path / "y.npz")]).exit_code == 2
+    assert runner.invoke(app, ["train", "--seed", "1", "--task", "sorting", "-o", str(tmp_path / "y.npz")]).exit_code == 2
 
 
 def test_induction_study_checks_its_options_first(tmp_path):

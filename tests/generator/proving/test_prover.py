@@ -54,3 +54,40 @@ def test_default_workers_one_per_core_and_task_within_memory(monkeypatch):
 
 def test_available_bytes_is_positive():
     assert prover._available_bytes() > 0
+
+
+def test_prove_takes_a_torch_module_as_the_readme_says_and_refuses_other_objects():
+    from compact_proofs.generator.training.model import ModelConfig, build
+
+    module = build(ModelConfig(d_vocab=4, n_ctx=3, d_model=8, d_head=8))  # laid out like a HookedTransformer
+    by_module = prover.prove(module, "brute-force")
+    assert by_module.verdict.accepted and by_module.raw == prover.prove(module.state_dict(), "brute-force").raw
+    with pytest.raises(TypeError, match="state dict"):
+        prover.prove([1, 2, 3], "brute-force")
+
+
+@pytest.mark.parametrize("strategy, task", [("brute-force", None), ("brute-force", "min"), ("cubic", None)])
+def test_the_verdicts_seconds_are_the_checkers_work_not_a_memoised_second_look(monkeypatch, strategy, task):
+    """prove checks twice (the count, then the final bytes); the second finds the first's work
+    memoised. The reported seconds are the checker's time over both, so at least the first's."""
+    from compact_proofs.checker import verify
+
+    seen = []
+    real = verify.check
+
+    def check(*args, **kwargs):
+        verdict = real(*args, **kwargs)
+        seen.append(verdict.seconds)
+        return verdict
+
+    monkeypatch.setattr(prover, "check", check)
+    weights = {k: v for k, v in _tiny(7).items()}
+    proof = prover.prove(weights, strategy, task=task)
+    assert proof.verdict.accepted and len(seen) >= 1
+    assert proof.verdict.seconds == pytest.approx(sum(seen)) and proof.verdict.seconds >= max(seen)
+
+
+def _tiny(seed: int) -> dict[str, np.ndarray]:
+    from tests.models import build
+
+    return build("gaussian", seed, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
