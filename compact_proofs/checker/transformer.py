@@ -57,8 +57,9 @@ def _error(reason: str) -> InvalidCertificate:
     return InvalidCertificate("weights", reason)
 
 
-def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
-    """Validate names, shapes, dtypes and finiteness (a head axis may be omitted when H = 1)."""
+def _validated(weights: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
+    """Names, shapes, dtypes and finiteness checked (a head axis may be omitted when H = 1):
+    (the arrays, head axis restored; the dimensions by role; the layer ids). Nothing is converted."""
     layer_ids = sorted({k.split(".")[1] for k in weights if k.startswith("blocks.")})
     beyond = [k for k in weights if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
     if beyond:
@@ -90,6 +91,20 @@ def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
     for role, size in dims.items():
         if not 1 <= size <= limits[role]:
             raise _error(f"dimension {role} = {size} outside 1..{limits[role]}")
+    return out, dims, layer_ids
+
+
+def dimensions(weights: dict[str, np.ndarray]) -> dict[str, int]:
+    """The validated weights' dimensions, {V, N, D, E, H, L} (d_vocab, n_ctx, d_model, d_head,
+    heads, layers), without converting anything: what the work and memory are planned from."""
+    _, dims, layer_ids = _validated(weights)
+    return {**dims, "L": len(layer_ids)}
+
+
+def from_weights(weights: dict[str, np.ndarray]) -> Transformer:
+    """Validate names, shapes, dtypes and finiteness (a head axis may be omitted when H = 1), and
+    hold the weights exactly as float64 arrays."""
+    out, dims, layer_ids = _validated(weights)
     V, N, D, E, H = (dims[r] for r in "VNDEH")
     f64 = lambda key, shape: out[key].astype(np.float64) if key in out else np.zeros(shape)  # noqa: E731
     layers = tuple({name: f64(f"blocks.{l}.attn.{name}", [{"H": H, "D": D, "E": E}[r] for r in pattern])

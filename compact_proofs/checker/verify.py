@@ -135,6 +135,7 @@ def _establish_v2(cert: Certificate, progress: Progress, verdict: Verdict) -> No
     if cert.params or cert.evidence:
         raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
     task = tasks.resolve(cert.task)
+    brute_force_v2.within_limits(transformer.dimensions(cert.weights))  # sizes and memory, before any conversion
     model = transformer.from_weights(cert.weights)
     verdict.total, verdict.weights_digest = task.domain_size(model.d_vocab, model.n_ctx), model.key
     _claim_within(cert, verdict.total, f"the {cert.task} domain's size")

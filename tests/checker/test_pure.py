@@ -98,3 +98,91 @@ def test_the_pure_cubic_filter_changes_no_outcome(strategy, weights):
         coarse = check_bytes(proof.raw)
     assert (coarse.accepted, coarse.verified_correct) == (fine.accepted, fine.verified_correct) == (True, proof.verdict.verified_correct)
     assert coarse.notes["exact_decisions"] >= fine.notes["exact_decisions"]
+
+
+# --- memory: planned from the tensors' headers, before any weight becomes a Fraction ------------
+
+
+def _peak(run):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_large_file_is_a_limit_before_any_conversion():
+    """The issue's case: a 17 MB certificate (4M float32 weights) was converted to Fractions
+    (755 MB, 14 s) before its size was refused. Now the refusal reads only the headers."""
+    import time
+
+    from compact_proofs.checker import certificate
+
+    rng = np.random.default_rng(0)
+    V, N, D, H = 64, 4, 1024, 1024
+    weights = {"embed.W_E": rng.normal(size=(V, D)), "pos_embed.W_pos": rng.normal(size=(N, D)), "unembed.W_U": rng.normal(size=(D, V)),
+               **{f"blocks.0.attn.W_{x}": rng.normal(size=(1, D, H)) for x in "QKV"}, "blocks.0.attn.W_O": rng.normal(size=(1, H, D))}
+    raw = certificate.encode(strategy="brute-force", params={}, claimed_correct=0, total=V**N,
+                             weights={k: v.astype(np.float32) for k, v in weights.items()}, evidence={}, generator={"name": "t"})
+    assert len(raw) > 16 << 20
+    start = time.monotonic()
+    verdict, peak = _peak(lambda: check_bytes(raw))
+    assert verdict.limit and "too large" in verdict.reason
+    assert time.monotonic() - start < 10 and peak < 4 * len(raw) + (32 << 20), peak
+
+
+def test_a_plan_above_the_memory_budget_is_a_limit_unconverted(monkeypatch):
+    import compact_proofs.checker.pure as pure
+
+    weights = {k: v for k, v in _small(3).items()}
+    raw = prove(weights, "cubic").raw
+    monkeypatch.setattr(pure, "MAX_MEMORY", 1 << 10)
+    monkeypatch.setattr(pure, "model", lambda w: pytest.fail("converted before the limit"))
+    verdict = check_bytes(raw)
+    assert verdict.limit and "MiB" in verdict.reason
+
+
+def _small(seed):
+    from tests.models import build
+
+    return build("gaussian", seed, V=8, N=3, D=16, H=16, scale=1.0, biases=True, dtype=np.float64)
+
+
+@pytest.mark.parametrize("strategy", ["brute-force", "cubic", "v2"])
+def test_the_memory_plan_bounds_what_the_pure_path_holds(strategy):
+    import compact_proofs.checker.pure as pure
+    from compact_proofs.checker.pure import transformer as pure_transformer
+    from tests.models import build_v2
+
+    if strategy == "v2":
+        raw = prove(build_v2("gaussian", 1, V=3, N=4, D=16, E=8, H=2, L=2, scale=1.0, biases=True, dtype=np.float64),
+                    "brute-force", task="induction").raw
+        doc = pure.parse(raw)
+        plan = pure_transformer.memory_bytes(pure_transformer.dimensions(doc["weights"]), pure.BYTES_PER_NUMBER)
+    else:
+        raw = prove(_small(1), strategy).raw
+        doc = pure.parse(raw)
+        plan = pure.memory_bytes(pure.dimensions(doc["weights"]), strategy)
+    verdict, peak = _peak(lambda: check_bytes(raw))
+    assert verdict.accepted, verdict.reason
+    assert peak <= plan, (peak, plan)
+
+
+def test_the_finiteness_scan_agrees_with_struct_on_every_exponent_pattern():
+    import math
+    import random
+    import struct
+
+    from compact_proofs.checker.pure.tensors import all_finite
+
+    rng = random.Random(0)
+    for code, size in (("f", 4), ("d", 8)):
+        for top in range(256):
+            for below in range(256):
+                raw = bytes(rng.randrange(256) for _ in range(size - 2)) + bytes([below, top])
+                assert all_finite(raw, code) == math.isfinite(struct.unpack("<" + code, raw)[0]), (code, top, below)
+        finite = struct.pack(f"<{3 * (1 << 20)}{code}", *([1.5] * (3 << 20)))
+        assert all_finite(finite, code) and not all_finite(finite + struct.pack("<" + code, math.inf), code)

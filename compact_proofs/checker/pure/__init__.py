@@ -27,6 +27,13 @@ from compact_proofs.checker.pure.errors import Malformed, Reject
 SUPPORTED = ("brute-force", "cubic", "cubic/reference")
 MAX_INPUTS = 1 << 20
 MAX_CASES = 1 << 24
+# memory, planned from the dimensions before any weight becomes a Fraction: every exact number
+# held (a Fraction, an integer, an interval's end) counted at BYTES_PER_NUMBER, above what CPython
+# takes for the largest of them (a 4096-bit fixed-point integer: about 540 bytes; a float64's
+# Fraction, denominator up to 2^1074: about 270); tests/checker/test_pure.py compares the plan with
+# measured peaks. A plan above MAX_MEMORY is a limit (exit 4), before anything is converted.
+BYTES_PER_NUMBER = 640
+MAX_MEMORY = 3 << 30
 # the limits of schema/certificate-v1.md (the same as the fast path's, written again here)
 MAX_FILE_BYTES, MAX_DECIMAL_DIGITS, MAX_GENERATOR_TEXT = 1 << 30, 1000, 4096
 LIMITS = {"V": 4096, "N": 1024, "D": 4096, "H": 4096}
@@ -95,7 +102,7 @@ def _known(strategy: str) -> bool:
 
 def _evidence_value(value, what: str) -> None:
     if isinstance(value, dict):
-        tensors.decode(value, what)
+        tensors.validate(value, what)
     elif not (isinstance(value, bool) or (isinstance(value, int) and -(2**63) <= value < 2**64)
               or (isinstance(value, str) and len(value) <= MAX_DECIMAL_DIGITS)):
         raise Malformed(f"{what} must be a tensor, an integer, a boolean or a short string")
@@ -137,7 +144,7 @@ def parse(raw: bytes) -> dict:
     for key, value in doc["weights"].items():
         if not NAME.match(key):
             raise Malformed("malformed weight name")
-        tensors.decode(value, f"weight {key}")
+        tensors.validate(value, f"weight {key}")
     for key, value in doc["evidence"].items():
         if not NAME.match(key):
             raise Malformed("malformed evidence name")
@@ -150,16 +157,18 @@ def weights_digest(weights: dict) -> str:
     return tensors.digest(weights, lambda key: SHAPES[key][0] == "1" and len(SHAPES[key]) - 1)
 
 
-def model(weights: dict) -> dict:
-    """Dimensions and exact weights (lists of Fractions), biases zero when absent."""
+def dimensions(weights: dict) -> dict[str, int]:
+    """{V, N, D, H} of validated weights (keys, dtypes, shapes and the format's limits) and the
+    number of weight elements, "elements", from the tensors' headers alone: nothing is converted."""
     if not isinstance(weights, dict) or not set(REQUIRED) <= set(weights) <= set(SHAPES):
         raise Malformed("weights: missing or unsupported keys")
     dims: dict[str, int] = {}
-    out = {}
+    elements = 0
     for key, axes in SHAPES.items():
         if key not in weights:
             continue
-        flat, shape = tensors.decode(weights[key], key)
+        _, shape, count = tensors.header(weights[key], key)
+        elements += count
         if weights[key]["dtype"] not in ("<f4", "<f8"):
             raise Malformed(f"{key} must be float32 or float64")
         if axes[0] == "1" and len(shape) == len(axes) - 1:
@@ -169,12 +178,34 @@ def model(weights: dict) -> dict:
         for size, axis in zip(shape, axes):
             if size != (1 if axis == "1" else dims.setdefault(axis, size)):
                 raise Malformed(f"{key} has an inconsistent shape")
-        out[key] = tensors.nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
     V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
     v, n, d, h = V + 1, N + 1, D + 1, H + 1  # the largest product the format allows (checker/weights.py)
     largest = max(v * d * h, n * d * h, h * d * v, v * h * v, v * h * n, n * h * v, v * d * v, d * v * d, h * v * h)
     if any(not 1 <= dims[axis] <= LIMITS[axis] for axis in LIMITS) or largest > MAX_PATH_WORK:
         raise Malformed("weights: a dimension is outside the format's limits")
+    return {"V": V, "N": N, "D": D, "H": H, "elements": elements}
+
+
+def memory_bytes(dims: dict[str, int], strategy: str) -> int:
+    """What a check holds at once, planned: the weights, the path tables and what a strategy adds
+    (the cubic: a claim and its integer per case), BYTES_PER_NUMBER each."""
+    V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
+    numbers = dims["elements"] + 3 * V * V + 2 * V * N + 2 * V * H + N * H + H * V + 2 * V * D
+    if strategy.startswith("cubic"):
+        numbers += 2 * count_cases(V, N) + 4 * V * V
+    return numbers * BYTES_PER_NUMBER
+
+
+def model(weights: dict) -> dict:
+    """Dimensions and exact weights (lists of Fractions), biases zero when absent."""
+    dims = dimensions(weights)
+    out = {}
+    for key, axes in SHAPES.items():
+        if key in weights:
+            flat, shape = tensors.decode(weights[key], key)
+            shape = (1,) + shape if axes[0] == "1" and len(shape) == len(axes) - 1 else shape
+            out[key] = tensors.nest([Fraction(x) for x in flat], shape[1:] if axes[0] == "1" else shape)
+    V, N, D, H = dims["V"], dims["N"], dims["D"], dims["H"]
     zero = lambda n: [Fraction(0)] * n  # noqa: E731
     return {"V": V, "N": N, "D": D, "H": H,
             **{k.rsplit(".", 1)[1]: out[k] for k in REQUIRED},
@@ -281,51 +312,65 @@ def _conclude(verdict: PureVerdict) -> None:
     verdict.reason = "claim established" if verdict.accepted else "claim exceeds the established count"
 
 
+def _too_large(verdict: PureVerdict, need: int) -> None:
+    if need > MAX_MEMORY:
+        verdict.limit = True
+        raise Reject(f"too large for the pure checker (it would hold about {need >> 20} MiB of exact numbers, above "
+                     f"{MAX_MEMORY >> 20} MiB)")
+
+
 def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
-    """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py)."""
+    """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py).
+    Sizes and memory are checked from the tensors' headers before any weight is converted."""
     if doc["strategy"] != "brute-force":
         raise Malformed(f"format v2 takes the strategy brute-force, not {doc['strategy']!r}")
     if doc["params"] or doc["evidence"]:
         raise Malformed("brute-force takes no parameters and no evidence")
     if doc["task"] not in pure_transformer.TASKS:
         raise Malformed(f"unknown task {doc['task']!r}")
-    w = pure_transformer.model(doc["weights"])
-    verdict.total = pure_transformer.domain(doc["task"], w["V"], w["N"])
+    dims = pure_transformer.dimensions(doc["weights"])
+    verdict.total = pure_transformer.domain(doc["task"], dims["V"], dims["N"])
     verdict.weights_digest = pure_transformer.weights_digest(doc["weights"])
     if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
         raise Reject(f"claim does not match the {doc['task']} domain's size")
-    if w["V"] ** w["N"] > pure_transformer.MAX_INPUTS:
+    if dims["V"] ** dims["N"] > pure_transformer.MAX_INPUTS:
         verdict.limit = True
         raise Reject(f"too large for the pure checker (brute force above {pure_transformer.MAX_INPUTS} inputs)")
-    forecast = pure_transformer.estimated_seconds(w)
+    _too_large(verdict, pure_transformer.memory_bytes(dims, BYTES_PER_NUMBER))
+    forecast = pure_transformer.estimated_seconds(dims)
     if forecast > 60:
         notice(f"the pure checker expects about {forecast / 60:.0f} min for this certificate")
+    w = pure_transformer.model(doc["weights"])
     verdict.verified_correct, verdict.notes = pure_transformer.brute_force(w, doc["task"], progress)
     verdict.notes = {"task": doc["task"], "layers": len(w["layers"]), "heads": w["H"], **verdict.notes}
     _conclude(verdict)
 
 
 def _check_v1(doc: dict, verdict: PureVerdict, progress, notice) -> None:
-    """Format v1 (schema/certificate-v1.md): brute force and cubic."""
+    """Format v1 (schema/certificate-v1.md): brute force and cubic. Sizes and memory are checked
+    from the tensors' headers before any weight is converted."""
     if not _known(doc["strategy"]):
         raise Malformed(f"unknown strategy {doc['strategy']!r}")
     if doc["params"]:
         raise Malformed("no strategy takes parameters")
     if set(doc["evidence"]) not in _evidence_fields(doc["strategy"]):
         raise Malformed(f"{doc['strategy']} reads the evidence {' or '.join(str(sorted(f)) for f in _evidence_fields(doc['strategy']))}")
-    w = model(doc["weights"])
-    verdict.total, verdict.weights_digest = w["V"] ** w["N"], weights_digest(doc["weights"])
+    dims = dimensions(doc["weights"])
+    V, N = dims["V"], dims["N"]
+    verdict.total, verdict.weights_digest = V**N, weights_digest(doc["weights"])
     if doc["strategy"] not in SUPPORTED:
         verdict.unsupported = True
         raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (brute-force and cubic only)")
     if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
         raise Reject("claim does not match d_vocab^n_ctx")
-    if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(w["V"], w["N"]) > MAX_CASES:
+    if (doc["strategy"] == "brute-force" and verdict.total > MAX_INPUTS) or count_cases(V, N) > MAX_CASES:
         verdict.limit = True
         raise Reject(f"too large for the pure checker ({doc['strategy']} above {MAX_INPUTS} inputs or {MAX_CASES} cases)")
-    forecast = estimated_seconds(doc["strategy"], w["V"], w["N"])
+    _too_large(verdict, memory_bytes(dims, doc["strategy"]))
+    forecast = estimated_seconds(doc["strategy"], V, N)
     if forecast > 60:
         notice(f"the pure checker expects about {forecast / 60:.0f} min for this {doc['strategy']} certificate")
+    w = model(doc["weights"])
     p = paths(w)
     if doc["strategy"] == "brute-force":
         verdict.verified_correct = brute_force(w, p, progress)

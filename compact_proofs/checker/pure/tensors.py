@@ -13,12 +13,15 @@ from compact_proofs.checker.pure.errors import Malformed
 MAX_ELEMENTS, MAX_NDIM = 1 << 27, 6
 
 
-def decode(value, what: str) -> tuple[list, tuple]:
-    """(flat values, shape) of a v1 tensor map {dtype, shape, data}; floats finite."""
+CODES = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
+
+
+def header(value, what: str) -> tuple[str, tuple, int]:
+    """(struct code, shape, element count) of a v1 tensor map {dtype, shape, data}, its data's
+    length checked; nothing is read from the data."""
     if not isinstance(value, dict) or set(value) != {"dtype", "shape", "data"}:
         raise Malformed(f"{what} is not a tensor")
-    codes = {"<f4": "f", "<f8": "d", "<i8": "q", "|u1": "B"}
-    if not isinstance(value["dtype"], str) or value["dtype"] not in codes or not isinstance(value["shape"], list) \
+    if not isinstance(value["dtype"], str) or value["dtype"] not in CODES or not isinstance(value["shape"], list) \
             or len(value["shape"]) > MAX_NDIM:
         raise Malformed(f"{what} has an unsupported dtype or shape")
     count = 1
@@ -28,13 +31,45 @@ def decode(value, what: str) -> tuple[list, tuple]:
         count *= size
         if count > MAX_ELEMENTS:
             raise Malformed(f"{what} has more than {MAX_ELEMENTS} elements")
-    code = codes[value["dtype"]]
+    code = CODES[value["dtype"]]
     if not isinstance(value["data"], bytes) or len(value["data"]) != count * struct.calcsize(code):
         raise Malformed(f"{what} data length does not match its shape")
-    flat = list(struct.unpack(f"<{count}{code}", value["data"]))
-    if code in "fd" and any(x != x or x in (float("inf"), float("-inf")) for x in flat):
+    return code, tuple(value["shape"]), count
+
+
+# A little-endian IEEE float is NaN or infinite iff its exponent bits are all ones: for float32
+# the top byte's low 7 bits and the next byte's top bit; for float64 the top byte's low 7 bits and
+# the next byte's top 4 bits. Tables mapping a byte to 1 when its bits of the exponent are all set:
+_TOP = bytes(int(b & 0x7F == 0x7F) for b in range(256))
+_NEXT = {"f": bytes(int(b & 0x80 == 0x80) for b in range(256)), "d": bytes(int(b & 0xF0 == 0xF0) for b in range(256))}
+_SCAN = 1 << 20  # elements per step: memory stays a few MB whatever the tensor's size
+
+
+def all_finite(data: bytes, code: str) -> bool:
+    """Whether every float of `data` (code "f" or "d", little-endian) is finite, read a chunk at a
+    time, without building a number per element (bytes.translate and one big-integer AND a chunk)."""
+    size = struct.calcsize(code)
+    for start in range(0, len(data), size * _SCAN):
+        chunk = data[start : start + size * _SCAN]
+        top = chunk[size - 1 :: size].translate(_TOP)
+        below = chunk[size - 2 :: size].translate(_NEXT[code])
+        if int.from_bytes(top, "little") & int.from_bytes(below, "little"):
+            return False
+    return True
+
+
+def validate(value, what: str) -> tuple[str, tuple, int]:
+    """header(), and floats finite; no list of values is built (the parse of a large file stays small)."""
+    code, shape, count = header(value, what)
+    if code in "fd" and not all_finite(value["data"], code):
         raise Malformed(f"{what} contains NaN or infinity")
-    return flat, tuple(value["shape"])
+    return code, shape, count
+
+
+def decode(value, what: str) -> tuple[list, tuple]:
+    """(flat values, shape) of a v1 tensor map {dtype, shape, data}; floats finite."""
+    code, shape, count = validate(value, what)
+    return list(struct.unpack(f"<{count}{code}", value["data"])), shape
 
 
 def nest(flat: list, shape: tuple):

@@ -47,9 +47,9 @@ TASKS = {
 # the weights
 
 
-def model(weights: dict) -> dict:
-    """Dimensions and exact weights (nested lists of Fractions, head axis first; absent biases
-    zero), validated by schema/certificate-v2.md."""
+def _shapes(weights: dict) -> tuple[dict, dict[str, int], list[str]]:
+    """Keys, dtypes, shapes and limits from the tensors' headers (their data were checked when the
+    file was parsed): ({key: (shape with the head axis, count)}, dimensions, layer ids)."""
     beyond = [k for k in weights if {"mlp", "ln1", "ln2", "ln_final"} & set(k.split("."))]
     if beyond:
         raise Malformed("weights: LayerNorm and MLP weights are outside format v2")
@@ -60,9 +60,9 @@ def model(weights: dict) -> dict:
     if set(weights) - set(shapes) or any(k not in weights and k.rsplit(".", 1)[1] not in OPTIONAL for k in shapes):
         raise Malformed("weights: missing or unsupported keys")
     dims: dict[str, int] = {}
-    flat_of = {}
+    found = {}
     for key, value in weights.items():
-        flat, shape = tensors.decode(value, key)
+        _, shape, count = tensors.header(value, key)
         axes = shapes[key]
         if value["dtype"] not in ("<f4", "<f8"):
             raise Malformed(f"{key} must be float32 or float64")
@@ -70,14 +70,42 @@ def model(weights: dict) -> dict:
             shape = (1,) + shape
         if len(shape) != len(axes) or any(size != dims.setdefault(axis, size) for size, axis in zip(shape, axes)):
             raise Malformed(f"{key} has the wrong or an inconsistent shape")
-        flat_of[key] = (flat, shape)
+        found[key] = (shape, count)
     if any(not 1 <= dims[axis] <= limit for axis, limit in LIMITS.items()):
         raise Malformed("weights: a dimension is outside the format's limits")
+    return found, dims, layers
+
+
+def dimensions(weights: dict) -> dict[str, int]:
+    """{V, N, D, E, H, L} and "elements" (of the weights, absent biases included), validated by
+    schema/certificate-v2.md from the headers alone: nothing is converted."""
+    _, dims, layers = _shapes(weights)
+    size = {axis: dims[axis] for axis in LIMITS}
+    elements = sum(prod(size[a] for a in axes) for axes in TOP.values())
+    elements += len(layers) * sum(prod(size[a] for a in axes) for axes in LAYER.values())
+    return {**size, "L": len(layers), "elements": elements}
+
+
+def memory_bytes(dims: dict[str, int], per_number: int) -> int:
+    """What the brute force holds at once, planned: the weights as Fractions and, at one precision,
+    as intervals (two integers each, twice while the columns are laid out: 5 numbers a weight,
+    counted as 6); the walk's columns (per position, layer and head a key and a value, and a
+    residual stream); and the inputs left open (at most every input, a tuple each)."""
+    V, N, D, E, H, L = (dims[r] for r in "VNDEHL")
+    numbers = 6 * dims["elements"] + 2 * N * (L * H * (E + D) + 2 * D) + 2 * V
+    return numbers * per_number + V**N * 8 * (N + 8)
+
+
+def model(weights: dict) -> dict:
+    """Dimensions and exact weights (nested lists of Fractions, head axis first; absent biases
+    zero), validated by schema/certificate-v2.md."""
+    found, dims, layers = _shapes(weights)
     size = {axis: dims[axis] for axis in LIMITS}
 
     def exact(key: str, axes: str):
-        flat, shape = flat_of.get(key, ([0] * prod(size[a] for a in axes), tuple(size[a] for a in axes)))
-        return tensors.nest([Fraction(x) for x in flat], shape)
+        if key in found:
+            return tensors.nest([Fraction(x) for x in tensors.decode(weights[key], key)[0]], found[key][0])
+        return tensors.nest([Fraction(0)] * prod(size[a] for a in axes), tuple(size[a] for a in axes))
 
     return {"V": size["V"], "N": size["N"], "D": size["D"], "E": size["E"], "H": size["H"],
             **{key.split(".")[1]: exact(key, axes) for key, axes in TOP.items()},
@@ -232,10 +260,10 @@ def brute_force(w: dict, task: str, progress=lambda stage, done, total: None) ->
     return correct, {"open_at_low_precision": opened, "undecided": len(still_open)}
 
 
-def estimated_seconds(w: dict) -> float:
-    """A rough forecast (measured on a 2-core machine; any machine within 10x)."""
-    per_position = len(w["layers"]) * w["H"] * (3 * w["D"] * w["E"] + w["E"] * w["D"] + w["N"] * (w["E"] + w["D"] + 40))
-    return w["V"] ** w["N"] * 1.2 * per_position * 2e-6
+def estimated_seconds(dims: dict) -> float:
+    """A rough forecast from the dimensions (measured on a 2-core machine; any machine within 10x)."""
+    per_position = dims["L"] * dims["H"] * (3 * dims["D"] * dims["E"] + dims["E"] * dims["D"] + dims["N"] * (dims["E"] + dims["D"] + 40))
+    return dims["V"] ** dims["N"] * 1.2 * per_position * 2e-6
 
 
 def domain(task: str, V: int, N: int) -> int:

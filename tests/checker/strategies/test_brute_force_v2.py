@@ -128,3 +128,121 @@ def test_tables_beyond_the_limit_are_refused_before_work(monkeypatch):
     monkeypatch.setattr(brute_force_v2, "MAX_TABLE", 10)
     verdict = certify(weights, "induction")
     assert verdict.limit and "tables" in verdict.reason
+
+
+# --- memory: planned from the dimensions, before any conversion, and never exceeded -----------------
+
+
+def _peak(run) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("V, N, D, E, H, L", [(2, 9, 64, 8, 1, 2), (2, 8, 8, 64, 2, 2), (3, 6, 32, 32, 2, 1), (16, 3, 8, 8, 1, 2),
+                                              (2, 9, 8, 8, 4, 2)])
+def test_a_check_holds_no_more_than_its_plan(monkeypatch, V, N, D, E, H, L):
+    """The plan (weights, first-layer tables, one pass) bounds the measured peak of numpy's
+    allocations over the whole brute force, with passes made small so that there are several."""
+    monkeypatch.setattr(brute_force_v2, "MAX_PASS_BYTES", 1 << 18)
+    model = from_weights(build_v2("gaussian", 1, V=V, N=N, D=D, E=E, H=H, L=L, scale=0.3, biases=True, dtype=np.float32))
+    dims = brute_force_v2.dims_of(model)
+    free, need = brute_force_v2.plan(dims)
+    assert free < N  # several passes
+    peak = _peak(lambda: brute_force_v2.count_correct(model, tasks.resolve("max"), lambda *a: None))
+    assert peak <= need, (peak, need)
+
+
+def test_a_pass_is_sized_by_its_bytes_not_only_its_inputs():
+    """The issue's certificate: V = 2, n_ctx = 32, d_model = 4096 (within every format limit) had
+    passes of 2^15 inputs, 32 GiB of arrays; its passes now fit MAX_PASS_BYTES."""
+    dims = {"V": 2, "N": 32, "D": 4096, "E": 1, "H": 1, "L": 1}
+    free, need = brute_force_v2.plan(dims)
+    assert 2**free * brute_force_v2.bytes_per_input(2, 32, 4096, 1) <= brute_force_v2.MAX_PASS_BYTES and free < 15
+    assert need <= brute_force_v2.MAX_MEMORY
+
+
+def test_above_the_memory_budget_is_a_limit_before_any_conversion(monkeypatch):
+    from compact_proofs.checker import transformer
+
+    weights = build_v2("gaussian", 1, V=3, N=4, D=4, E=2, H=2, L=2, scale=1.0, biases=False, dtype=np.float32)
+    monkeypatch.setattr(brute_force_v2, "MAX_MEMORY", 1 << 10)
+    monkeypatch.setattr(transformer, "from_weights", lambda w: pytest.fail("converted before the limit"))
+    verdict = certify(weights, "max")
+    assert verdict.status == "limit" and "MiB" in verdict.reason
+
+
+def test_the_issues_wide_certificate_is_checked_in_bounded_memory(tmp_path):
+    """Before: MemoryError (internal error, exit 1) allocating 32 GiB. Now its passes are small;
+    it runs until --max-seconds stops it (exit 4), holding well under a GiB (also not a list of its
+    2^27 pass prefixes, which the check once built before its first pass)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    V, N, D = 2, 32, 4096
+    weights = {"embed.W_E": rng.normal(size=(V, D)).astype(np.float32), "pos_embed.W_pos": rng.normal(size=(N, D)).astype(np.float32),
+               "unembed.W_U": rng.normal(size=(D, V)).astype(np.float32)}
+    weights |= {f"blocks.0.attn.W_{x}": rng.normal(size=(1, D, 1)).astype(np.float32) for x in "QKV"}
+    weights["blocks.0.attn.W_O"] = rng.normal(size=(1, 1, D)).astype(np.float32)
+    path = tmp_path / "wide.msgpack"
+    path.write_bytes(certificate.encode(strategy="brute-force", params={}, claimed_correct=0, total=V**N, weights=weights,
+                                        evidence={}, generator={"name": "test"}, task="max"))
+    assert path.stat().st_size < 1 << 20
+    script = ("import resource, subprocess, sys\n"
+              f"done = subprocess.run([sys.executable, '-m', 'compact_proofs.checker', {str(path)!r}, '--max-seconds', '4'], "
+              "capture_output=True, text=True)\n"
+              "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, repr(done.stdout))\n")
+    root = Path(__file__).resolve().parents[3]
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    code, max_rss_kb, stdout = run.stdout.split(" ", 2)
+    assert int(code) == 4 and "time limit" in stdout, run.stdout + run.stderr
+    assert int(max_rss_kb) < 1 << 19  # KiB: under half a GiB (the prefixes are iterated, not listed)
+
+
+# --- open inputs: decided in arb well beyond what the pure path can reach ---------------------------
+
+
+def near_tie_max_model(V: int, N: int) -> dict:
+    """Attention on the largest token, logits 1 + 2^-58 (attention on o): every margin is about
+    2^-58, below float64's resolution of the common 1, so the float balls leave every input open;
+    arb settles each at 64 bits. Every input is correct."""
+    D, E = 2 * V + 1, V
+    W_E = np.zeros((V, D), np.float32)
+    W_E[np.arange(V), np.arange(V)], W_E[:, 2 * V] = 1, 1
+    W_Q, W_K, W_V = (np.zeros((1, D, E), np.float32) for _ in range(3))
+    W_Q[0, 2 * V, 0] = 1
+    W_K[0, np.arange(V), 0] = 20.0 * np.arange(V) * np.sqrt(E)
+    W_V[0, np.arange(V), np.arange(V)] = 1
+    W_O = np.zeros((1, E, D), np.float32)
+    W_O[0, np.arange(V), V + np.arange(V)] = 1
+    W_U = np.zeros((D, V), np.float32)
+    W_U[2 * V], W_U[V + np.arange(V), np.arange(V)] = 1, np.float32(2.0**-58)
+    return {"embed.W_E": W_E, "pos_embed.W_pos": np.zeros((N, D), np.float32), "blocks.0.attn.W_Q": W_Q,
+            "blocks.0.attn.W_K": W_K, "blocks.0.attn.W_V": W_V, "blocks.0.attn.W_O": W_O, "unembed.W_U": W_U}
+
+
+def test_more_than_4096_open_inputs_are_decided_as_on_the_pure_path():
+    """6561 inputs, every one open after the float pass: the fast path had kept 4096 for arb and
+    rejected the true claim of all 6561, which --pure accepts; both now accept it."""
+    from compact_proofs.checker.pure import MAX_INPUTS as PURE_MAX_INPUTS
+    from compact_proofs.checker.pure import check_bytes as pure_check
+
+    assert brute_force_v2.MAX_EXACT >= 4 * PURE_MAX_INPUTS  # every domain --pure checks is decided in full
+    weights = near_tie_max_model(3, 8)
+    memo.clear()
+    verdict = certify(weights, "max", claimed=3**8)
+    assert verdict.notes["open_after_float"] == 3**8 > 4096
+    assert verdict.accepted and verdict.notes["undecided"] == 0
+    raw = certificate.encode(strategy="brute-force", params={}, claimed_correct=3**8, total=3**8, weights=weights, evidence={},
+                             generator={"name": "test"}, task="max")
+    pure = pure_check(raw)
+    assert pure.accepted and pure.verified_correct == verdict.verified_correct
