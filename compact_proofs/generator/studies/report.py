@@ -1,5 +1,9 @@
 """Tables and figures from sweep results: the paper's headline table per K, per-variant means,
-bound vs FLOPs, bound vs unexplained dimension, and the best bound per complexity class."""
+bound vs FLOPs, bound vs unexplained dimension, and the best bound per complexity class.
+
+The source is a sweep's results directory (its rows/ and estimates/), or a published report
+(rows.csv.gz and estimates.csv, as in docs/results): the tables and figures are derived from the
+rows alone, so a published report regenerates from its own CSVs."""
 
 from __future__ import annotations
 
@@ -168,15 +172,21 @@ STYLE = {  # one colour and legend entry per proof family, in every figure
     CLASS_FAMILY[CLASSES[3]]: "tab:cyan", CLASS_FAMILY[CLASSES[2]]: "tab:purple", CLASS_FAMILY[CLASSES[1]]: "tab:blue",
     CLASS_FAMILY[CLASSES[0]]: "tab:green",
 }
-BAR_STYLE = {BRUTE: "black", CUBIC: "tab:red", CUBIC_PAPER: "tab:orange", BEST: "tab:purple", BEST_PAPER: "plum",
-             **{family: STYLE[family] for family in CLASS_FAMILY.values()}}
+BAR_STYLE = {BRUTE: "black", CUBIC: "tab:red", CUBIC_PAPER: "tab:orange", BEST: "tab:brown", BEST_PAPER: "plum",
+             **{family: STYLE[family] for family in CLASS_FAMILY.values()}}  # every bar colour its own family's
 FIGURE_CAPTIONS = {
     "bound_vs_flops.png": "Certified lower bound on accuracy against the FLOPs of its verification, one point per "
-                          "(seed, strategy); colours are proof families (subcubic variants by complexity class).",
-    "bound_vs_unexplained_dimension.png": "The same bounds against the proof's unexplained dimension.",
+                          "(seed, strategy); colours are proof families (subcubic variants by complexity class). "
+                          "Brute force (K = 4), orders of magnitude to the right, is marked at the right edge "
+                          "with its FLOPs, so that it does not squeeze the other points together.",
+    "bound_vs_unexplained_dimension.png": "The same bounds against the proof's unexplained dimension (brute force "
+                                          "marked at the right edge likewise).",
     "best_bound_per_class.png": "Per proof family, the mean over seeds of each seed's best certified bound; "
                                 "error bars are one standard deviation across seeds.",
 }
+
+
+OFF_SCALE = 30  # brute force further right than this factor beyond every other point: marked at the edge
 
 
 def _family(strategy: str, complexity: str) -> str:
@@ -217,26 +227,41 @@ def build_figures(rows: list[dict], table: list[dict]) -> dict:
     ks = sorted({r["k"] for r in rows})
     width = max(4.8 * len(ks), 7.5)
     built = {}
-    for name, key, label in (("bound_vs_flops.png", "flops", "FLOPs of the verification"),
-                             ("bound_vs_unexplained_dimension.png", "unexplained_dimension", "unexplained dimension")):
+    for name, key, label, unit in (("bound_vs_flops.png", "flops", "FLOPs of the verification", " FLOPs"),
+                                   ("bound_vs_unexplained_dimension.png", "unexplained_dimension", "unexplained dimension", "")):
         fig, axes = plt.subplots(1, len(ks), figsize=(width, 4.6), squeeze=False)
-        present = set()
+        present, marked = set(), False
         for ax, k in zip(axes[0], ks):
             members = [r for r in rows if r["k"] == k and r["accepted"] and r[key] > 0]
+            others = [r for r in members if r["strategy"] != "brute-force"]
+            brute = [r for r in members if r["strategy"] == "brute-force"]
+            apart = bool(others and brute) and min(r[key] for r in brute) > OFF_SCALE * max(r[key] for r in others)
             for family, colour in STYLE.items():
-                points = [r for r in members if _family(r["strategy"], r["complexity"]) == family]
+                points = [r for r in (others if apart else members) if _family(r["strategy"], r["complexity"]) == family]
                 if points:
                     present.add(family)
                     ax.scatter([r[key] for r in points], [r["bound"] for r in points], s=5, alpha=0.35, color=colour)
             if members:
-                _log_axis(ax, [r[key] for r in members])
+                _log_axis(ax, [r[key] for r in (others if apart else members)])
+            if apart:  # brute force orders of magnitude to the right: a marker on the right edge, its value written
+                present.add(BRUTE)
+                marked = True
+                value, bound = float(np.median([r[key] for r in brute])), float(np.mean([r["bound"] for r in brute]))
+                edge = ax.get_yaxis_transform()  # x in axes fraction, y in data
+                ax.scatter([0.975], [bound], s=45, marker=">", color=STYLE[BRUTE], transform=edge, zorder=5)
+                ax.annotate(f"brute force\n(far right)\n{value:.1e}{unit}\nbound {bound:.4f}", xy=(0.975, bound),
+                            xycoords=edge, xytext=(0.97, 0.45), textcoords="axes fraction", ha="right", va="center", fontsize=7,
+                            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.6"},
+                            arrowprops={"arrowstyle": "->", "color": "0.3", "shrinkB": 6})
             ax.set_title(f"K = {k}")
             ax.set_xlabel(f"{label} (log scale)")
             ax.set_ylabel("certified lower bound on accuracy")
             ax.set_ylim(-0.02, 1.02)
-        names = {family: f"subcubic variants in {c}" if c != CLASSES[0] else "almost-quadratic subcubic variants"
+        names = {family: "almost-quadratic subcubic variants" if c == CLASSES[0] else f"subcubic variants, cost {c.split(': ', 1)[1]}"
                  for c, family in CLASS_FAMILY.items()}
-        handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=names.get(f, f)) for f, c in STYLE.items() if f in present]
+        handles = [plt.Line2D([], [], marker=">" if f == BRUTE and marked else "o", ls="", color=c,
+                              label=names.get(f, f) + (" (marked at the right edge)" if f == BRUTE and marked else ""))
+                   for f, c in STYLE.items() if f in present]
         columns = 2 if len(ks) == 1 else 3
         fig.legend(handles=handles, loc="upper center", ncol=columns, fontsize=8, bbox_to_anchor=(0.5, 1.0), frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.055 * -(-len(handles) // columns)))
@@ -266,21 +291,47 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+ROW_COLUMNS = ("k", "seed", "strategy", "accepted", "verified_correct", "total", "bound", "flops", "checker_ops",
+               "unexplained_dimension", "complexity", "prove_seconds", "check_seconds", "digest", "model_digest", "version")
+_ROW_TYPES = {"k": int, "seed": int, "accepted": lambda text: text == "True", "verified_correct": int, "total": int, "bound": float,
+              "flops": int, "checker_ops": int, "unexplained_dimension": int, "prove_seconds": float, "check_seconds": float}
+_ESTIMATE_TYPES = {"k": int, "seed": int, "samples": int, "correct": int, "estimate": float, "ci_low": float, "ci_high": float,
+                   "confidence": float}
+
+
+def load_published(folder: Path) -> tuple[list[dict], dict]:
+    """The rows and estimates of a published report (rows.csv.gz, estimates.csv), typed as a
+    sweep's own rows and estimates are."""
+    with gzip.open(Path(folder) / "rows.csv.gz", "rt", newline="") as handle:
+        rows = [{k: _ROW_TYPES.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    estimates = {}
+    path = Path(folder) / "estimates.csv"
+    if path.exists():
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                e = {k: _ESTIMATE_TYPES.get(k, str)(v) for k, v in row.items()}
+                estimates[(e["k"], e["seed"])] = e
+    return rows, estimates
+
+
 def write_report(results: Path, out: Path) -> tuple[list[dict], dict]:
-    rows, estimates = load_rows(results), load_estimates(results)
+    """Tables and figures into `out`, from a sweep's results directory or a published report's
+    CSVs (then rows.csv.gz and estimates.csv, the input, are not written again)."""
+    published = not any(Path(results).glob("rows/k*")) and (Path(results) / "rows.csv.gz").exists()
+    rows, estimates = load_published(results) if published else (load_rows(results), load_estimates(results))
     if not rows:
-        raise ValueError(f"no results under {results}")
+        raise ValueError(f"no results under {results} (a sweep's rows/, or a report's rows.csv.gz)")
     table, variants = headline(rows, estimates), per_variant(rows)
     out.mkdir(parents=True, exist_ok=True)
-    columns = ("k", "seed", "strategy", "accepted", "verified_correct", "total", "bound", "flops", "checker_ops",
-               "unexplained_dimension", "complexity", "prove_seconds", "check_seconds", "digest", "model_digest", "version")
-    atomic_write(out / "rows.csv.gz", gzip.compress(_csv([{c: r.get(c, "") for c in columns} for r in rows]), mtime=0))
+    if not published:
+        atomic_write(out / "rows.csv.gz", gzip.compress(_csv([{c: r.get(c, "") for c in ROW_COLUMNS} for r in rows]), mtime=0))
     atomic_write(out / "headline.csv", _csv(table))
     atomic_write(out / "headline.md", headline_markdown(table, estimates).encode())
     atomic_write(out / "variants.csv", _csv(variants))
     atomic_write(out / "variants.md", variants_markdown(variants).encode())
-    estimate_rows = [dict(e) for _, e in sorted(estimates.items())]
-    atomic_write(out / "estimates.csv", _csv(estimate_rows, ESTIMATE_COLUMNS))
+    if not published:
+        estimate_rows = [dict(e) for _, e in sorted(estimates.items())]
+        atomic_write(out / "estimates.csv", _csv(estimate_rows, ESTIMATE_COLUMNS))
     steps = ledger.per_seed_steps(rows)
     atomic_write(out / "ledger_per_seed.csv", _csv(steps))
     atomic_write(out / "ledger_summary.md", ledger_markdown(ledger.per_seed_summary(steps)).encode())

@@ -200,3 +200,15 @@ def test_step_costs_of_the_refined_family_swap_only_within_it():
     assert [s["step"] for s in steps["steps"]] == ["EQKE split (attention error)"]
     swapped = prove(weights, "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/exact_EQKE+max_diff_exact").verdict
     assert steps["steps"][0]["bound"] == swapped.verified_correct / swapped.total
+
+
+@pytest.mark.parametrize("reference, bound", [("cubic", 0.99), ("exact accuracy (brute force)", 0.999)])
+def test_the_figures_comparison_bar_does_not_read_as_a_strategy_name(reference, bound):
+    """The bar of the bound a certificate is compared with said "cubic (reference)", which reads as
+    the strategy cubic/reference; it now says what it is."""
+    steps = {"available": True, "bound": 0.9, "reference": reference, "reference_bound": bound, "gap": bound - 0.9,
+             "steps": [{"step": "EQKE split (attention error)", "from": "a", "to": "b", "bound": 0.91, "gain": 0.01}],
+             "gains_cover": 0.1}
+    fig = ledger.figure({"strategy": "subcubic/x", "where_lost": {"available": False}, "step_costs": steps, "exact_steps": None})
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert labels[-1].endswith("for comparison") and not any("reference" in label for label in labels)
