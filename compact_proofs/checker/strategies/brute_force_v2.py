@@ -36,7 +36,7 @@ from compact_proofs.checker.transformer import Transformer, enclose_logits, firs
 MAX_INPUTS = brute_force.MAX_INPUTS
 MAX_TABLE = 1 << 25  # balls: 16 bytes an entry
 CHUNK = 1 << 15  # inputs per enclosure pass, at most
-MAX_PASS_BYTES = 1 << 28  # the arrays of one enclosure pass, at most: its inputs are as many as fit
+MAX_PASS_BYTES = 1 << 30  # the arrays of one enclosure pass, planned (about half is used): its inputs are as many as fit
 MAX_MEMORY = 3 << 30  # bytes held at once: the weights as float64, the first layer's tables, one pass
 MAX_EXACT = 1 << 22  # inputs decided in arb, at most (4x the pure path's whole domain: tests/checker/test_pure.py)
 PRECISIONS = (64, 256, 1024)

@@ -205,7 +205,7 @@ def test_the_issues_wide_certificate_is_checked_in_bounded_memory(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(root)})
     code, max_rss_kb, stdout = run.stdout.split(" ", 2)
     assert int(code) == 4 and "time limit" in stdout, run.stdout + run.stderr
-    assert int(max_rss_kb) < 1 << 19  # KiB: under half a GiB (the prefixes are iterated, not listed)
+    assert int(max_rss_kb) < 1 << 20  # KiB: under a GiB (passes planned at 1 GiB; the prefixes are iterated, not listed)
 
 
 # --- open inputs: decided in arb well beyond what the pure path can reach ---------------------------
