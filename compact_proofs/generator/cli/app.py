@@ -26,7 +26,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 EXIT_REJECTED, EXIT_USAGE, EXIT_INVALID = 1, 2, 3  # the checker's exit codes (checker/cli.py), for every command
 
-_display_type = typer.core.TyperOption.display_type_rich
+_display_type = getattr(typer.core.TyperOption, "display_type_rich", None)  # where typer has it, it writes `<bool>` on flags
 
 
 def _no_flag_type(self, ctx):
@@ -34,7 +34,8 @@ def _no_flag_type(self, ctx):
     return None if self.is_flag else _display_type(self, ctx)
 
 
-typer.core.TyperOption.display_type_rich = _no_flag_type
+if _display_type is not None:
+    typer.core.TyperOption.display_type_rich = _no_flag_type
 
 
 class Command(typer.core.TyperCommand):
