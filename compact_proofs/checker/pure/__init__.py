@@ -322,15 +322,20 @@ def _too_large(verdict: PureVerdict, need: int) -> None:
 def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
     """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py).
     Sizes and memory are checked from the tensors' headers before any weight is converted."""
-    if doc["strategy"] != "brute-force":
-        raise Malformed(f"format v2 takes the strategy brute-force, not {doc['strategy']!r}")
-    if doc["params"] or doc["evidence"]:
-        raise Malformed("brute-force takes no parameters and no evidence")
+    compact = {f"induction/{k}/{q}": {"tree"} for k in ("exact", "mixture") for q in ("vertices", "intervals")} | {"induction/positions": set()}
+    if doc["strategy"] != "brute-force" and doc["strategy"] not in compact:
+        raise Malformed(f"format v2 takes the strategies brute-force and {', '.join(compact)}, not {doc['strategy']!r}")
+    fields = compact.get(doc["strategy"], set())
+    if doc["params"] or set(doc["evidence"]) != fields:
+        raise Malformed(f"{doc['strategy']} takes no parameters and " + (f"exactly the evidence {sorted(fields)}" if fields else "no evidence"))
     if doc["task"] not in pure_transformer.TASKS:
         raise Malformed(f"unknown task {doc['task']!r}")
     dims = pure_transformer.dimensions(doc["weights"])
     verdict.total = pure_transformer.domain(doc["task"], dims["V"], dims["N"])
     verdict.weights_digest = pure_transformer.weights_digest(doc["weights"])
+    if doc["strategy"] != "brute-force":
+        verdict.unsupported = True
+        raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (format v2: brute-force only)")
     if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
         raise Reject(f"claim does not match the {doc['task']} domain's size")
     if dims["V"] ** dims["N"] > pure_transformer.MAX_INPUTS:

@@ -1,24 +1,27 @@
-"""The compact induction proof (format v2, task `induction`, two layers of any number of heads):
-certified correct inputs counted by cells instead of one by one.
+"""The compact induction proofs (format v2, task `induction`, two layers of any number of heads):
+correct inputs certified by cells of the domain instead of one by one.
 
-    count = sum over the leaves c of the certificate's tree (cells.py) for which bound.correct_against
-            holds for every output o != label(c) of |c|
+    count = sum of |c| over the cells c for which every output o != label(c) is certainly below
+            the label at every sequence of c
 
-Each leaf is a product set of sequences with one label (cells.py); a leaf counts only when every one
-of its sequences is certainly correct (bound.py: the layer-0 mixtures bounded by mixture.py's
-(MIXTURE), the induction head's attention and values taken together in one sign per output). The
-leaves partition the domain, so the count is at most the number of correct inputs.
+Every cell is a product set of sequences with one label, the cells are disjoint, so the count is at
+most the number of correct inputs. Two ways to choose and bound the cells:
 
-Variants (the attention handling): `induction/vertices` evaluates the sign at every vertex of the
-query's deviation polytope of one layer-0 head; `induction/intervals` bounds each position alone
-(cheaper, looser). Evidence: `tree`, the cells' splits (<i8, one code per node).
+- `induction/<keys>/<query>` (evidence `tree`, <i8): the root cells (q, p, l) split further by the
+  certificate's tree (cells.py); each leaf bounded by bound.py, the induction head's softmax over
+  paths of options (x_{j-1}, x_j) checked as one sign per output. Axes: keys `exact` (the worst
+  layer-0 mixture at each key, Dinkelbach certified by one sign) or `mixture` ((MIXTURE),
+  cheaper); query `vertices` (the sign at every vertex of the query's deviation polytope) or
+  `intervals` (each position alone).
+- `induction/positions` (no evidence): the cells C(q, u, p, l) where q occurs once before the end,
+  bounded position by position (positions.py); polynomial in d_vocab and n_ctx.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from compact_proofs.checker import cost, memo
+from compact_proofs.checker import memo
 from compact_proofs.checker.errors import InvalidCertificate, ResourceLimit
 from compact_proofs.checker.strategies.induction import bound, cells, positions
 from compact_proofs.checker.tasks import Task
@@ -29,24 +32,42 @@ QUERIES = ("vertices", "intervals")
 TREE_NAMES = [f"induction/{k}/{q}" for k in KEYS for q in QUERIES]
 NAMES = TREE_NAMES + ["induction/positions"]
 MAX_TREE = 1 << 24  # codes
-MAX_TABLE = 1 << 25  # entries of the layer-0 score tables, as brute force's
+MAX_MEMORY = 3 << 30  # bytes held at once
+CHUNK = 1 << 21  # entries of the largest per-cell arrays (bound.py)
 
 
 def evidence_fields(name: str) -> set[str]:
     return {"tree"} if name in TREE_NAMES else set()
 
 
-def verify(model: Transformer, task: Task, tree: np.ndarray | None, name: str, progress) -> tuple[int, dict]:
-    if name not in NAMES:
-        raise InvalidCertificate("strategy", f"unknown strategy {name!r}")
+def within_limits(name: str, task: Task, dims: dict[str, int]) -> None:
+    """Refuse before any conversion what this strategy does not take (InvalidCertificate) or what
+    exceeds the size and memory limits (ResourceLimit), from the weights' dimensions alone."""
     if task.name != "induction":
         raise InvalidCertificate("task", f"{name} proves the induction task, not {task.name!r}")
-    if model.n_layers != 2:
-        raise InvalidCertificate("weights", f"{name} takes two-layer models (a previous-token layer and an induction layer), not {model.n_layers}")
+    if dims["L"] != 2:
+        raise InvalidCertificate("weights", f"{name} takes two-layer models (a previous-token layer and an induction layer), not {dims['L']}")
+    need = memory(name, dims)
+    if need > MAX_MEMORY:
+        raise ResourceLimit(name, f"the check would hold about {need >> 20} MiB at once, above the {MAX_MEMORY >> 20} MiB limit")
+
+
+def memory(name: str, dims: dict[str, int]) -> int:
+    """Bytes held at once, planned from the dimensions: the weights, the tables (intervals, 16 bytes
+    an entry: layer-0 scores and weights per head [V, N, V, N]; per layer-1 head the query, key and
+    value tables per layer-0 head and the fixed keys [N, V, V, E]), every label's value bounds
+    [N, V, V, V] per layer-1 head, and the largest per-cell or per-query-cell arrays."""
+    V, N, D, E, H, L = (dims[r] for r in "VNDEHL")
+    weights = 8 * (2 * V * D + N * D + V + L * (4 * H * D * E + 3 * H * E + D))
+    tables = 32 * H * (V * N) ** 2 + 16 * H * H * V * N * (3 * E + V) + 16 * H * N * V * V * E
+    values = 8 * H * N * V**4
+    work = 16 * N * V * V * max(N * V, 1) * (1 if name == "induction/positions" else 4) + 64 * CHUNK
+    return weights + tables + values + work
+
+
+def verify(model: Transformer, task: Task, tree: np.ndarray | None, name: str, progress) -> tuple[int, dict]:
+    """The count this strategy establishes (within_limits has been called)."""
     V, N = model.d_vocab, model.n_ctx
-    entries = model.n_heads * V * N * (V * N + model.d_model)
-    if entries > MAX_TABLE:
-        raise ResourceLimit(name, f"the layer-0 tables need {cost.quantity(entries)} entries, above {cost.quantity(MAX_TABLE)}")
     prepared = memo.cached(("induction-cells", model.key), lambda: bound.prepare(model))
     if name == "induction/positions":
         return positions.certified(prepared, progress, name)

@@ -50,7 +50,7 @@ from compact_proofs.checker.strategies.induction.tables import Tables, build
 from compact_proofs.checker.transformer import Transformer
 
 BISECTION_STEPS = 16
-VERTEX_CHUNK = 1 << 22  # vertex-option-output entries per pass
+CHUNK = 1 << 21  # entries of the largest arrays of one pass (vertices x options x outputs, or x free tokens)
 
 
 def _ball(x: Interval) -> Ball:
@@ -195,9 +195,15 @@ def scores(prep: Prepared, g: int, cell: Cell, queries: list[QueryMixture], enum
     a = _interval(contract(_ball(T.Kb[g]), directions, "tje,ve->vjt"))  # [v, N, t]
     shift = _interval(contract(_ball(vertices), kbar, "ve,e->v"))  # v . Kbar, the same at every position
     a = Interval(next_down(a.lo - shift.hi[:, None, None])[:, :, None, :], next_up(a.hi - shift.lo[:, None, None])[:, :, None, :])
+    N, V = cell.allowed.shape
+    rows = max(1, CHUNK // (N * V) ** 2 // V)  # vertices per pass of key_range ([v, N, V, V, N, V])
     for h, keys in enumerate(prep.keys):
         f = _interval(contract(_ball(T.KW[g][h]), directions, "uke,ve->vuk"))  # [v, V, N]
-        a = a + (key_range(prep, h, f, cell.allowed) if exact_keys else keys.bound(f))
+        if exact_keys:
+            parts = [key_range(prep, h, f[i : i + rows], cell.allowed) for i in range(0, len(f.lo), rows)]
+            a = a + Interval(np.concatenate([x.lo for x in parts]), np.concatenate([x.hi for x in parts]))
+        else:
+            a = a + keys.bound(f)
     # the rest of the deviation: dQ_h . (K_F - Kbar) per position, and ||dQ_h||_1 ||K - K_F||_inf
     centred = _ball(key_fixed - kbar)  # [N, V, V, E]
     lo, hi, radius = a.lo.min(axis=0), a.hi, 0.0
@@ -227,9 +233,10 @@ def _least_sums(values: np.ndarray, s: Scores, allowed: np.ndarray) -> np.ndarra
     with np.errstate(invalid="ignore", over="ignore"):
         grow = exp_lower(next_down(s.lo - shift), tight=True)[..., None]  # [N, V, V, 1]
         shrink = exp_upper(next_up(s.hi - shift), tight=True)[..., None]  # [vertices, N, V, V, 1]
-    positive = next_down(grow * np.maximum(values, 0.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        positive = next_down(grow * np.maximum(values, 0.0))
     out = np.full(values.shape[-1], INF)
-    rows = max(1, VERTEX_CHUNK // max(1, values.size))
+    rows = max(1, CHUNK // max(1, values.size))
     for start in range(0, len(shrink), rows):
         with np.errstate(invalid="ignore", over="ignore"):
             terms = np.where(values >= 0, positive, next_down(shrink[start : start + rows] * values))  # [v, N, V, V, O]
