@@ -22,8 +22,10 @@ def prove(
     make_dirs: bool = MAKE_DIRS,
     force: bool = FORCE,
     workers: int = typer.Option(None, "--workers", "-j", min=1, help="processes for subcubic/best's searches (default: one per core, as memory allows)"),
+    depth: int = typer.Option(1, "--depth", min=0, max=64, help="induction/<keys>/<query>: how many times the search may split a root cell along one branch"),
     task: str = typer.Option(None, help="max, min or induction; other than max, or a two-layer or multi-head model, gives a format-v2 "
-                                        "certificate (brute-force). It must be the task the model file records (`train` writes it)",
+                                        "certificate (brute-force; for induction also the compact proofs induction/*). It must be the "
+                                        "task the model file records (`train` writes it)",
                              show_default="the file's task; max if it records none"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
@@ -53,8 +55,12 @@ def prove(
     elif trained_on is not None and task != trained_on:
         fail(f"--task {task} does not match {model}: it was trained on {trained_on} (the file records it); drop --task, "
              f"or pass --task {trained_on}", EXIT_USAGE)
-    if (task != "max" or is_v2(weights)) and strategy != "brute-force":
-        fail(f"{strategy} takes one-layer, one-head Max-of-K models; this one needs format v2: use --strategy brute-force", EXIT_USAGE)
+    compact = strategy.startswith("induction/")
+    if compact and task != "induction":
+        fail(f"{strategy} proves the induction task; this model's task is {task}", EXIT_USAGE)
+    if (task != "max" or is_v2(weights)) and strategy != "brute-force" and not compact:
+        fail(f"{strategy} takes one-layer, one-head Max-of-K models; this one needs format v2: use --strategy brute-force"
+             + (" or a compact proof, induction/positions (`compact-proofs strategies` lists them)" if task == "induction" else ""), EXIT_USAGE)
     inputs = weights["embed.W_E"].shape[0] ** weights["pos_embed.W_pos"].shape[0]
     if strategy == "brute-force" and inputs > brute_force.MAX_INPUTS:  # before any forecast or work
         fail(f"brute-force cannot be checked here: {inputs} inputs exceed the brute-force limit {brute_force.MAX_INPUTS}", EXIT_LIMIT)
@@ -63,7 +69,8 @@ def prove(
         info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
     with progress_bar(progress) as update:
         try:
-            proof = run_prover(weights, strategy, update, task=task, **({"workers": workers} if strategy == "subcubic/best" else {}))
+            options = {"workers": workers} if strategy == "subcubic/best" else {"depth": depth} if compact and strategy != "induction/positions" else {}
+            proof = run_prover(weights, strategy, update, task=task, **options)
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
     weights_io.atomic_write(output, proof.raw)

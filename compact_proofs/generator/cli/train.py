@@ -27,6 +27,8 @@ def train(
     n_layers: int = typer.Option(None, min=1, max=2, help="attention layers", show_default="1; induction: 2"),
     n_heads: int = typer.Option(1, min=1, help="heads per layer"),
     steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    loss_at: str = typer.Option("last", "--loss-at", help="last: the last position's label (the paper's recipe); every: every position's, "
+                                                         "on its prefix (two-layer models; the induction study's recipe beyond 8 x 8)"),
     make_dirs: bool = MAKE_DIRS,
     force: bool = FORCE,
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -47,7 +49,11 @@ def train(
         fail("the induction task needs --k >= 2 (the last token must occur earlier)", EXIT_USAGE)
     output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES, force=force)
     cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head, n_layers=n_layers, n_heads=n_heads)
-    train_cfg = TrainConfig(steps=steps)
+    if loss_at not in ("last", "every"):
+        fail(f"--loss-at must be last or every, not {loss_at!r}", EXIT_USAGE)
+    if loss_at == "every" and n_layers == 1 and n_heads == 1:
+        fail("--loss-at every needs the causal model: two layers or several heads (the paper's one-layer model reads the last position only)", EXIT_USAGE)
+    train_cfg = TrainConfig(steps=steps, loss_at=loss_at)
     with progress_bar(progress) as update:
         model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps), task=task)
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
