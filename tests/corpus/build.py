@@ -115,7 +115,50 @@ def entries() -> dict[str, tuple[bytes, str, str, str]]:
     out["bad-late-candidate-and-false-claim"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=false, candidates=late)),
                                                  "invalid", "invalid", "review 2, finding 6b: --pure reached a false claim first")
     out.update(_format_v2())
+    out.update(_compact_induction())
     return out
+
+
+def _compact_induction() -> dict[str, tuple[bytes, str, str, str]]:
+    """The compact induction proofs (format v2): the fast path checks them, --pure answers
+    unsupported after validating the file."""
+    from compact_proofs.checker import tasks
+    from compact_proofs.checker.strategies.induction import cells
+    from compact_proofs.checker.verify import check
+    from tests.models import build_v2, induction_circuit
+
+    V, N = 3, 4
+    total = tasks.resolve("induction").domain_size(V, N)
+    rng = np.random.default_rng(5)
+    noisy = {k: (v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in induction_circuit(V, N).items()}
+    leaves = np.full(cells.root_count(V, N), cells.LEAF, dtype=np.int64)
+
+    def cert(strategy="induction/positions", claimed=0, weights=noisy, evidence=None, task="induction", size=total) -> bytes:
+        return certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=size, weights=weights,
+                                  evidence=evidence or {}, generator={"name": "corpus"}, task=task)
+
+    counted = check(certificate.decode(cert(strategy="induction/exact/vertices", evidence={"tree": leaves}))).verified_correct
+    tie = dict(induction_circuit(V, N))
+    tie["unembed.W_U"] = tie["unembed.W_U"].copy()
+    tie["unembed.W_U"][:, 2] = tie["unembed.W_U"][:, 1]
+    one_layer = build_v2("gaussian", 1, V=V, N=N, D=4, E=2, H=1, L=1, scale=1.0, biases=False, dtype=np.float32)
+    root = next(cells.roots(V, N))
+    assert not root.allowed[2, root.q]  # position 2 of the first root cell (q=0, p=0, l=1) cannot hold q
+    return {
+        "v2-induction-overclaim": (cert("induction/exact/vertices", counted + 1, evidence={"tree": leaves}), "rejected", "unsupported",
+                                   "compact induction proof: a claim one above the count its cells establish"),
+        "v2-induction-tie-overclaim": (cert(claimed=V * (N - 1) * (V - 1) ** (N - 2), weights=tie), "rejected", "unsupported",
+                                       "compact induction proof: identical unembedding columns tie every input labelled 1 or 2; "
+                                       "the claim is every input with one earlier occurrence, ties included"),
+        "v2-induction-extra-codes": (cert("induction/mixture/intervals", evidence={"tree": np.append(leaves, cells.LEAF)}), "invalid",
+                                     "unsupported", "compact induction proof: codes left after the last cell"),
+        "v2-induction-bad-split": (cert("induction/mixture/intervals", evidence={"tree": np.concatenate([[N + 2], leaves])}), "invalid",
+                                   "unsupported", "compact induction proof: a q-or-not split of a position that cannot hold q"),
+        "v2-induction-positions-with-tree": (cert(evidence={"tree": leaves}), "invalid", "invalid",
+                                             "induction/positions reads no evidence"),
+        "v2-induction-task-max": (cert(task="max", size=V**N), "invalid", "unsupported", "the compact induction proofs take the task induction only"),
+        "v2-induction-one-layer": (cert(weights=one_layer), "invalid", "unsupported", "the compact induction proofs take two-layer models"),
+    }
 
 
 def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:

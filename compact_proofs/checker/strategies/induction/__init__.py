@@ -70,7 +70,7 @@ def verify(model: Transformer, task: Task, tree: np.ndarray | None, name: str, p
     V, N = model.d_vocab, model.n_ctx
     prepared = memo.cached(("induction-cells", model.key), lambda: bound.prepare(model))
     if name == "induction/positions":
-        return positions.certified(prepared, progress, name)
+        return memo.cached(("induction-positions", model.key), lambda: positions.certified(prepared, progress, name))
     if tree is None or tree.ndim != 1 or len(tree) > MAX_TREE:
         raise InvalidCertificate("evidence", f"tree must be one axis of at most {MAX_TREE} codes")
     _, keys, query = name.split("/")

@@ -16,8 +16,8 @@ dQ . Kbar from every score (Kbar any vector: here the target key's fixed part) c
     s_j' = Q_F . K_j + dQ . (K_F,j - Kbar) + dQ . (K_j - K_F,j)
 
 Q_F . K_j is bounded over the key's layer-0 mixture by (MIXTURE); the last term by
-||dQ||_1 ||K_j - K_F,j||_inf <= R_1 dK_j, R_1 the largest 1-norm over P's generators. So
-s_j' <= U_j(dQ) := A_hi,j + dQ . (K_F,j - Kbar) + R_1 dK_j, affine in dQ, and s_j' >= the least
+||dQ||_2 ||K_j - K_F,j||_2 <= R dK_j, R the largest norm over P's generators. So
+s_j' <= U_j(dQ) := A_hi,j + dQ . (K_F,j - Kbar) + R dK_j, affine in dQ, and s_j' >= the least
 value of the corresponding lower affine bound over P's vertices.
 
 Positions and tokens. Each position j takes an option (t', t) = (x_{j-1}, x_j) allowed by the cell;
@@ -45,7 +45,7 @@ from compact_proofs.checker import cost
 from compact_proofs.checker.ball import Ball, contract
 from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, next_down, next_up, sum_up
 from compact_proofs.checker.strategies.induction.cells import Cell
-from compact_proofs.checker.strategies.induction.mixture import KeyMixtures, QueryMixture, dinkelbach, exp_weights, ratio_upper
+from compact_proofs.checker.strategies.induction.mixture import KeyMixtures, QueryMixture, dinkelbach, exp_weights, norm_up, ratio_upper
 from compact_proofs.checker.strategies.induction.tables import Tables, build
 from compact_proofs.checker.transformer import Transformer
 
@@ -204,7 +204,7 @@ def scores(prep: Prepared, g: int, cell: Cell, queries: list[QueryMixture], enum
             a = a + Interval(np.concatenate([x.lo for x in parts]), np.concatenate([x.hi for x in parts]))
         else:
             a = a + keys.bound(f)
-    # the rest of the deviation: dQ_h . (K_F - Kbar) per position, and ||dQ_h||_1 ||K - K_F||_inf
+    # the rest of the deviation: dQ_h . (K_F - Kbar) per position, and ||dQ_h||_2 ||K - K_F||_2
     centred = _ball(key_fixed - kbar)  # [N, V, V, E]
     lo, hi, radius = a.lo.min(axis=0), a.hi, 0.0
     for h, gen in enumerate(generators):
@@ -216,7 +216,7 @@ def scores(prep: Prepared, g: int, cell: Cell, queries: list[QueryMixture], enum
             hi = next_up(hi + np.concatenate([np.zeros((1,) + lin.hi.shape[1:]), lin.hi]))
         else:
             hi = next_up(hi + np.maximum(lin.hi.max(axis=0), 0.0)[None])
-        radius = next_up(radius + sum_up(np.maximum(np.abs(gen.lo), np.abs(gen.hi)), 1).max())
+        radius = next_up(radius + norm_up(gen).max())
     if radius > 0:
         second = next_up(radius * prep.key_deviation[g])
         lo, hi = next_down(lo - second), next_up(hi + second[None])

@@ -69,12 +69,12 @@ def leaves(d_vocab: int, n_ctx: int, tree: np.ndarray) -> Iterator[Cell]:
             if code == LEAF:
                 yield cell
                 continue
-            stack.extend(reversed(_split(cell, code, n_ctx)))
+            stack.extend(reversed(split(cell, code, n_ctx)))
     if at != len(codes):
         raise InvalidCertificate("evidence", f"tree has {len(codes) - at} codes after the last cell")
 
 
-def _split(cell: Cell, code: int, n_ctx: int) -> list[Cell]:
+def split(cell: Cell, code: int, n_ctx: int) -> list[Cell]:
     position, binary = (code - n_ctx, True) if n_ctx <= code < 2 * n_ctx - 1 else (code, False)
     if not 0 <= position < n_ctx - 1:
         raise InvalidCertificate("evidence", f"tree code {code} is not -1, a position below {n_ctx - 1}, or n_ctx plus one")

@@ -72,16 +72,22 @@ def apply(fixed: Interval, beta: np.ndarray, low: np.ndarray, high: np.ndarray) 
 @dataclass(frozen=True)
 class KeyMixtures:
     """One layer-0 head at every key option (j, t', t): the token t at j and t' at j - 1 fixed (for
-    j = 0 only t), every position k < j - 1 free with any token. rho [N, V (t'), V (t)] is the
-    weight of j - 1 among the two fixed positions, beta [N, V, V] the free mass bound."""
+    j = 0 only t), every position k < j - 1 free with the tokens free_tokens[k] allows (all, unless
+    `restricted`). rho [N, V (t'), V (t)] is the weight of j - 1 among the two fixed positions,
+    beta [N, V, V] the free mass bound; fixed_lo [N, V, V] and weights_hi [N (j), V (t), N (k), V (u)]
+    are what beta is computed from."""
 
     rho: Interval
     beta: np.ndarray
+    fixed_lo: np.ndarray
+    weights_hi: np.ndarray
+    free_tokens: np.ndarray  # [N (k), V (u)] bool
 
     @classmethod
     def of(cls, s0: Interval) -> "KeyMixtures":
         V, N = s0.shape[0], s0.shape[1]
-        rho_lo, rho_hi, beta = np.zeros((N, V, V)), np.zeros((N, V, V)), np.zeros((N, V, V))
+        rho_lo, rho_hi, fixed_lo = np.zeros((N, V, V)), np.zeros((N, V, V)), np.zeros((N, V, V))
+        weights_hi = np.zeros((N, V, N, V))
         for j in range(1, N):
             row = s0[:, j, :, : j + 1]  # [t, u, k]
             allowed = np.ones(row.shape, dtype=bool)
@@ -90,9 +96,21 @@ class KeyMixtures:
             own = Interval(np.diagonal(w.lo[:, j, :])[None, :], np.diagonal(w.hi[:, j, :])[None, :])  # [1, t]
             share_prev = share(prev, own)
             rho_lo[j], rho_hi[j] = share_prev.lo, share_prev.hi
-            free_hi = sum_up(w.hi[:, : j - 1, :].max(axis=2), axis=1) if j > 1 else np.zeros(V)
-            beta[j] = free_mass(next_down(prev.lo + own.lo), np.broadcast_to(free_hi[None, :], (V, V)))
-        return cls(Interval(rho_lo, rho_hi), beta)
+            fixed_lo[j] = next_down(prev.lo + own.lo)
+            weights_hi[j, :, : j + 1, :] = w.hi
+        out = cls(Interval(rho_lo, rho_hi), np.zeros((N, V, V)), fixed_lo, weights_hi, np.ones((N, V), dtype=bool))
+        return out.restricted(out.free_tokens)
+
+    def restricted(self, free_tokens: np.ndarray) -> "KeyMixtures":
+        """The same mixtures with the free positions k holding only the tokens free_tokens[k] allows."""
+        N = self.rho.shape[0]
+        largest = np.where(free_tokens[None, None, :, :], self.weights_hi, 0.0).max(axis=-1)  # [j, t, k]
+        beta = np.zeros_like(self.beta)
+        for j in range(2, N):
+            free_hi = sum_up(largest[j, :, : j - 1], axis=-1)  # [t]
+            beta[j] = free_mass(self.fixed_lo[j], np.broadcast_to(free_hi[None, :], self.fixed_lo[j].shape))
+        cost.add(largest.size)  # pragma: no mutate (accounting)
+        return KeyMixtures(self.rho, beta, self.fixed_lo, self.weights_hi, free_tokens)
 
     def fixed(self, table: Interval) -> Interval:
         """f_F for a table f[..., u, k]: [..., N, V (t'), V (t)], f[t, j] + rho (f[t', j-1] - f[t, j])."""
@@ -107,17 +125,34 @@ class KeyMixtures:
         return apply(self.fixed(table), self.beta, *self._free_extremes(table))
 
     def deviation(self, table: Interval) -> np.ndarray:
-        """[N, V, V]: an upper bound of ||h - h_F||_inf for vector tables f[u, k, e]."""
+        """[N, V, V]: an upper bound of ||h - h_F||_2 for vector tables f[u, k, e]: the tighter of
+        beta_max max_r ||f_r - f_F|| and sum_{k free} max_u w_{k,u} ||f(u, k) - f_F|| / F (as (TIED),
+        by the triangle inequality: h - h_F = sum_k c_k (f(x_k, k) - f_F))."""
+        N = self.rho.shape[0]
         fixed = self.fixed(Interval(np.moveaxis(table.lo, -1, 0), np.moveaxis(table.hi, -1, 0)))  # [E, N, t', t]
-        low, high = self._free_extremes(Interval(np.moveaxis(table.lo, -1, 0), np.moveaxis(table.hi, -1, 0)))
-        with np.errstate(invalid="ignore"):
-            gap = np.maximum(next_up(high - fixed.lo), next_up(fixed.hi - low)).max(axis=0)
-        return np.where(self.beta > 0, next_up(self.beta * np.nan_to_num(gap, nan=INF)), 0.0)
+        out = np.zeros(self.beta.shape)
+        allowed = self.free_tokens  # [k, u]
+        for j in range(2, N):
+            f_j = Interval(np.moveaxis(fixed.lo[:, j], 0, -1), np.moveaxis(fixed.hi[:, j], 0, -1))  # [t', t, E]
+            comps = Interval(np.swapaxes(table.lo[:, : j - 1], 0, 1), np.swapaxes(table.hi[:, : j - 1], 0, 1))  # [k, u, E]
+            with np.errstate(invalid="ignore", over="ignore"):
+                gap = np.maximum(np.abs(next_up(comps.hi[None, None] - f_j.lo[:, :, None, None])),
+                                 np.abs(next_down(comps.lo[None, None] - f_j.hi[:, :, None, None])))  # [t', t, k, u, E]
+                dist = next_up(np.sqrt(sum_up(next_up(gap * gap), -1)))  # [t', t, k, u]
+            dist = np.where(allowed[None, None, : j - 1], np.nan_to_num(dist, nan=INF), 0.0)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                weighted = next_up(self.weights_hi[j][None, :, : j - 1, :] * dist).max(axis=-1)  # [t', t, k]
+                tied_bound = np.where(self.fixed_lo[j] > 0, next_up(sum_up(weighted, -1) / self.fixed_lo[j]), INF)
+                mixture_bound = next_up(self.beta[j] * dist.max(axis=(-1, -2)))
+            out[j] = np.nan_to_num(np.minimum(tied_bound, mixture_bound), nan=INF)
+            cost.add(gap.size)  # pragma: no mutate (accounting)
+        return out
 
     def _free_extremes(self, table: Interval) -> tuple[np.ndarray, np.ndarray]:
-        """Least and largest f over the free components of each option: every token at k < j - 1."""
+        """Least and largest f over the free components of each option: the allowed tokens at k < j - 1."""
         N = table.shape[-1]
-        low_k, high_k = table.lo.min(axis=-2), table.hi.max(axis=-2)  # [..., N]
+        allowed = self.free_tokens.T  # [u, k]
+        low_k, high_k = np.where(allowed, table.lo, INF).min(axis=-2), np.where(allowed, table.hi, -INF).max(axis=-2)  # [..., N]
         low = np.concatenate([np.full(low_k.shape[:-1] + (2,), INF), np.minimum.accumulate(low_k, axis=-1)[..., : N - 2]], axis=-1)
         high = np.concatenate([np.full(high_k.shape[:-1] + (2,), -INF), np.maximum.accumulate(high_k, axis=-1)[..., : N - 2]], axis=-1)
         return low[..., :N, None, None], high[..., :N, None, None]
@@ -209,3 +244,45 @@ def dinkelbach(fixed_w: np.ndarray, fixed_f: np.ndarray, free_w: np.ndarray, fre
                 return np.maximum(lam, new)
             lam = np.maximum(lam, np.nan_to_num(new, nan=-INF))
     return lam
+
+
+def tied_terms(keys: KeyMixtures, table: Interval, tokens: np.ndarray) -> tuple[Interval, np.ndarray, np.ndarray]:
+    """The free positions' terms of the tied bound of every key option, with each free position
+    holding one of `tokens` [V] (bool): f_F [N, V, V] and, per free position k, upper bounds of
+    max_u w_{k,u} (f(u, k) - f_F)_+ and max_u w_{k,u} (f_F - f(u, k))_+ ([N, V, V, N], 0 where k is
+    not free). Since f(h) - f_F = sum_{k free} c_k (f(x_k, k) - f_F) and c_k <= w_k / (sum of the
+    fixed weights), (TIED) follows:
+
+        f_F - sum_k down_k / F  <=  f(h)  <=  f_F + sum_k up_k / F,    F <= the fixed weights' sum.  (TIED)
+
+    It ties each free token's weight to its value, where (MIXTURE) takes the largest free mass and
+    the extreme value apart."""
+    N = keys.rho.shape[0]
+    fixed = keys.fixed(table)  # [N, t', t]
+    weights = np.where(tokens[None, None, None, :], keys.weights_hi, 0.0)  # [j, t, k, u]
+    free = (np.arange(N)[None, :] < np.arange(N)[:, None] - 1)  # [j, k]
+    f_lo, f_hi = table.lo.T, table.hi.T  # [k, u]
+    with np.errstate(invalid="ignore", over="ignore"):
+        gain = np.maximum(0.0, next_up(f_hi[None, None, None] - fixed.lo[..., None, None]))  # [j, t', t, k, u]
+        loss = np.maximum(0.0, next_up(fixed.hi[..., None, None] - f_lo[None, None, None]))
+        up = next_up(weights[:, None] * gain).max(axis=-1)  # [j, t', t, k]
+        down = next_up(weights[:, None] * loss).max(axis=-1)
+    mask = free[:, None, None, :]
+    cost.add(2 * gain.size)  # pragma: no mutate (accounting)
+    return fixed, np.where(mask, np.nan_to_num(up, nan=INF), 0.0), np.where(mask, np.nan_to_num(down, nan=INF), 0.0)
+
+
+def tied(fixed: Interval, up: np.ndarray, down: np.ndarray, fixed_lo: np.ndarray) -> Interval:
+    """(TIED) from tied_terms' pieces: [N, V, V]."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rise = np.where(fixed_lo > 0, next_up(sum_up(up, -1) / fixed_lo), INF)
+        fall = np.where(fixed_lo > 0, next_up(sum_up(down, -1) / fixed_lo), INF)
+        return Interval(next_down(fixed.lo - np.nan_to_num(fall, nan=INF)), next_up(fixed.hi + np.nan_to_num(rise, nan=INF)))
+
+
+def norm_up(x: Interval, axis: int = -1) -> np.ndarray:
+    """An upper bound of the Euclidean norm along axis of every vector in the box x (np.sqrt is
+    IEEE's correctly rounded square root; one step up covers it)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        largest = np.maximum(np.abs(x.lo), np.abs(x.hi))
+        return np.nan_to_num(next_up(np.sqrt(sum_up(next_up(largest * largest), axis))), nan=INF)

@@ -31,7 +31,7 @@ from compact_proofs.checker import cost
 from compact_proofs.checker.ball import contract
 from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, next_down, next_up, sum_up
 from compact_proofs.checker.strategies.induction.bound import Prepared, _ball, _interval
-from compact_proofs.checker.strategies.induction.mixture import QueryMixture
+from compact_proofs.checker.strategies.induction.mixture import KeyMixtures, QueryMixture, norm_up, tied, tied_terms
 
 NOT_Q = -1
 
@@ -67,7 +67,7 @@ class QueryScores:
         self.kbar = (0.5 * fixed.lo + 0.5 * fixed.hi).reshape(-1, fixed.lo.shape[-1]).mean(axis=0)
         self.centred = _ball(fixed - self.kbar)
         N = T.n_ctx
-        self.low, self.high, self.norm = [], [], []
+        self.low, self.high, self.comps = [], [], []
         for h in range(len(T.s0)):
             qw = T.Qw[g][h]
             comps = Interval(qw.lo[:, : max(N - 2, 0)].reshape(-1, qw.lo.shape[-1]), qw.hi[:, : max(N - 2, 0)].reshape(-1, qw.lo.shape[-1]))
@@ -76,9 +76,10 @@ class QueryScores:
             lin = _interval(contract(self.centred, _ball(comps), "jabe,ce->jabc"))
             self.low.append(lin.lo.min(axis=-1))
             self.high.append(lin.hi.max(axis=-1))
-            self.norm.append(float(sum_up(np.maximum(np.abs(comps.lo), np.abs(comps.hi)), 1).max()))
+            self.comps.append(comps)
 
-    def bounds(self, queries: list[QueryMixture], q: int) -> tuple[np.ndarray, np.ndarray]:
+    def query(self, queries: list[QueryMixture], q: int) -> tuple:
+        """What the scores need of the query cell (q, u): its fixed part and the deviation's terms."""
         prep, g = self.prep, self.g
         T = prep.tables
         qf, radius = T.Qb[g][q], 0.0
@@ -92,14 +93,35 @@ class QueryScores:
                 beta = np.float64(query.beta)
                 low = next_down(low + next_down(beta * np.minimum(0.0, next_down(self.low[h] - fixed_lin.hi))))
                 high = next_up(high + next_up(beta * np.maximum(0.0, next_up(self.high[h] - fixed_lin.lo))))
-                part_norm = float(sum_up(np.maximum(np.abs(part.lo), np.abs(part.hi)), 0))
-                radius = next_up(radius + next_up(beta * next_up(self.norm[h] + part_norm)))
+                radius = next_up(radius + next_up(beta * norm_up(self.comps[h] - part).max()))
         qf_ball = _ball(qf)
-        a = _interval(contract(_ball(T.Kb[g]), qf_ball, "tje,e->jt"))  # [N, t]
-        a = Interval(a.lo[:, None, :], a.hi[:, None, :])
-        for h, keys in enumerate(prep.keys):
-            a = a + keys.bound(_interval(contract(_ball(T.KW[g][h]), qf_ball, "uke,e->uk")))
+        base = _interval(contract(_ball(T.Kb[g]), qf_ball, "tje,e->jt"))  # [N, t]
+        tables = [_interval(contract(_ball(T.KW[g][h]), qf_ball, "uke,e->uk")) for h in range(len(prep.keys))]
         second = next_up(radius * prep.key_deviation[g])
+        return base, tables, low, high, second
+
+    def tied(self, query: tuple, q: int) -> list:
+        """Per layer-0 head, (TIED)'s pieces for the query cell's direction with no q at the free
+        positions, and the terms that q at one position p adds (mixture.tied_terms)."""
+        _, tables, _, _, _ = query
+        V = self.prep.tables.d_vocab
+        out = []
+        for mixtures, table in zip(self.prep.keys, tables):
+            fixed, up, down = tied_terms(mixtures, table, np.arange(V) != q)
+            _, up_q, down_q = tied_terms(mixtures, table, np.arange(V) == q)
+            out.append((fixed, up, down, np.maximum(up, up_q), np.maximum(down, down_q), mixtures.fixed_lo))
+        return out
+
+    def bounds(self, query: tuple, keys: list[KeyMixtures], tied_parts: list, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """s_lo, s_hi [N, V, V] at every key option, the keys' layer-0 mixtures as `keys` allow
+        (no q at a free position but p), each mixture by the tighter of (MIXTURE) and (TIED)."""
+        base, tables, low, high, second = query
+        a = Interval(base.lo[:, None, :], base.hi[:, None, :])
+        for mixtures, table, (fixed, up, down, up_q, down_q, fixed_lo) in zip(keys, tables, tied_parts):
+            up, down = up.copy(), down.copy()
+            up[..., p], down[..., p] = up_q[..., p], down_q[..., p]  # position p holds q
+            one, two = mixtures.bound(table), tied(fixed, up, down, fixed_lo)
+            a = a + Interval(np.maximum(one.lo, two.lo), np.minimum(one.hi, two.hi))
         s_lo = next_down(next_down(a.lo + low) - second)
         s_hi = next_up(next_up(a.hi + high) + second)
         return s_lo, s_hi
@@ -145,16 +167,28 @@ def _negative(E_hi: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def certified(prep: Prepared, progress, name: str) -> tuple[int, dict]:
+    """The count: the sizes of the cells certified against every output."""
+    count, cells = 0, 0
+    for q, u, p, label, ok, cell_size in outcomes(prep, progress, name):
+        cells += 1
+        count += cell_size if ok.all() else 0
+    return count, {"cells": cells}
+
+
+def outcomes(prep: Prepared, progress=lambda *a: None, name: str = "induction/positions"):
+    """Every cell C(q, u, p, label) with its size and [V] whether it is certified against each
+    output (True at the label)."""
     T = prep.tables
     V, N = T.d_vocab, T.n_ctx
     heads = len(T.Qb)
     scorers = [QueryScores(prep, g) for g in range(heads)]
     labels = np.arange(V)
-    count, cells = 0, 0
     for q in range(V):
         progress(name, q, V)
         values = [ValueClasses(prep, g, q) for g in range(heads)]
         not_q = labels != q
+        # the keys' free positions hold no q, but for p (which holds q): one restriction per p
+        keys = [[mixtures.restricted(not_q[None, :] | (np.arange(N) == p)[:, None]) for mixtures in prep.keys] for p in range(N - 1)]
         for u in range(V):
             allowed = np.ones((N, V), dtype=bool)
             allowed[N - 1] = labels == q
@@ -163,30 +197,27 @@ def certified(prep: Prepared, progress, name: str) -> tuple[int, dict]:
             queries = [QueryMixture.of(s0, q, allowed) for s0 in T.s0]
             d_lo = direct_lower(prep, queries, q)  # [l, o]
             share = next_down(d_lo / heads) if heads > 1 else d_lo
-            per_head = []
-            for g in range(heads):
-                s_lo, s_hi = scorers[g].bounds(queries, q)
-                shift = np.nan_to_num(s_hi.max(), posinf=0.0, neginf=0.0)
-                with np.errstate(invalid="ignore", over="ignore"):
-                    E_hi, E_lo = exp_upper(next_up(s_hi - shift), tight=True), exp_lower(next_down(s_lo - shift), tight=True)
-                per_head.append((E_hi, E_lo, values[g]))
+            query_parts = [scorer.query(queries, q) for scorer in scorers]
+            tied_parts = [scorer.tied(part, q) for scorer, part in zip(scorers, query_parts)]
             for p in range(N - 1):
-                ok = np.ones((V, V), dtype=bool)  # [l, o]
-                valid = np.array([sets(V, N, q, u, p, label) is not None for label in labels])
-                if not valid.any():
+                valid = [label for label in labels if sets(V, N, q, u, p, int(label)) is not None]
+                if not valid:
                     continue
-                for E_hi, E_lo, vc in per_head:
+                ok = np.ones((V, V), dtype=bool)  # [l, o]
+                for g in range(heads):
+                    s_lo, s_hi = scorers[g].bounds(query_parts[g], keys[p], tied_parts[g], p)
+                    shift = np.nan_to_num(s_hi.max(), posinf=0.0, neginf=0.0)
+                    with np.errstate(invalid="ignore", over="ignore"):
+                        E_hi, E_lo = exp_upper(next_up(s_hi - shift), tight=True), exp_lower(next_down(s_lo - shift), tight=True)
+                    vc = values[g]
                     total = np.zeros((V, V))
                     for j in range(N):
                         total = next_down(total + _position_term(j, q, u, p, E_hi, E_lo, vc, share, not_q))
                     ok &= total > 0
                 ok[labels, labels] = True  # o = label is not a competitor
-                for label in np.flatnonzero(valid):
-                    cells += 1
-                    if ok[label].all():
-                        count += size(V, sets(V, N, q, u, p, int(label)))
+                for label in valid:
+                    yield q, u, p, int(label), ok[label], size(V, sets(V, N, q, u, p, int(label)))
     progress(name, V, V)
-    return count, {"cells": cells}
 
 
 def _position_term(j: int, q: int, u: int, p: int, E_hi, E_lo, vc: ValueClasses, share: np.ndarray, not_q: np.ndarray) -> np.ndarray:
