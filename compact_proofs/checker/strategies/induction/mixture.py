@@ -256,20 +256,26 @@ def tied_terms(keys: KeyMixtures, table: Interval, tokens: np.ndarray) -> tuple[
         f_F - sum_k down_k / F  <=  f(h)  <=  f_F + sum_k up_k / F,    F <= the fixed weights' sum.  (TIED)
 
     It ties each free token's weight to its value, where (MIXTURE) takes the largest free mass and
-    the extreme value apart."""
+    the extreme value apart. Rounding: each term is two roundings of non-negative numbers,
+    fl(w fl(f - c)) >= (1 - u)^2 w (f - c) - 2^-1074, so the maxima times 1 + 2^-50, plus 2^-1070,
+    rounded up once, bound the exact ones."""
     N = keys.rho.shape[0]
+    V = len(tokens)
     fixed = keys.fixed(table)  # [N, t', t]
-    weights = np.where(tokens[None, None, None, :], keys.weights_hi, 0.0)  # [j, t, k, u]
-    free = (np.arange(N)[None, :] < np.arange(N)[:, None] - 1)  # [j, k]
-    f_lo, f_hi = table.lo.T, table.hi.T  # [k, u]
+    chosen = np.flatnonzero(tokens)
+    up, down = np.zeros((N, V, V, N)), np.zeros((N, V, V, N))
+    f_lo, f_hi = table.lo.T[:, chosen], table.hi.T[:, chosen]  # [k, u]
     with np.errstate(invalid="ignore", over="ignore"):
-        gain = np.maximum(0.0, next_up(f_hi[None, None, None] - fixed.lo[..., None, None]))  # [j, t', t, k, u]
-        loss = np.maximum(0.0, next_up(fixed.hi[..., None, None] - f_lo[None, None, None]))
-        up = next_up(weights[:, None] * gain).max(axis=-1)  # [j, t', t, k]
-        down = next_up(weights[:, None] * loss).max(axis=-1)
-    mask = free[:, None, None, :]
-    cost.add(2 * gain.size)  # pragma: no mutate (accounting)
-    return fixed, np.where(mask, np.nan_to_num(up, nan=INF), 0.0), np.where(mask, np.nan_to_num(down, nan=INF), 0.0)
+        for j in range(2, N):
+            w = keys.weights_hi[j][:, : j - 1][:, :, chosen]  # [t, k, u]
+            c_lo, c_hi = fixed.lo[j][:, :, None, None], fixed.hi[j][:, :, None, None]  # [t', t, 1, 1]
+            up[j, :, :, : j - 1] = (w[None] * np.maximum(0.0, f_hi[None, None, : j - 1] - c_lo)).max(axis=-1, initial=0.0)
+            down[j, :, :, : j - 1] = (w[None] * np.maximum(0.0, c_hi - f_lo[None, None, : j - 1])).max(axis=-1, initial=0.0)
+        up = next_up(up * (1 + 2.0**-50) + 2.0**-1070)
+        down = next_up(down * (1 + 2.0**-50) + 2.0**-1070)
+    cost.add(2 * N * N * V * V * len(chosen))  # pragma: no mutate (accounting)
+    free = (np.arange(N)[None, :] < np.arange(N)[:, None] - 1)[:, None, None, :]
+    return fixed, np.where(free, np.nan_to_num(up, nan=INF), 0.0), np.where(free, np.nan_to_num(down, nan=INF), 0.0)
 
 
 def tied(fixed: Interval, up: np.ndarray, down: np.ndarray, fixed_lo: np.ndarray) -> Interval:
