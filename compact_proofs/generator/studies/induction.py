@@ -42,6 +42,7 @@ class Size:
     d_vocab: int
     n_ctx: int
     recipe: str = "last"
+    training_steps: int | None = None  # the recipe's (STEPS) unless given
 
     @property
     def name(self) -> str:
@@ -49,7 +50,7 @@ class Size:
 
     @property
     def steps(self) -> int:
-        return STEPS[self.recipe]
+        return STEPS[self.recipe] if self.training_steps is None else self.training_steps
 
 
 @dataclass(frozen=True)

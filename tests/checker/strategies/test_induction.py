@@ -44,7 +44,7 @@ def random_tree(V: int, N: int, rng, depth: int) -> list[int]:
         binary = cell.q in np.flatnonzero(cell.allowed[i]) and rng.random() < 0.5
         code = N + i if binary else i
         codes.append(code)
-        for child in cells._split(cell, code, N):
+        for child in cells.split(cell, code, N):
             grow(child, d - 1)
 
     for root in cells.roots(V, N):
@@ -85,20 +85,8 @@ def assert_certified_cells_are_correct(weights: dict, strategy: str, tree=None):
 
 
 def _positions_certified(prep, V, N) -> set:
-    """The (q, u, p, label) cells positions.certified counts, recovered by checking each alone."""
-    out = set()
-    original = positions.size
-    seen = []
-    positions.size = lambda V_, S: seen.append(tuple(S)) or original(V_, S)
-    try:
-        positions.certified(prep, lambda *a: None, "induction/positions")
-    finally:
-        positions.size = original
-    for S in seen:
-        q, u = S[N - 1], S[N - 2]
-        p = next(i for i in range(N - 1) if S[i] == q)
-        out.add((q, u, p, S[p + 1]))
-    return out
+    """The (q, u, p, label) cells positions.certified counts."""
+    return {(q, u, p, label) for q, u, p, label, ok, _ in positions.outcomes(prep) if ok.all()}
 
 
 @st.composite
