@@ -213,6 +213,8 @@ def induction(
                                                                  "only where it runs)"),
     published: Path = typer.Option(None, "--published", help="adopt the published 8 x 8 rows and models from this directory "
                                                             "(docs/results/induction) instead of training them again"),
+    ceilings: bool = typer.Option(False, "--ceilings", help="also each mechanistic cell structure's ceiling (float64 over every input; "
+                                                           "up to 2^24 inputs)"),
     workers: int = typer.Option(2, min=1, help="local worker processes"),
     report_only: bool = typer.Option(False, "--report-only", help="write the report from the rows there, run nothing"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -256,6 +258,6 @@ def induction(
                 update("induction: (size, seed)", done[0], len(sizes) * len(seeds))
 
             update("induction: (size, seed)", 0, len(sizes) * len(seeds))
-            study.run(sizes, seeds, results, methods, workers, on_done)
+            study.run(sizes, seeds, results, methods, workers, on_done, ceilings)
     study.report(results, out)
     info(f"wrote the induction report to {out}")

@@ -31,6 +31,8 @@ from typing import Callable
 
 import numpy as np
 
+from compact_proofs.generator.studies import induction_ledger
+from compact_proofs.generator.studies.induction_ledger import single_occurrence
 from compact_proofs.generator.weights_io import atomic_write
 
 STEPS = {"last": 3000, "every": 6000}
@@ -76,11 +78,6 @@ def model_config(size: Size):
     return ModelConfig(d_vocab=size.d_vocab, n_ctx=size.n_ctx, d_model=32, d_head=32, n_layers=2, n_heads=1)
 
 
-def single_occurrence(d_vocab: int, n_ctx: int) -> int:
-    """The inputs whose last token occurs exactly once before it: the most induction/positions can certify."""
-    return d_vocab * (n_ctx - 1) * (d_vocab - 1) ** (n_ctx - 2) if n_ctx >= 2 else 0
-
-
 def sampled_accuracy(weights: dict, size: Size, samples: int = 100_000) -> float:
     """The float32 model's accuracy on uniform samples of the domain (a fixed sample stream)."""
     import torch
@@ -116,8 +113,10 @@ def _model(size: Size, seed: int, root: Path) -> tuple[dict, dict]:
     return weights, {"train_seconds": round(seconds, 1)}
 
 
-def run_seed(size: Size, seed: int, results: str, methods: list[Method]) -> dict:
-    """Train (if needed), then every method not yet in the seed's row; the row is written after each."""
+def run_seed(size: Size, seed: int, results: str, methods: list[Method], ceilings: bool = False) -> dict:
+    """Train (if needed), then every method not yet in the seed's row; the row is written after each.
+    ceilings: also the share of the domain in all-correct cells of each mechanistic cell structure
+    (induction_ledger.ceilings, float64 over every input; sizes up to 2^24 inputs)."""
     from compact_proofs.checker import tasks
     from compact_proofs.generator.proving import prover
 
@@ -150,20 +149,24 @@ def run_seed(size: Size, seed: int, results: str, methods: list[Method]) -> dict
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "notes": {k: v.notes[k] for k in v.notes if k != "task"}}
         (root / "rows").mkdir(parents=True, exist_ok=True)
         atomic_write(row_path, json.dumps(row).encode())
+    if ceilings and "ceilings" not in row and size.d_vocab**size.n_ctx <= induction_ledger.MAX_CEILING_INPUTS:
+        from compact_proofs.checker.transformer import from_weights
+
+        row["ceilings"] = induction_ledger.ceilings(from_weights(weights))
     (root / "rows").mkdir(parents=True, exist_ok=True)
     atomic_write(row_path, json.dumps(row).encode())
     return row
 
 
 def run(sizes: list[Size], seeds: list[int], results: Path, methods: list[Method], workers: int = 2,
-        on_done: Callable[[Size, int], None] | None = None) -> int:
+        on_done: Callable[[Size, int], None] | None = None, ceilings: bool = False) -> int:
     """Every (size, seed), on a local process pool (in this process for one worker)."""
     import multiprocessing
 
     from compact_proofs.checker.strategies.brute_force_v2 import MAX_INPUTS
     from compact_proofs.generator.studies.sweep import dispatch
 
-    args = [(size, seed, str(results), [m for m in methods if m.strategy != BRUTE_FORCE or size.d_vocab**size.n_ctx <= MAX_INPUTS])
+    args = [(size, seed, str(results), [m for m in methods if m.strategy != BRUTE_FORCE or size.d_vocab**size.n_ctx <= MAX_INPUTS], ceilings)
             for size in sizes for seed in seeds]
     return dispatch(run_seed, args, workers, None, on_done, multiprocessing.get_context("spawn"))
 
@@ -178,8 +181,8 @@ def adopt_published(results: Path, published: Path) -> int:
     with open(published / "rows.csv") as f:
         old = list(csv.DictReader(f))
     for r in old:
-        if "methods" in r:
-            continue
+        if r.get("method", BRUTE_FORCE) != BRUTE_FORCE or r.get("recipe", "last") != "last":
+            continue  # the flat report (one line per method): its brute-force lines of the published recipe
         size = Size(int(r["d_vocab"]), int(r["n_ctx"]))
         root = results / size.name
         row_path = root / "rows" / f"seed{r['seed']}.json"
@@ -190,12 +193,13 @@ def adopt_published(results: Path, published: Path) -> int:
         cert = certificate.decode(raw)
         (root / "models").mkdir(parents=True, exist_ok=True)
         weights_io.save(root / "models" / f"seed{r['seed']}.npz", dict(cert.weights))
-        row = {"d_vocab": size.d_vocab, "n_ctx": size.n_ctx, "recipe": "last", "seed": int(r["seed"]), "steps": int(r["steps"]) if r.get("steps") else STEPS["last"],
-               "train_seconds": float(r["train_seconds"]), "sampled_accuracy": float(r["sampled_accuracy"]), "domain": r["domain"],
-               "weights_digest": r["weights_digest"],
+        seconds = r.get("prove_seconds") or r.get("seconds")
+        row = {"d_vocab": size.d_vocab, "n_ctx": size.n_ctx, "recipe": "last", "seed": int(r["seed"]), "steps": STEPS["last"],
+               "train_seconds": float(r["train_seconds"]) if r.get("train_seconds") else None,
+               "sampled_accuracy": float(r["sampled_accuracy"]), "domain": r["domain"], "weights_digest": r["weights_digest"],
                "methods": {BRUTE_FORCE: {"status": "accepted", "certified_correct": r["certified_correct"], "bound": float(r["bound"]),
-                                         "seconds": float(r["prove_seconds"]), "check_seconds": None, "flops": None, "bytes": len(raw),
-                                         "peak_mb": None, "notes": {"undecided": int(r["undecided"])}}}}
+                                         "seconds": float(seconds) if seconds else None, "check_seconds": None,
+                                         "flops": r.get("flops") or None, "bytes": len(raw), "peak_mb": None, "notes": {}}}}
         (root / "rows").mkdir(parents=True, exist_ok=True)
         atomic_write(row_path, json.dumps(row).encode())
         adopted += 1
@@ -284,8 +288,25 @@ def report(results: Path, out: Path) -> None:
             if fit:
                 fits.append(f"- {method}, {key}: d_vocab^{fit[0]:.2f} n_ctx^{fit[1]:.2f} (least squares over {len(points)} sizes)")
     text = "\n".join(lines) + "\n" + ("\nFitted cost exponents:\n" + "\n".join(fits) + "\n" if fits else "")
+    text += _ceilings_table(rows)
     atomic_write(out / "summary.md", text.encode())
     _figures(table, out)
+
+
+def _ceilings_table(rows: list[dict]) -> str:
+    """Mean over the seeds that have them, per (size, recipe): each cell structure's ceiling."""
+    groups: dict = {}
+    for r in rows:
+        if "ceilings" in r:
+            groups.setdefault((r["d_vocab"], r["n_ctx"], r["recipe"]), []).append(r["ceilings"])
+    if not groups:
+        return ""
+    names = list(next(iter(groups.values()))[0])
+    lines = ["", "Ceilings of cell structures (share of the domain in cells whose every input is correct in float64; mean over seeds):", "",
+             "| d_vocab | n_ctx | recipe | seeds | " + " | ".join(names) + " |", "|---" * (4 + len(names)) + "|"]
+    for (V, N, recipe), group in sorted(groups.items()):
+        lines.append(f"| {V} | {N} | {recipe} | {len(group)} | " + " | ".join(f"{np.mean([g[n] for g in group]):.4f}" for n in names) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _figures(table: list[dict], out: Path) -> None:

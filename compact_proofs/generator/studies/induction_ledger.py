@@ -80,7 +80,7 @@ def explain(model: Transformer, strategy: str, tree: np.ndarray | None, total: i
         "certified": str(certified), "total": str(total),
         "by_p": [{"p": p, "inputs": str(e[0]), "certified": str(e[1]), "cells": e[2], "certified_cells": e[3]} for p, e in sorted(by_p.items())],
         "largest_lost_cells": [{"size": str(s), "cell": list(map(int, w))} for s, w in lost[:10]],
-        "single_occurrence": str(_single(V, N)),
+        "single_occurrence": str(single_occurrence(V, N)),
     }
     if strategy == "induction/positions" or (tree is not None and len(tree) <= 4096):
         steps = {}
@@ -100,10 +100,9 @@ def explain(model: Transformer, strategy: str, tree: np.ndarray | None, total: i
     return report
 
 
-def _single(V: int, N: int) -> int:
-    from compact_proofs.generator.studies.induction import single_occurrence
-
-    return single_occurrence(V, N)
+def single_occurrence(d_vocab: int, n_ctx: int) -> int:
+    """The inputs whose last token occurs exactly once before it: the most induction/positions can certify."""
+    return d_vocab * (n_ctx - 1) * (d_vocab - 1) ** (n_ctx - 2) if n_ctx >= 2 else 0
 
 
 def float_correct(model: Transformer, xs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -169,3 +168,50 @@ def from_certificate(cert, stage) -> dict:
     tree = cert.evidence.get("tree")
     total = resolve("induction").domain_size(model.d_vocab, model.n_ctx)
     return explain(model, cert.strategy, tree, total, stage)
+
+
+STRUCTURES = {
+    "(q, p, l)": (),
+    "(q, p, l, x[n-2])": ("u",),
+    "(q, p, l, x[n-2], x[n-3])": ("u", "w"),
+    "(q, p, l, p2, l2)": ("p2", "l2"),
+    "(q, p, l, p2, l2, x[n-2])": ("p2", "l2", "u"),
+}
+
+
+def ceilings(model: Transformer) -> dict[str, float]:
+    """For cells defined by the mechanism's variables (the query token q, its most recent earlier
+    occurrence p, the label l, the tokens before the query, the second most recent occurrence p2
+    and the token after it, l2), the share of the domain in cells whose every input is correct in
+    float64: what any bound that treats a cell as a whole can certify, however tight. Also the
+    float64 accuracy and the share of single-occurrence inputs in all-correct cells (q, x[n-2], p, l)."""
+    V, N = model.d_vocab, model.n_ctx
+    xs = np.indices((V,) * N).reshape(N, -1).T
+    labels, inside = resolve("induction").labels(xs)
+    xs, labels = xs[inside], labels[inside]
+    step = 1 << 16
+    ok = np.concatenate([float_correct(model, xs[i:i + step], labels[i:i + step]) for i in range(0, len(xs), step)])
+    earlier = xs[:, :-1] == xs[:, -1:]
+    p = N - 2 - np.argmax(earlier[:, ::-1], axis=1)
+    others = earlier.copy()
+    others[np.arange(len(xs)), p] = False
+    has2 = others.any(axis=1)
+    p2 = np.where(has2, N - 2 - np.argmax(others[:, ::-1], axis=1), -1)
+    columns = {"u": xs[:, N - 2] if N >= 2 else 0, "w": xs[:, N - 3] if N >= 3 else 0, "p2": p2,
+               "l2": np.where(has2, xs[np.arange(len(xs)), np.minimum(p2 + 1, N - 1)], -1)}
+    out = {"float64 accuracy": float(ok.mean())}
+    for name, extra in STRUCTURES.items():
+        key = (xs[:, -1].astype(np.int64) * N + p) * V + labels
+        for column in extra:
+            key = key * (V + N + 1) + (columns[column] + 1)
+        _, group = np.unique(key, return_inverse=True)
+        bad = np.zeros(group.max() + 1, dtype=bool)
+        np.logical_or.at(bad, group, ~ok)
+        out[name] = float((~bad[group]).mean())
+    single = earlier.sum(axis=1) == 1
+    key = ((xs[:, -1].astype(np.int64) * V + columns["u"]) * N + p) * V + labels
+    _, group = np.unique(key[single], return_inverse=True)
+    bad = np.zeros(group.max() + 1, dtype=bool) if single.any() else np.zeros(0, dtype=bool)
+    np.logical_or.at(bad, group, ~ok[single])
+    out["single occurrence (q, x[n-2], p, l)"] = float((~bad[group]).sum() / len(xs)) if single.any() else 0.0
+    return out
