@@ -22,7 +22,7 @@ import numpy as np
 from flint import arb, arb_mat
 
 from compact_proofs.checker import cost
-from compact_proofs.checker.ball import Ball, contract
+from compact_proofs.checker.ball import Ball, contract, contract_exact
 from compact_proofs.checker.interval import rsqrt
 from compact_proofs.checker.v3 import numerics
 from compact_proofs.checker.v3.architecture import Model3
@@ -95,11 +95,11 @@ def enclose_logits(model: Model3, X: np.ndarray, readout: tuple[int, ...]) -> li
         a = block.attn
         positions = readout if l == model.n_layers - 1 else range(top)
         normed = [_norm(model, s.rows, block.ln1) for s in streams[: max(positions) + 1]]
-        keys = [contract(h, a["W_K"], "cd,hde->che") + a["b_K"] for h in normed]
-        values = [contract(contract(h, a["W_V"], "cd,hde->che") + a["b_V"], a["W_O"], "che,hed->chd") for h in normed]
+        keys = [contract_exact(h, a["W_K"], "cd,hde->che") + a["b_K"] for h in normed]
+        values = [contract_exact(contract_exact(h, a["W_V"], "cd,hde->che") + a["b_V"], a["W_O"], "che,hed->chd") for h in normed]
         new = {}
         for j in positions:
-            query = (contract(normed[j], a["W_Q"], "cd,hde->che") + a["b_Q"])[streams[j].index]  # [c, H, E]
+            query = (contract_exact(normed[j], a["W_Q"], "cd,hde->che") + a["b_Q"])[streams[j].index]  # [c, H, E]
             ids = [streams[i].index[P.ancestors(j, i)] for i in range(j + 1)]  # each key's row, per prefix at j
             scores = [contract(contract(query, keys[i][ids[i]], "che,che->ch"), scale, "ch,->ch") for i in range(j + 1)]
             weights = _softmax_weights(Ball(np.stack([s.mid for s in scores], -1), np.stack([s.rad for s in scores], -1)))
@@ -110,14 +110,14 @@ def enclose_logits(model: Model3, X: np.ndarray, readout: tuple[int, ...]) -> li
                 out = out + contract(values[i][ids[i]], share, "chd,ch->cd")  # the large operand first
             if block.mlp:
                 m = block.mlp
-                pre = contract(_norm(model, out, block.ln2), m["W_in"], "cd,dm->cm") + m["b_in"]
-                out = out + (contract(numerics.ACTIVATION[model.arch.activation](pre), m["W_out"], "cm,md->cd") + m["b_out"])
+                pre = contract_exact(_norm(model, out, block.ln2), m["W_in"], "cd,dm->cm") + m["b_in"]
+                out = out + (contract_exact(numerics.ACTIVATION[model.arch.activation](pre), m["W_out"], "cm,md->cd") + m["b_out"])
             new[j] = _Stream(out, np.arange(len(P.tokens[j])))
         streams = [new.get(j) for j in range(top)]
     logits = []
     for j in readout:
         final = _norm(model, streams[j].rows, model.ln_final)
-        logits.append((contract(final, model.W_U, "cd,do->co") + model.b_U)[P.row[j]])
+        logits.append((contract_exact(final, model.W_U, "cd,do->co") + model.b_U)[P.row[j]])
     cost.add(len(X) * len(readout))  # pragma: no mutate (accounting)
     return logits
 

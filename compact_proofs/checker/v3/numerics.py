@@ -51,7 +51,7 @@ import numpy as np
 from flint import arb
 
 from compact_proofs.checker import cost
-from compact_proofs.checker.ball import Ball, contract
+from compact_proofs.checker.ball import Ball, contract, contract_exact
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, next_down, next_up
 
@@ -81,7 +81,7 @@ def layer_norm(x: Ball, eps: Fraction, w: np.ndarray | None = None, b: np.ndarra
     """LN (with w, b) or LNPre (without) of every row of x [c, D] (the derivation above)."""
     D = x.shape[-1]
     inv_d = scalar_ball(Fraction(1, D))
-    mean = contract(contract(x, np.ones(D), "cd,d->c"), inv_d, "c,->c")
+    mean = contract(contract_exact(x, np.ones(D), "cd,d->c"), inv_d, "c,->c")
     y = x - Ball(mean.mid[:, None], mean.rad[:, None])
     var = contract(contract(y, y, "cd,cd->c"), inv_d, "c,->c")
     eps_lo, eps_hi = _enclose(eps)
@@ -95,7 +95,7 @@ def layer_norm(x: Ball, eps: Fraction, w: np.ndarray | None = None, b: np.ndarra
     scale = Ball.of_interval(np.maximum(inv_lo, 0.0), np.where(np.isfinite(inv_hi), inv_hi, INF))
     out = contract(y, Ball(scale.mid[:, None], scale.rad[:, None]), "cd,cd->cd")
     if w is not None:
-        out = contract(out, w, "cd,d->cd") + b
+        out = contract_exact(out, w, "cd,d->cd") + b
     return out
 
 
