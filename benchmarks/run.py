@@ -299,21 +299,29 @@ NAIVE_V3 = """
 import json, sys, time
 import numpy as np, torch  # torch as anyone runs it: its fastest kernels for this CPU, all threads
 (torch.ones(2, 2) @ torch.ones(2, 2)).softmax(0)  # kernels and MKL chosen now, before generator pins them
-from compact_proofs.generator import weights_io
+from compact_proofs.checker.certificate import load
+from compact_proofs.checker.v3.tasks import resolve
 from compact_proofs.generator.training.model_v3 import Config3, Transformer3
-from compact_proofs.generator.training.recipes import domain
-weights, about = weights_io.load_with_about(sys.argv[1])
-model = Transformer3(Config3(**about["model"]))
-model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-inputs, labels, readout = domain(about["task"], model.cfg)
-x, y = torch.from_numpy(inputs), torch.from_numpy(labels)
+cert = load(sys.argv[1])
+w, arch = cert.weights, cert.architecture
+(V, D), N, O = w["embed.W_E"].shape, w["pos_embed.W_pos"].shape[0], w["unembed.W_U"].shape[1]
+H, _, E = w["blocks.0.attn.W_Q"].shape
+M = w["blocks.0.mlp.W_in"].shape[1] if "blocks.0.mlp.W_in" in w else 0
+L = len({k.split(".")[1] for k in w if k.startswith("blocks.")})
+model = Transformer3(Config3(d_vocab=V, n_ctx=N, d_model=D, d_head=E, n_heads=H, n_layers=L, d_vocab_out=O, d_mlp=M,
+                             act=arch["activation"] if M else "relu", normalization=arch["normalization"], eps=arch.get("eps", "1e-05")))
+state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()} | {k: torch.from_numpy(np.array(v)) for k, v in w.items()}
+model.load_state_dict(state)
+task = resolve(cert.task, V, O, N, cert.task_file)
+xs, ys = zip(*task.chunks(1 << 22))
+x, y, readout = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)), list(task.readout)
 best = None
 for _ in range(3):  # the fastest of three passes
     start = time.perf_counter()
     with torch.no_grad():
         right = torch.ones(len(x), dtype=torch.bool)
         for i in range(0, len(x), 1 << 15):
-            logits = model(x[i : i + (1 << 15)])[:, list(readout)]  # naive: every position, then the ones read
+            logits = model(x[i : i + (1 << 15)])[:, readout]  # naive: every position, then the ones read
             right[i : i + (1 << 15)] = (logits.argmax(-1) == y[i : i + (1 << 15)]).all(-1)
     seconds = time.perf_counter() - start
     best = seconds if best is None else min(best, seconds)
@@ -334,17 +342,20 @@ def naive_float32_v3(path: Path) -> tuple[float, float]:
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-def _v3_model(recipe: str, seed: int) -> Path:
-    """The committed model of a recipe and seed (docs/results/<task>/models), else trained here."""
+def _v3_certificate(recipe: str, seed: int) -> Path:
+    """The committed certificate of a recipe's model (docs/results/<task>/certificates), else one
+    made here from a model trained here (minutes)."""
+    from compact_proofs.generator.proving.prover import prove_v3
     from compact_proofs.generator.training import recipes
 
     task = recipes.RECIPES[recipe].task
-    path = RESULTS / task / "models" / f"{recipe}-seed{seed}.npz"
+    path = RESULTS / task / "certificates" / f"{recipe}-seed{seed}.msgpack"
     if not path.exists():
-        path = BENCH_RESULTS / task / f"{recipe}-seed{seed}.npz"
+        path = BENCH_RESULTS / task / f"{recipe}-seed{seed}.msgpack"
         if not path.exists():
-            model, stats = recipes.train_recipe(recipe, seed)
-            weights_io.save(path, recipes.weights_of(model), recipes.about(recipes.RECIPES[recipe], seed, stats))
+            model, _ = recipes.train_recipe(recipe, seed)
+            proof = prove_v3(recipes.weights_of(model), "brute-force", task, recipes.RECIPES[recipe].cfg.architecture())
+            weights_io.atomic_write(path, proof.raw)
     return path
 
 
@@ -352,18 +363,14 @@ def bench_v3(seed: int, n_seeds: int) -> None:
     """Format v3: the grokking model's sound brute-force check against a naive float32 torch pass
     over the same 12,769 inputs (goal: within 3x), and a two-layer sorting model's whole domain
     (goal: under 5 minutes)."""
-    from compact_proofs.generator.proving.prover import prove_v3
-
     table = Table(title="Format v3: MLPs and LayerNorm (brute force over the whole domain)")
     for col in ("model", "inputs", "naive float32 torch (s)", "sound check (s)", "ratio", "certified", "float32 accuracy", "goal"):
         table.add_column(col)
     for recipe, goal in (("grokking", "check <= 3x naive"), ("sort", "check < 300 s")):
-        path = _v3_model(recipe, 0)
-        weights, about = weights_io.load_with_about(path)
+        path = _v3_certificate(recipe, 0)
         acc, naive_s = naive_float32_v3(path)
-        proof = prove_v3(weights, "brute-force", about["task"], about["architecture"])
         memo.clear()
-        verdict, check_s = timed(check, certificate.decode(proof.raw))
+        verdict, check_s = timed(check, certificate.load(path))
         table.add_row(f"{recipe} seed 0", f"{verdict.total:,}", f"{naive_s:.2f}", f"{check_s:.2f}", f"{check_s / naive_s:.2f}",
                       f"{verdict.verified_correct}/{verdict.total} = {verdict.verified_correct / verdict.total:.6f}"
                       f" (undecided {verdict.notes.get('undecided')})", f"{acc:.6f}", goal)

@@ -9,7 +9,7 @@ seed on every x86-64 CPU like the paper's recipe (portable.py: one thread, pinne
 - sort: two layers of 4 heads (d_model 64, d_head 16), GELU MLPs of 256, LayerNorm (eps 1e-05),
   on the task `sort` with 10 values and k = 5 (d_vocab 11 with the separator, d_vocab_out 10,
   n_ctx 10): fresh uniform batches of 256 sequences every step (repeats allowed, as in the
-  domain), cross-entropy at the 5 positions read, AdamW (lr 1e-3, weight decay 0.01), 6000 steps.
+  domain), cross-entropy at the 5 positions read, AdamW (lr 1e-3, weight decay 0.01), 2500 steps.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ RECIPES = {
     "sort": Recipe("sort", "sort",
                    Config3(d_vocab=11, d_vocab_out=10, n_ctx=10, d_model=64, d_head=16, n_heads=4, n_layers=2, d_mlp=256,
                            act="gelu", normalization="LN"),
-                   weight_decay=0.01, betas=(0.9, 0.999), steps=6000, batch_size=256),
+                   weight_decay=0.01, betas=(0.9, 0.999), steps=2500, batch_size=256),
 }
 
 
