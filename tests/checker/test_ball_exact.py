@@ -36,3 +36,13 @@ def test_contract_exact_with_cancellation_and_subnormals():
     out = contract_exact(a, b, "ik,kj->ij")
     exact = Fraction(10**16) + 1 - Fraction(10**16) + Fraction(5e-324) / 2
     assert F(out.lower()[0, 0]) <= exact - Fraction(1e-300) and exact + Fraction(1e-300) <= F(out.upper()[0, 0])
+
+
+@given(st.lists(values, min_size=1, max_size=8), st.lists(radii, min_size=8, max_size=8), st.lists(st.integers(0, 2), min_size=8, max_size=8))
+def test_relu_contains_relu_of_every_point(mids, rads, pick):
+    from compact_proofs.checker.v3.numerics import relu
+
+    ball = Ball(np.array(mids), np.array(rads[: len(mids)]))
+    x = points(ball, pick[: len(mids)])
+    out = relu(ball)
+    assert inside(out, np.array([max(v, Fraction(0)) for v in x], dtype=object))

@@ -104,8 +104,20 @@ def layer_norm(x: Ball, eps: Fraction, w: np.ndarray | None = None, b: np.ndarra
 
 
 def relu(x: Ball) -> Ball:
+    """max(x, 0). Where fl(mid - rad) > 0 the whole ball is positive (rounding to nearest is
+    monotone and rounds 0 to 0, so the exact mid - rad is positive too): relu is the ball itself.
+    Where fl(mid + rad) < 0 it is negative: relu is exactly 0. Elsewhere [0, max(upper, 0)]."""
     cost.add(2 * x.mid.size)  # pragma: no mutate (accounting)
-    return Ball.of_interval(np.maximum(x.lower(), 0.0), np.maximum(x.upper(), 0.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        positive = (x.mid - x.rad) > 0
+        negative = (x.mid + x.rad) < 0
+    mid = np.where(positive, x.mid, 0.0)
+    rad = np.where(positive, x.rad, 0.0)
+    rest = ~(positive | negative)
+    if rest.any():
+        straddle = Ball.of_interval(np.zeros(int(rest.sum())), np.maximum(Ball(x.mid[rest], x.rad[rest]).upper(), 0.0))
+        mid[rest], rad[rest] = straddle.mid, straddle.rad
+    return Ball(mid, rad)
 
 
 def _gated(x: Ball, g_lower, g_upper) -> Ball:
