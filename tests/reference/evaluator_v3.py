@@ -69,7 +69,12 @@ class Arith:
         return root(a[0], False), root(a[1], True)
 
     def exp(self, a: I) -> I:
-        return exp_enclosure(a[0], self.bits + 10)[0], exp_enclosure(a[1], self.bits + 10)[1]
+        """Far below zero, [0, 2^-(bits+42)]: e^x <= 2^-k whenever x <= -0.7 k (ln 2 > 0.69)."""
+        def one(x: Fraction, side: int) -> Fraction:
+            if x <= Fraction(-7, 10) * (self.bits + 42):
+                return Fraction(0) if side == 0 else Fraction(1, 1 << (self.bits + 42))
+            return exp_enclosure(x, self.bits + 10)[side]
+        return one(a[0], 0), one(a[1], 1)
 
     def pi(self) -> I:
         return _pi(self.bits + 10)
@@ -103,7 +108,7 @@ def _erf(x: Fraction, bits: int) -> I:
         return -hi, -lo
     if x == 0:
         return Fraction(0), Fraction(0)
-    if x > 40:  # erf(x) > 1 - e^(-1600)
+    if x * x >= Fraction(7, 10) * (bits + 8):  # erfc(x) <= e^(-x^2) <= 2^-(bits+8) (ln 2 > 0.69)
         return 1 - Fraction(1, 1 << (bits + 8)), Fraction(1)
     grid = 1 << (bits + 16)
     x2 = x * x
@@ -138,9 +143,14 @@ def _act(A: Arith, name: str, x: I) -> I:
         return A.mul(x, ((1 + erf[0]) / 2, (1 + erf[1]) / 2))
     c = A.sqrt(A.div((Fraction(2), Fraction(2)), A.pi()))
     u = A.mul(c, A.add(x, A.mul((Fraction(44715, 10**6),) * 2, (x[0] ** 3, x[1] ** 3))))
-    e_lo, e_hi = A.exp((-2 * u[1], -2 * u[1]))[0], A.exp((-2 * u[0], -2 * u[0]))[1]
-    g = A.round(1 / (1 + e_hi), 1 / (1 + e_lo))
-    return A.mul(x, g)
+    def g(v: Fraction, side: int) -> Fraction:
+        """1/(1 + e^(-2v)) (increasing in v), through an exp of a non-positive argument only."""
+        if v >= 0:  # 1/(1 + t), t = e^(-2v) in (0, 1]: decreasing in t
+            t = A.exp((-2 * v, -2 * v))
+            return 1 / (1 + t[1 - side])
+        t = A.exp((2 * v, 2 * v))  # t/(1 + t), t = e^(2v): increasing in t
+        return t[side] / (1 + t[side])
+    return A.mul(x, A.round(g(u[0], 0), g(u[1], 1)))
 
 
 def _norm(A: Arith, x: list, eps: Fraction, ln) -> list:

@@ -45,7 +45,7 @@ def assert_within_reference(weights, arch, task, task_file=None):
     return verdict, right, unsettled
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(tiny_models_v3())
 def test_count_is_within_the_reference_on_random_and_adversarial_models(model):
     weights, arch, task = model
