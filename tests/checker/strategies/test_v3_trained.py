@@ -52,3 +52,16 @@ def test_the_task_is_the_checkers_not_the_certificates(grokking):
     raw["digest"] = certificate.digest_of(raw)
     verdict = check(certificate.decode(certificate.canonical_bytes(raw)))
     assert not verdict.accepted
+
+
+def test_check_model_names_a_v3_model_file(grokking, tmp_path, capsys):
+    """--model FILE decides whether a certificate is about a weights file's model, for v3 too."""
+    from compact_proofs.checker.cli import main
+
+    np.savez(tmp_path / "m.npz", **{k: np.array(v) for k, v in grokking.weights.items()})
+    assert main([str(GROKKING), "--model", str(tmp_path / "m.npz"), "--no-progress"]) == 0
+    other = {k: np.array(v) for k, v in grokking.weights.items()}
+    other["unembed.W_U"] = other["unembed.W_U"] * np.float32(2)
+    np.savez(tmp_path / "other.npz", **other)
+    assert main([str(GROKKING), "--model", str(tmp_path / "other.npz"), "--no-progress"]) == 1
+    assert "not the given model" in capsys.readouterr().out
