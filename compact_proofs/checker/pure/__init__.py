@@ -118,10 +118,12 @@ def parse(raw: bytes) -> dict:
     except msgpack_lite.Malformed as exc:
         raise Malformed(f"not a certificate ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != "compact-proofs/certificate" or type(doc.get("version")) is not int \
-            or doc["version"] not in (1, 2) or set(doc) != (TOP if doc["version"] == 1 else TOP | {"task"}):
-        raise Malformed("not a version-1 or version-2 certificate")
+            or doc["version"] not in (1, 2, 3) or set(doc) != {1: TOP, 2: TOP | {"task"}, 3: TOP | {"task", "architecture"}}[doc["version"]]:
+        raise Malformed("not a version-1, -2 or -3 certificate")
     if doc["version"] == 2 and not (isinstance(doc["task"], str) and NAME.match(doc["task"])):
         raise Malformed("malformed task name")
+    if doc["version"] == 3:
+        _task_v3(doc["task"], doc["architecture"])
     if not canonical:
         raise Malformed("not in canonical encoding")
     body = {k: v for k, v in doc.items() if k != "digest"}
@@ -150,6 +152,20 @@ def parse(raw: bytes) -> dict:
             raise Malformed("malformed evidence name")
         _evidence_value(value, f"evidence {key}")
     return doc
+
+
+def _task_v3(task, architecture) -> None:
+    """Format v3's task and architecture maps, by the container rules of schema/certificate-v3.md
+    (the sha256 of a task file is checked against its bytes)."""
+    if not isinstance(task, dict) or set(task) not in ({"name"}, {"name", "file", "sha256"}) \
+            or not (isinstance(task["name"], str) and NAME.match(task["name"])):
+        raise Malformed("malformed task")
+    if "file" in task and not (isinstance(task["file"], bytes) and len(task["file"]) <= 1 << 28 and isinstance(task["sha256"], str)
+                               and task["sha256"] == "sha256:" + hashlib.sha256(task["file"]).hexdigest()):
+        raise Malformed("task sha256 is not the sha256 of the task file's bytes")
+    if not isinstance(architecture, dict) or len(architecture) > 8 or not all(
+            NAME.match(k) and isinstance(v, str) and NAME.match(v) for k, v in architecture.items()):
+        raise Malformed("malformed architecture")
 
 
 def weights_digest(weights: dict) -> str:
@@ -392,6 +408,9 @@ def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lam
         doc = parse(raw)
         verdict.claimed_correct = int(doc["claim"]["correct"])
         verdict.strategy = doc["strategy"]
+        if doc["version"] == 3:  # said up front, before any weight is read
+            verdict.unsupported = True
+            raise Reject("format v3 (MLPs, LayerNorm, the tasks of SEMANTICS.md version 3) is checked by the fast path only")
         (_check_v2 if doc["version"] == 2 else _check_v1)(doc, verdict, progress, notice)
     except Reject as exc:
         verdict.reason, verdict.invalid = str(exc), isinstance(exc, Malformed)

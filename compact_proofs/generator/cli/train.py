@@ -31,6 +31,9 @@ def train(
                                                          "on its prefix (two-layer models; the induction study's recipe beyond 8 x 8)"),
     make_dirs: bool = MAKE_DIRS,
     force: bool = FORCE,
+    recipe: str = typer.Option(None, help="a version-3 recipe instead (training/recipes.py): grokking (Nanda et al.'s modular "
+                                          "addition, p = 113) or sort (two layers with MLPs and LayerNorm); the other model "
+                                          "options do not apply"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train an attention-only transformer with the paper's recipe: by default one layer on
@@ -40,6 +43,8 @@ def train(
     from compact_proofs.generator.training.model import ModelConfig
     from compact_proofs.generator.training.train import TrainConfig, about, train as run_training
 
+    if recipe is not None:
+        return _train_recipe(recipe, seed, output, make_dirs, force, progress)
     if task not in TASKS:
         fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
     induction = task == "induction"
@@ -61,6 +66,25 @@ def train(
     info(f"wrote {output} (task {task}, n_ctx {k}, seed {seed}, d_vocab {d_vocab}, {n_layers} layer(s) x {n_heads} head(s))")
     if task == "max" and n_layers == 1 and n_heads == 1:
         report_manifest(k, seed, cfg, train_cfg, weights)
+
+
+def _train_recipe(name: str, seed: int, output: str, make_dirs: bool, force: bool, progress: bool) -> None:
+    from compact_proofs.generator.training import manifest, recipes
+
+    if name not in recipes.RECIPES:
+        fail(f"unknown recipe {name!r}; known: {', '.join(recipes.RECIPES)}", EXIT_USAGE)
+    output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES, force=force)
+    steps = recipes.RECIPES[name].steps
+    with progress_bar(progress) as update:
+        model, stats = recipes.train_recipe(name, seed, on_step=lambda step, loss: update(f"training ({name})", step, steps))
+    weights = recipes.weights_of(model)
+    weights_io.save(output, weights, recipes.about(recipes.RECIPES[name], seed, stats))
+    info(f"wrote {output} (recipe {name}, task {recipes.RECIPES[name].task}, seed {seed}: {stats['steps_run']} steps in "
+         f"{stats['seconds']:.0f} s, float32 accuracy {stats['float32_accuracy']:.4f})")
+    from compact_proofs.checker.certificate import weights_digest
+
+    comparison = manifest.compare_recipe(name, seed, weights_digest(weights))
+    info(comparison, level=0 if comparison.startswith("MISMATCH") else 1)
 
 
 def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:

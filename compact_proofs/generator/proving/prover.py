@@ -162,7 +162,8 @@ def forecast_seconds(strategy: str, d_vocab: int, n_ctx: int) -> float:
     return V * V * N * 2e-6
 
 
-def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: str | None = None, **options) -> Proof:
+def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: str | None = None,
+          architecture: dict | None = None, task_file: bytes | None = None, **options) -> Proof:
     """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
     the checker establishes on the draft). The verdict is the checker's on the returned bytes.
     `weights`: a TransformerLens-style state dict (numpy arrays or torch tensors; buffers such as
@@ -171,11 +172,16 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
     here (a standalone check of the bytes takes about as long). `options` go to the strategy's search (cubic:
     derived=True for the format without per-case claims; subcubic: rank=r for rank-r EQKE splits).
     A task other than max (checker/tasks.py), or a model with two layers or several heads, gives a
-    format-v2 certificate (brute force, or for the task induction the compact proofs induction/*)."""
+    format-v2 certificate (brute force, or for the task induction the compact proofs induction/*). With
+    an `architecture` map (SEMANTICS.md, version 3: activation, normalization, eps), a model of
+    compact_proofs' version-3 models, or a TransformerLens HookedTransformer with an MLP or
+    LayerNorm, a format-v3 certificate (brute force; `task_file`: the bytes of the task `data`'s file)."""
     from collections.abc import Mapping
 
     from compact_proofs.generator.weights_io import from_state_dict, is_v2
 
+    if architecture is not None or task_file is not None or _module_architecture(weights) is not None:
+        return prove_v3(weights, strategy, task or "max", architecture, task_file, progress)
     if strategy not in names():
         raise ValueError(f"unknown strategy {strategy!r}; generator.prover.names() lists them")
     if not isinstance(weights, Mapping) and callable(getattr(weights, "state_dict", None)):
@@ -243,3 +249,73 @@ def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress:
     if not verdict.accepted:
         raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
     return Proof(raw, verdict)
+
+
+def _module_architecture(model) -> dict | None:
+    """The architecture map of a torch module that carries one (a version-3 model of
+    training/model_v3.py, or a TransformerLens HookedTransformer with an MLP or LayerNorm)."""
+    from collections.abc import Mapping
+
+    if isinstance(model, Mapping):
+        return None
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and callable(getattr(cfg, "architecture", None)):
+        return cfg.architecture()
+    if cfg is not None and hasattr(cfg, "normalization_type"):
+        from compact_proofs.generator import importers
+
+        return importers.transformer_lens_architecture(cfg, force=False)
+    return None
+
+
+def prove_v3(weights, strategy: str, task: str, architecture: dict | None = None, task_file: bytes | None = None,
+             progress: Progress = no_progress) -> Proof:
+    """A format-v3 certificate (SEMANTICS.md, version 3): brute force over the task's domain, the
+    claim being the count the checker establishes. `weights`: a state dict, a version-3 model, or
+    a TransformerLens HookedTransformer (its config gives the architecture)."""
+    from collections.abc import Mapping
+
+    from compact_proofs.checker.v3.tasks import NAMES
+    from compact_proofs.generator import importers
+    from compact_proofs.generator.weights_io import WeightsError, from_state_dict_v3
+
+    if strategy != "brute-force":
+        raise ProofError(f"{strategy} does not take models with MLPs or LayerNorm (format v3); use brute-force", "unsupported")
+    if task not in NAMES:
+        raise ProofError(f"unknown task {task!r} (format v3 knows: {', '.join(NAMES)})", "invalid")
+    if not isinstance(weights, Mapping):
+        if hasattr(getattr(weights, "cfg", None), "normalization_type"):  # a HookedTransformer
+            weights, architecture = importers.from_hooked_transformer(weights)
+        else:
+            architecture = architecture or _module_architecture(weights)
+            weights = weights.state_dict()
+    if architecture is None:
+        raise ProofError("a format-v3 model needs its architecture (activation, normalization, eps)", "invalid")
+    try:
+        weights = from_state_dict_v3(weights, architecture)
+    except WeightsError as exc:
+        raise ProofError(str(exc), "invalid") from None
+    encode = lambda claimed, total: certificate.encode(  # noqa: E731
+        strategy=strategy, params={}, claimed_correct=claimed, total=total, weights=weights, evidence={}, generator=GENERATOR,
+        task=task, architecture=architecture, task_file=task_file)
+    verdict = check(certificate.decode(encode(0, _v3_total(weights, architecture, task, task_file))), progress)
+    seconds = verdict.seconds
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
+    raw = encode(verdict.verified_correct, verdict.total)
+    verdict = check(certificate.decode(raw))
+    verdict.seconds += seconds
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
+    return Proof(raw, verdict)
+
+
+def _v3_total(weights: dict, architecture: dict, task: str, task_file: bytes | None) -> int:
+    from compact_proofs.checker.errors import InvalidCertificate
+    from compact_proofs.checker.v3 import tasks
+
+    try:
+        V, O, N = weights["embed.W_E"].shape[0], weights["unembed.W_U"].shape[1], weights["pos_embed.W_pos"].shape[0]
+        return tasks.resolve(task, V, O, N, task_file).size
+    except (InvalidCertificate, KeyError) as exc:
+        raise ProofError(getattr(exc, "reason", str(exc)), "invalid") from None

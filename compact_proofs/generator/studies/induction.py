@@ -337,7 +337,8 @@ def _figures(table: list[dict], out: Path) -> None:
     ax.set_xlabel("d_vocab^n_ctx (sequences of the size; log scale)")
     ax.set_ylabel("certified accuracy (mean over seeds; bar to the min)")
     ax.set_title("Induction: certified bound against size")
-    ax.legend(fontsize=7, loc="lower left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower left")
     save_figure(fig, out / "bound_vs_size.png")
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for method in methods:
@@ -350,5 +351,6 @@ def _figures(table: list[dict], out: Path) -> None:
     ax.set_xlabel("d_vocab^n_ctx (log scale)")
     ax.set_ylabel("checker FLOPs (mean over seeds; log scale)")
     ax.set_title("Induction: proof cost against size")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     save_figure(fig, out / "cost_vs_size.png")
