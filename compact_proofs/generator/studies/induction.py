@@ -318,39 +318,58 @@ def _figures(table: list[dict], out: Path) -> None:
 
     methods = sorted({s["method"] for s in table})
     colours = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for recipe, marker in (("last", "s"), ("every", "o")):
+
+    def finish(fig, ax, path: Path) -> None:
+        ax.set_xscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+        save_figure(fig, path)
+
+    def label_sizes(ax, points) -> None:
+        for (V, N), (x, y) in sorted(points.items()):
+            ax.annotate(f"{V}x{N}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color="dimgrey")
+
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    named = {}
+    for recipe, marker, face in (("last", "s", None), ("every", "o", "none")):
         for method in methods:
-            pts = sorted((s["d_vocab"] ** s["n_ctx"], s["mean"], s["min"]) for s in table if s["method"] == method and s["recipe"] == recipe)
+            pts = sorted((s["d_vocab"] ** s["n_ctx"], s["mean"], s["min"], s["d_vocab"], s["n_ctx"])
+                         for s in table if s["method"] == method and s["recipe"] == recipe)
             if not pts:
                 continue
-            x, mean, low = zip(*pts)
-            ax.plot(x, mean, marker=marker, color=colours[method], linestyle="-" if recipe == "every" else ":",
-                    label=f"{method} ({recipe} recipe)")
+            x, mean, low, V, N = zip(*pts)
+            ax.plot(x, mean, marker=marker, markerfacecolor=face, markersize=7, color=colours[method],
+                    linestyle="-" if recipe == "every" else ":", label=f"{method} ({recipe} recipe)")
             ax.vlines(x, low, mean, color=colours[method], alpha=0.4)
+            named.update({(v, n): (xi, yi) for v, n, xi, yi in zip(V, N, x, mean)})
     singles = sorted({(s["d_vocab"] ** s["n_ctx"], s["single"]) for s in table})
     if singles:
         x, y = zip(*singles)
-        ax.plot(x, y, color="grey", linestyle="--", linewidth=1, label="share of inputs with one earlier occurrence")
-    ax.set_xscale("log")
-    ax.set_ylim(-0.02, 1.02)
+        ax.plot(x, y, color="grey", linestyle="--", linewidth=1, label="ceiling of induction/positions:\nshare of inputs whose query\ntoken occurs once earlier")
+    label_sizes(ax, named)
+    ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("d_vocab^n_ctx (sequences of the size; log scale)")
     ax.set_ylabel("certified accuracy (mean over seeds; bar to the min)")
     ax.set_title("Induction: certified bound against size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower left")
-    save_figure(fig, out / "bound_vs_size.png")
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    finish(fig, ax, out / "bound_vs_size.png")
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    named = {}
     for method in methods:
-        pts = sorted((s["d_vocab"] ** s["n_ctx"], s["flops"]) for s in table if s["method"] == method and s["flops"])
+        pts = sorted((s["d_vocab"] ** s["n_ctx"], s["flops"], s["d_vocab"], s["n_ctx"]) for s in table if s["method"] == method and s["flops"])
         if pts:
-            x, y = zip(*pts)
+            x, y, V, N = zip(*pts)
             ax.plot(x, y, marker="o", color=colours[method], label=method)
-    ax.set_xscale("log")
+            named.update({(v, n): (xi, yi) for v, n, xi, yi in zip(V, N, x, y)})
+    brute = [(s["d_vocab"], s["n_ctx"], s["flops"]) for s in table if s["method"] == BRUTE_FORCE and s["flops"]]
+    if brute and len(named) > 1:  # brute force's FLOPs per input of the domain, times each size's domain
+        per_input = np.mean([f / (V**N - V * (V - 1) ** (N - 1)) for V, N, f in brute])
+        sizes = sorted((V**N, V * (V - 1) ** (N - 1)) for V, N in named)
+        ax.plot([x for x, _ in sizes], [per_input * (x - excluded) for x, excluded in sizes], color=colours[BRUTE_FORCE], linestyle=":",
+                label="brute force, extrapolated\n(FLOPs per input at its\nmeasured size x domain:\nan underestimate)")
+    label_sizes(ax, named)
     ax.set_yscale("log")
     ax.set_xlabel("d_vocab^n_ctx (log scale)")
     ax.set_ylabel("checker FLOPs (mean over seeds; log scale)")
     ax.set_title("Induction: proof cost against size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    save_figure(fig, out / "cost_vs_size.png")
+    finish(fig, ax, out / "cost_vs_size.png")
