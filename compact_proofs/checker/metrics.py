@@ -51,6 +51,8 @@ def complexity(strategy: str) -> str:
         return "d_vocab^3 n_ctx^2"
     if strategy == "induction/positions":
         return "d_vocab^4 n_ctx (n_ctx + d_head)"
+    if strategy == "induction/positions2":
+        return "d_vocab^4 n_ctx^2 (n_ctx + d_head)"
     if strategy.startswith("induction/"):
         keys, query = strategy.split("/")[1:]
         return "cells x " + ("n_ctx^3 d_vocab^4" if keys == "exact" else "n_ctx^2 d_vocab^4" if query == "vertices" else "n_ctx^2 d_vocab^3 d_head")

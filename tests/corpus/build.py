@@ -139,6 +139,7 @@ def _compact_induction() -> dict[str, tuple[bytes, str, str, str]]:
                                   evidence=evidence or {}, generator={"name": "corpus"}, task=task)
 
     counted = check(certificate.decode(cert(strategy="induction/exact/vertices", evidence={"tree": leaves}))).verified_correct
+    counted2 = check(certificate.decode(cert(strategy="induction/positions2"))).verified_correct
     tie = dict(induction_circuit(V, N))
     tie["unembed.W_U"] = tie["unembed.W_U"].copy()
     tie["unembed.W_U"][:, 2] = tie["unembed.W_U"][:, 1]
@@ -151,6 +152,12 @@ def _compact_induction() -> dict[str, tuple[bytes, str, str, str]]:
         "v2-induction-tie-overclaim": (cert(claimed=V * (N - 1) * (V - 1) ** (N - 2), weights=tie), "rejected", "unsupported",
                                        "compact induction proof: identical unembedding columns tie every input labelled 1 or 2; "
                                        "the claim is every input with one earlier occurrence, ties included"),
+        "v2-induction-positions2-overclaim": (cert("induction/positions2", counted2 + 1), "rejected", "unsupported",
+                                              "compact induction proof (one or two earlier occurrences): a claim one above its count"),
+        "v2-induction-positions2-tie-overclaim": (cert("induction/positions2", V * (N - 1) * (V - 1) ** (N - 2) + V * 3 * (V - 1) ** (N - 3),
+                                                       weights=tie), "rejected", "unsupported",
+                                                  "compact induction proof: tied unembedding columns; the claim is every input with "
+                                                  "one or two earlier occurrences, ties included"),
         "v2-induction-extra-codes": (cert("induction/mixture/intervals", evidence={"tree": np.append(leaves, cells.LEAF)}), "invalid",
                                      "unsupported", "compact induction proof: codes left after the last cell"),
         "v2-induction-bad-split": (cert("induction/mixture/intervals", evidence={"tree": np.concatenate([[N + 2], leaves])}), "invalid",

@@ -338,7 +338,7 @@ def _too_large(verdict: PureVerdict, need: int) -> None:
 def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
     """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py).
     Sizes and memory are checked from the tensors' headers before any weight is converted."""
-    compact = {f"induction/{k}/{q}": {"tree"} for k in ("exact", "mixture") for q in ("vertices", "intervals")} | {"induction/positions": set()}
+    compact = {f"induction/{k}/{q}": {"tree"} for k in ("exact", "mixture") for q in ("vertices", "intervals")} | {"induction/positions": set(), "induction/positions2": set()}
     if doc["strategy"] != "brute-force" and doc["strategy"] not in compact:
         raise Malformed(f"format v2 takes the strategies brute-force and {', '.join(compact)}, not {doc['strategy']!r}")
     fields = compact.get(doc["strategy"], set())

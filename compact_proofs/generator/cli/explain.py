@@ -84,6 +84,9 @@ def _print_induction(report: dict) -> None:
     share = lambda n: f"{int(n) / total:.4f}" if total else "-"  # noqa: E731
     print(f"{report['strategy']}, task induction: bound {report['bound']} = {share(ind['certified'])} ({report['label']})")
     print(f"inputs whose last token occurs once before it: {share(ind['single_occurrence'])} of the domain")
+    if ind["reach"]["most"] and ind["reach"]["most"] > 1:
+        print(f"inputs whose last token occurs at most {ind['reach']['most']} times before it (this strategy's reach): "
+              f"{share(ind['reach']['inputs'])} of the domain")
     print("by the position p of the last token's most recent earlier occurrence:")
     print("     p   inputs   certified   cells certified")
     for row in ind["by_p"]:

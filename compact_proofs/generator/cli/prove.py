@@ -41,6 +41,7 @@ def prove(
     for the strategy."""
     from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
     from compact_proofs.checker.strategies import brute_force
+    from compact_proofs.checker.strategies.induction import POSITIONS
     from compact_proofs.generator.proving.prover import ProofError, estimated_seconds, names, prove as run_prover
 
     from compact_proofs.checker.tasks import TASKS
@@ -79,7 +80,7 @@ def prove(
         info(f"note: {strategy} on this model is expected to take about {forecast / 60:.0f} min")
     with progress_bar(progress) as update:
         try:
-            options = {"workers": workers} if strategy == "subcubic/best" else {"depth": depth} if compact and strategy != "induction/positions" else {}
+            options = {"workers": workers} if strategy == "subcubic/best" else {"depth": depth} if compact and strategy not in POSITIONS else {}
             proof = run_prover(weights, strategy, update, task=task, **options)
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))

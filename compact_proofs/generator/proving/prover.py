@@ -138,6 +138,8 @@ def estimated_seconds(strategy: str, weights: dict[str, np.ndarray]) -> float:
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
     if strategy == "induction/positions":  # measured: 145 s at d_vocab 32, n_ctx 16 (2 cores, shared)
         return (V * N) ** 2 * V * V * 5e-7
+    if strategy == "induction/positions2":  # measured: 5 times positions at d_vocab 16, n_ctx 16
+        return (V * N) ** 2 * V * V * N * 2e-7
     if strategy.startswith("induction/"):  # measured: about 0.5 s per root cell at 8 x 8 (exact keys, vertices)
         return V * V * N * (V * N) ** 3 * V * 2.5e-7
     if is_v2(weights):  # measured: about 40 us per input for two layers of one head at d_model 32

@@ -31,8 +31,9 @@ from typing import Callable
 
 import numpy as np
 
+from compact_proofs.checker.strategies.induction import POSITIONS
 from compact_proofs.generator.studies import induction_ledger
-from compact_proofs.generator.studies.induction_ledger import single_occurrence
+from compact_proofs.generator.studies.induction_ledger import few_occurrences
 from compact_proofs.generator.weights_io import atomic_write
 
 STEPS = {"last": 3000, "every": 6000}
@@ -64,7 +65,7 @@ class Method:
 
     @property
     def name(self) -> str:
-        return self.strategy if self.strategy in (BRUTE_FORCE, "induction/positions") else f"{self.strategy}:{self.depth}"
+        return self.strategy if self.strategy == BRUTE_FORCE or self.strategy in POSITIONS else f"{self.strategy}:{self.depth}"
 
     @classmethod
     def parse(cls, text: str) -> "Method":
@@ -255,7 +256,7 @@ def summary(rows: list[dict]) -> list[dict]:
                     "seconds": float(np.mean(known("seconds"))) if known("seconds") else None,
                     "bytes": float(np.mean(known("bytes"))) if known("bytes") else None,
                     "peak_mb": float(np.max(known("peak_mb"))) if known("peak_mb") else None,
-                    "single": single_occurrence(V, N) / int(group[0]["domain"])})
+                    "reach": few_occurrences(V, N, POSITIONS[method]) / int(group[0]["domain"]) if method in POSITIONS else 1.0})
     return out
 
 
@@ -274,11 +275,11 @@ def report(results: Path, out: Path) -> None:
     writer.writerows(flat(rows))
     atomic_write(out / "rows.csv", buffer.getvalue().encode())
     table = summary(rows)
-    lines = ["| d_vocab | n_ctx | recipe | method | seeds | bound: mean | min | max | / brute force | single-occurrence share | FLOPs | seconds | bytes | peak MB |",
+    lines = ["| d_vocab | n_ctx | recipe | method | seeds | bound: mean | min | max | / brute force | reach | FLOPs | seconds | bytes | peak MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in table:
         lines.append(f"| {s['d_vocab']} | {s['n_ctx']} | {s['recipe']} | {s['method']} | {s['seeds']} | {s['mean']:.4f} | {s['min']:.4f} | "
-                     f"{s['max']:.4f} | {_fmt(s['ratio'], '.4f')} | {s['single']:.4f} | {_fmt(s['flops'], '.3g')} | {_fmt(s['seconds'], '.0f')} | "
+                     f"{s['max']:.4f} | {_fmt(s['ratio'], '.4f')} | {s['reach']:.4f} | {_fmt(s['flops'], '.3g')} | {_fmt(s['seconds'], '.0f')} | "
                      f"{_fmt(s['bytes'], '.3g')} | {_fmt(s['peak_mb'], '.0f')} |")
     fits = []
     for method in sorted({s["method"] for s in table}):
@@ -343,10 +344,12 @@ def _figures(table: list[dict], out: Path) -> None:
                     linestyle="-" if recipe == "every" else ":", label=f"{method} ({recipe} recipe)")
             ax.vlines(x, low, mean, color=colours[method], alpha=0.4)
             named.update({(v, n): (xi, yi) for v, n, xi, yi in zip(V, N, x, mean)})
-    singles = sorted({(s["d_vocab"] ** s["n_ctx"], s["single"]) for s in table})
-    if singles:
-        x, y = zip(*singles)
-        ax.plot(x, y, color="grey", linestyle="--", linewidth=1, label="ceiling of induction/positions:\nshare of inputs whose query\ntoken occurs once earlier")
+    for method, most in POSITIONS.items():  # the share of the domain in the strategy's cells
+        reach = sorted({(s["d_vocab"] ** s["n_ctx"], s["reach"]) for s in table if s["method"] == method})
+        if reach:
+            x, y = zip(*reach)
+            ax.plot(x, y, color=colours[method], linestyle="--", linewidth=1,
+                    label=f"reach of {method}:\ninputs whose query token\noccurs at most {most} time(s) earlier")
     label_sizes(ax, named)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("d_vocab^n_ctx (sequences of the size; log scale)")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import defaultdict
 
 import numpy as np
 
 from compact_proofs.checker.interval import Interval
-from compact_proofs.checker.strategies.induction import bound, cells, positions
+from compact_proofs.checker.strategies.induction import POSITIONS, bound, cells, positions
 from compact_proofs.checker.tasks import resolve
 from compact_proofs.checker.transformer import Transformer, from_weights
 
@@ -47,9 +48,9 @@ def _query_exact(prep: bound.Prepared) -> bound.Prepared:
 def _cells_of(prep: bound.Prepared, strategy: str, tree: np.ndarray | None):
     """(p, size, certified, cell description) for every cell the strategy bounds."""
     V, N = prep.tables.d_vocab, prep.tables.n_ctx
-    if strategy == "induction/positions":
-        for q, u, p, label, ok, size in positions.outcomes(prep):
-            yield p, size, bool(ok.all()), (q, u, p, label)
+    if strategy in POSITIONS:
+        for q, u, P, label, ok, size in positions.outcomes(prep, POSITIONS[strategy]):
+            yield max(P), size, bool(ok.all()), (q, u, *P, label)
         return
     _, keys, query = strategy.split("/")
     for cell in cells.leaves(V, N, tree):
@@ -81,8 +82,9 @@ def explain(model: Transformer, strategy: str, tree: np.ndarray | None, total: i
         "by_p": [{"p": p, "inputs": str(e[0]), "certified": str(e[1]), "cells": e[2], "certified_cells": e[3]} for p, e in sorted(by_p.items())],
         "largest_lost_cells": [{"size": str(s), "cell": list(map(int, w))} for s, w in lost[:10]],
         "single_occurrence": str(single_occurrence(V, N)),
+        "reach": {"most": POSITIONS.get(strategy), "inputs": str(few_occurrences(V, N, POSITIONS[strategy]) if strategy in POSITIONS else total)},
     }
-    if strategy == "induction/positions" or (tree is not None and len(tree) <= 4096):
+    if strategy in POSITIONS or (tree is not None and len(tree) <= 4096):
         steps = {}
         for name, prepared in zip(STEPS, (_keys_exact(prep), _query_exact(prep), _query_exact(_keys_exact(prep)))):
             stage(f"ledger: {name}", 0, 1)
@@ -100,9 +102,15 @@ def explain(model: Transformer, strategy: str, tree: np.ndarray | None, total: i
     return report
 
 
+def few_occurrences(d_vocab: int, n_ctx: int, most: int) -> int:
+    """The inputs whose last token occurs between once and `most` times before it: the most
+    induction/positions (most = 1) or induction/positions2 (most = 2) can certify."""
+    return sum(d_vocab * math.comb(n_ctx - 1, k) * (d_vocab - 1) ** (n_ctx - 1 - k) for k in range(1, most + 1)) if n_ctx >= 2 else 0
+
+
 def single_occurrence(d_vocab: int, n_ctx: int) -> int:
     """The inputs whose last token occurs exactly once before it: the most induction/positions can certify."""
-    return d_vocab * (n_ctx - 1) * (d_vocab - 1) ** (n_ctx - 2) if n_ctx >= 2 else 0
+    return few_occurrences(d_vocab, n_ctx, 1)
 
 
 def float_correct(model: Transformer, xs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -141,14 +149,14 @@ def ceiling(model: Transformer, strategy: str, tree: np.ndarray | None) -> dict:
     step = 1 << 16
     ok = np.concatenate([float_correct(model, xs[i:i + step], labels[i:i + step]) for i in range(0, len(xs), step)]) if len(xs) else np.zeros(0, bool)
     correct, total = int(ok.sum()), len(xs)
-    if strategy == "induction/positions":
+    if strategy in POSITIONS:  # the cells (q, u, P, l): P the set of earlier occurrences, at most `most`
         earlier = xs[:, :-1] == xs[:, -1:]
-        single = earlier.sum(axis=1) == 1
-        p = np.argmax(earlier, axis=1)
-        key = ((xs[:, -1] * V + xs[:, -2]) * N + p) * V + labels
-        bad = np.zeros(V * V * N * V, dtype=bool)
-        np.logical_or.at(bad, key[single], ~ok[single])
-        in_good_cells = int((single & ~bad[key]).sum())
+        within = earlier.sum(axis=1) <= POSITIONS[strategy]
+        P = earlier @ (1 << np.arange(N - 1, dtype=np.int64))
+        _, group = np.unique(np.stack([xs[:, -1], xs[:, -2], P, labels], axis=1)[within], axis=0, return_inverse=True)
+        bad = np.zeros(group.max() + 1 if within.any() else 0, dtype=bool)
+        np.logical_or.at(bad, group.reshape(-1), ~ok[within])
+        in_good_cells = int((~bad[group.reshape(-1)]).sum())
     elif len(xs) <= MAX_TREE_CEILING_INPUTS:
         leaf_of = np.full(len(xs), -1)
         index = {tuple(x): i for i, x in enumerate(xs.tolist())}
@@ -184,7 +192,8 @@ def ceilings(model: Transformer) -> dict[str, float]:
     occurrence p, the label l, the tokens before the query, the second most recent occurrence p2
     and the token after it, l2), the share of the domain in cells whose every input is correct in
     float64: what any bound that treats a cell as a whole can certify, however tight. Also the
-    float64 accuracy and the share of single-occurrence inputs in all-correct cells (q, x[n-2], p, l)."""
+    float64 accuracy and the shares of the inputs in all-correct cells of induction/positions
+    (q, x[n-2], p, l) and of induction/positions2 (q, x[n-2], P, l), P the earlier occurrences."""
     V, N = model.d_vocab, model.n_ctx
     xs = np.indices((V,) * N).reshape(N, -1).T
     labels, inside = resolve("induction").labels(xs)
@@ -208,10 +217,15 @@ def ceilings(model: Transformer) -> dict[str, float]:
         bad = np.zeros(group.max() + 1, dtype=bool)
         np.logical_or.at(bad, group, ~ok)
         out[name] = float((~bad[group]).mean())
-    single = earlier.sum(axis=1) == 1
-    key = ((xs[:, -1].astype(np.int64) * V + columns["u"]) * N + p) * V + labels
-    _, group = np.unique(key[single], return_inverse=True)
-    bad = np.zeros(group.max() + 1, dtype=bool) if single.any() else np.zeros(0, dtype=bool)
-    np.logical_or.at(bad, group, ~ok[single])
-    out["single occurrence (q, x[n-2], p, l)"] = float((~bad[group]).sum() / len(xs)) if single.any() else 0.0
+    P = earlier @ (1 << np.arange(N - 1, dtype=np.int64))  # the set of earlier occurrences
+    for most, name in ((1, "single occurrence (q, x[n-2], p, l)"), (2, "at most two occurrences (q, x[n-2], P, l)")):
+        within = earlier.sum(axis=1) <= most  # the cells of induction/positions (most 1) and positions2 (most 2)
+        if not within.any():
+            out[name] = 0.0
+            continue
+        _, group = np.unique(np.stack([xs[:, -1], columns["u"] * np.ones(len(xs), np.int64), P, labels], axis=1)[within], axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        bad = np.zeros(group.max() + 1, dtype=bool)
+        np.logical_or.at(bad, group, ~ok[within])
+        out[name] = float((~bad[group]).sum() / len(xs))
     return out

@@ -61,18 +61,14 @@ def assert_certified_cells_are_correct(weights: dict, strategy: str, tree=None):
     model = from_weights(weights)
     V, N = model.d_vocab, model.n_ctx
     prep = bound.prepare(model)
-    if strategy == "induction/positions":
-        found = []
-        for q, u, p, label in itertools.product(range(V), range(V), range(N - 1), range(V)):
-            S = positions.sets(V, N, q, u, p, label)
-            if S is not None:
-                found.append((q, p, label, S))
-        certified = _positions_certified(prep, V, N)
-        for q, p, label, S in found:
-            if (q, S[N - 2], p, label) in certified:
-                allowed = np.array([np.arange(V) != q if s == positions.NOT_Q else np.arange(V) == s for s in S])
-                for x in sequences(cells.Cell(q, p, label, allowed)):
-                    assert decide(weights, x, label) is True, (strategy, x, label)
+    if strategy in induction.POSITIONS:
+        most = induction.POSITIONS[strategy]
+        certified = _positions_certified(prep, most)
+        for q, u, P, label in certified:
+            S = positions.sets(V, N, q, u, P, label)
+            allowed = np.array([np.arange(V) != q if s == positions.NOT_Q else np.arange(V) == s for s in S])
+            for x in sequences(cells.Cell(q, max(P), label, allowed)):
+                assert list(x[:-1]).count(q) == len(P) <= most and decide(weights, x, label) is True, (strategy, x, label)
         return len(certified)
     _, keys, query = strategy.split("/")
     count = 0
@@ -84,9 +80,36 @@ def assert_certified_cells_are_correct(weights: dict, strategy: str, tree=None):
     return count
 
 
-def _positions_certified(prep, V, N) -> set:
-    """The (q, u, p, label) cells positions.certified counts."""
-    return {(q, u, p, label) for q, u, p, label, ok, _ in positions.outcomes(prep) if ok.all()}
+def _positions_certified(prep, most: int) -> set:
+    """The (q, u, P, label) cells positions.certified counts."""
+    return {(q, u, P, label) for q, u, P, label, ok, _ in positions.outcomes(prep, most) if ok.all()}
+
+
+def with_occurrences(V: int, N: int, most: int) -> int:
+    """The inputs whose last token occurs between once and `most` times before it."""
+    return sum(1 for x in itertools.product(range(V), repeat=N) if 1 <= list(x[:-1]).count(x[-1]) <= most)
+
+
+@pytest.mark.parametrize("V, N", [(2, 2), (2, 5), (3, 4), (4, 5)])
+def test_the_position_cells_partition_the_inputs_with_few_occurrences(V, N):
+    """The cells C(q, u, P, l) are disjoint, hold exactly the inputs with q at P and nowhere else
+    before the end, and the label of each is the task's."""
+    xs = np.array(list(itertools.product(range(V), repeat=N)))
+    labels, domain = TASK.labels(xs)
+    truth = {tuple(x): int(y) for x, y, d in zip(xs, labels, domain) if d}
+    for most in (1, 2):
+        seen = {}
+        for q, u, label in itertools.product(range(V), repeat=3):
+            for P in positions.occurrences(N, most):
+                S = positions.sets(V, N, q, u, P, label)
+                if S is None:
+                    continue
+                members = list(itertools.product(*[[t for t in range(V) if t != q] if s == positions.NOT_Q else [s] for s in S]))
+                assert len(members) == positions.size(V, S)
+                for x in members:
+                    assert x not in seen and truth[x] == label
+                    seen[x] = label
+        assert len(seen) == with_occurrences(V, N, most)
 
 
 @st.composite
@@ -112,7 +135,7 @@ def two_layer_models(draw):
 @given(two_layer_models(), st.sampled_from(induction.NAMES), st.integers(0, 2**31))
 def test_certified_cells_hold_only_correct_sequences_on_random_models(weights, strategy, seed):
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
-    tree = None if strategy == "induction/positions" else random_tree(V, N, np.random.default_rng(seed), depth=2)
+    tree = None if strategy in induction.POSITIONS else random_tree(V, N, np.random.default_rng(seed), depth=2)
     assert_certified_cells_are_correct(weights, strategy, tree)
     verdict = certify(weights, strategy, tree)
     assert verdict.accepted, verdict.reason
@@ -126,14 +149,15 @@ def test_a_hand_built_induction_circuit(strategy, V, N, strength):
     """Exactly correct when strong (every cell certified by the tree variants), wrong on many
     inputs when weak: never a certified wrong sequence."""
     weights = induction_circuit(V, N, strength=strength)
-    tree = None if strategy == "induction/positions" else [cells.LEAF] * cells.root_count(V, N)
+    tree = None if strategy in induction.POSITIONS else [cells.LEAF] * cells.root_count(V, N)
     assert_certified_cells_are_correct(weights, strategy, tree)
     verdict = certify(weights, strategy, tree)
     correct, unsettled = reference(weights, TASK)
     assert verdict.accepted and verdict.verified_correct <= correct and unsettled == 0
     if strength >= 12:
-        single = sum(1 for x in itertools.product(range(V), repeat=N) if list(x[:-1]).count(x[-1]) == 1)
-        assert verdict.verified_correct == (single if strategy == "induction/positions" else correct) == (single if strategy == "induction/positions" else TASK.domain_size(V, N))
+        most = induction.POSITIONS.get(strategy)
+        reach = TASK.domain_size(V, N) if most is None else with_occurrences(V, N, most)
+        assert correct == TASK.domain_size(V, N) and verdict.verified_correct == reach
 
 
 @pytest.mark.parametrize("kind", ["tie", "near-tie", "uniform-attention", "huge-scores"])
@@ -141,7 +165,7 @@ def test_planted_ties_and_degenerate_attention(kind):
     weights = build_v2(kind, 7, V=3, N=4, D=3, E=2, H=2, L=2, scale=1.0, biases=True, dtype=np.float32)
     correct, unsettled = reference(weights, TASK)
     for strategy in induction.NAMES:
-        tree = None if strategy == "induction/positions" else random_tree(3, 4, np.random.default_rng(1), depth=3)
+        tree = None if strategy in induction.POSITIONS else random_tree(3, 4, np.random.default_rng(1), depth=3)
         assert_certified_cells_are_correct(weights, strategy, tree)
         assert certify(weights, strategy, tree).verified_correct <= correct
 
@@ -153,7 +177,7 @@ def test_a_tie_between_the_label_and_another_output_is_never_certified():
     weights["unembed.W_U"][:, 2] = weights["unembed.W_U"][:, 1]
     correct, _ = reference(weights, TASK)
     for strategy in induction.NAMES:
-        tree = None if strategy == "induction/positions" else [cells.LEAF] * cells.root_count(3, 4)
+        tree = None if strategy in induction.POSITIONS else [cells.LEAF] * cells.root_count(3, 4)
         verdict = certify(weights, strategy, tree)
         assert verdict.verified_correct <= correct < TASK.domain_size(3, 4)
 
@@ -164,12 +188,17 @@ def test_tampering_is_rejected():
     good = certify(weights, "induction/exact/vertices", leaves)
     assert good.accepted and good.verified_correct == TASK.domain_size(3, 4)
     assert not certify(weights, "induction/exact/vertices", leaves, claimed=good.verified_correct + 1).accepted
+    for strategy in induction.POSITIONS:
+        good = certify(weights, strategy)
+        assert good.accepted and good.verified_correct > 0
+        assert not certify(weights, strategy, claimed=good.verified_correct + 1).accepted
     invalid = [
         ("induction/exact/vertices", leaves + [cells.LEAF], "after the last cell"),
         ("induction/exact/vertices", leaves[:-1], "ends"),
         ("induction/exact/vertices", [7] + leaves[1:], "code 7"),  # position 7 does not exist at n_ctx 4
         ("induction/exact/vertices", [2] + leaves[1:], "splits position 2"),  # the root (0, 0, 1) fixes position... 2 is 'not q' with 2 tokens: a valid split
         ("induction/positions", leaves, "no evidence"),
+        ("induction/positions2", leaves, "no evidence"),
         ("induction/exact/vertices", None, "tree"),
         ("induction/exact/nothing", leaves, "strategies"),
     ]

@@ -53,9 +53,12 @@ def test_fit_exponents_recovers_a_power_law():
     assert induction.fit_exponents(points[:2]) is None
 
 
-def test_single_occurrence_counts_the_inputs_with_one_earlier_occurrence():
+def test_few_occurrences_counts_the_inputs_with_at_most_that_many_earlier_occurrences():
     import itertools
 
-    for V, N in ((2, 3), (3, 4), (4, 3)):
-        count = sum(1 for x in itertools.product(range(V), repeat=N) if list(x[:-1]).count(x[-1]) == 1)
-        assert induction.single_occurrence(V, N) == count
+    from compact_proofs.generator.studies.induction_ledger import few_occurrences
+
+    for V, N in ((2, 3), (3, 4), (4, 3), (3, 6)):
+        for most in (1, 2, 3):
+            count = sum(1 for x in itertools.product(range(V), repeat=N) if 1 <= list(x[:-1]).count(x[-1]) <= most)
+            assert few_occurrences(V, N, most) == count

@@ -13,8 +13,10 @@ most the number of correct inputs. Two ways to choose and bound the cells:
   layer-0 mixture at each key, Dinkelbach certified by one sign) or `mixture` ((MIXTURE),
   cheaper); query `vertices` (the sign at every vertex of the query's deviation polytope) or
   `intervals` (each position alone).
-- `induction/positions` (no evidence): the cells C(q, u, p, l) where q occurs once before the end,
-  bounded position by position (positions.py); polynomial in d_vocab and n_ctx.
+- `induction/positions` (no evidence): the cells C(q, u, P, l) where q occurs once before the end
+  (P = (p,)), bounded position by position (positions.py); polynomial in d_vocab and n_ctx.
+  `induction/positions2`: the same with the cells where q occurs twice before the end too
+  (P = (p, p2), p2 < p: the label follows the more recent); n_ctx times the work.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from compact_proofs.checker.transformer import Transformer
 KEYS = ("exact", "mixture")
 QUERIES = ("vertices", "intervals")
 TREE_NAMES = [f"induction/{k}/{q}" for k in KEYS for q in QUERIES]
-NAMES = TREE_NAMES + ["induction/positions"]
+POSITIONS = {"induction/positions": 1, "induction/positions2": 2}  # name: the most earlier occurrences of q a cell holds
+NAMES = TREE_NAMES + list(POSITIONS)
 MAX_TREE = 1 << 24  # codes
 MAX_MEMORY = 3 << 30  # bytes held at once
 CHUNK = 1 << 21  # entries of the largest per-cell arrays (bound.py)
@@ -61,7 +64,7 @@ def memory(name: str, dims: dict[str, int]) -> int:
     weights = 8 * (2 * V * D + N * D + V + L * (4 * H * D * E + 3 * H * E + D))
     tables = 32 * H * (V * N) ** 2 + 16 * H * H * V * N * (3 * E + V) + 16 * H * N * V * V * E
     values = 8 * H * N * V**4
-    work = 16 * N * V * V * max(N * V, 1) * (1 if name == "induction/positions" else 4) + 64 * CHUNK
+    work = 16 * N * V * V * max(N * V, 1) * (1 if name in POSITIONS else 4) + 64 * CHUNK
     return weights + tables + values + work
 
 
@@ -69,8 +72,8 @@ def verify(model: Transformer, task: Task, tree: np.ndarray | None, name: str, p
     """The count this strategy establishes (within_limits has been called)."""
     V, N = model.d_vocab, model.n_ctx
     prepared = memo.cached(("induction-cells", model.key), lambda: bound.prepare(model))
-    if name == "induction/positions":
-        return memo.cached(("induction-positions", model.key), lambda: positions.certified(prepared, progress, name))
+    if name in POSITIONS:
+        return memo.cached((name, model.key), lambda: positions.certified(prepared, progress, name, POSITIONS[name]))
     if tree is None or tree.ndim != 1 or len(tree) > MAX_TREE:
         raise InvalidCertificate("evidence", f"tree must be one axis of at most {MAX_TREE} codes")
     _, keys, query = name.split("/")

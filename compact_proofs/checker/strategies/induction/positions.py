@@ -36,19 +36,21 @@ from compact_proofs.checker.strategies.induction.mixture import KeyMixtures, Que
 NOT_Q = -1
 
 
-def sets(V: int, N: int, q: int, u: int, p: int, label: int) -> list[int] | None:
-    """The cell's token set at each position (a token, or NOT_Q), or None if (q, u, p, label) is not a cell."""
-    if p == N - 2:
-        ok = u == q == label
-    elif p == N - 3:
-        ok = u == label != q
-    else:
-        ok = u != q and label != q
-    if not ok or not 0 <= p <= N - 2:
+def sets(V: int, N: int, q: int, u: int, P: tuple[int, ...], label: int) -> list[int] | None:
+    """The cell's token set at each position (a token, or NOT_Q), or None if (q, u, P, label) is not
+    a cell: q exactly at the positions P (p = max P the most recent) and n - 1, the label at p + 1,
+    u at n - 2, every other position any token but q."""
+    if not P or len(set(P)) != len(P) or min(P) < 0 or max(P) > N - 2:
         return None
+    p = max(P)
     out = [NOT_Q] * N
-    out[N - 2] = u
-    out[p], out[p + 1], out[N - 1] = q, label, q
+    fixed = [(N - 1, q), (p + 1, label), (N - 2, u)] + [(i, q) for i in P]
+    for i, token in fixed:
+        if out[i] not in (NOT_Q, token):
+            return None
+        out[i] = token
+    if sum(1 for t in out if t == q) != len(P) + 1:  # q nowhere else (the label or u is not a further q)
+        return None
     return out
 
 
@@ -112,14 +114,15 @@ class QueryScores:
             out.append((fixed, up, down, np.maximum(up, up_q), np.maximum(down, down_q), mixtures.fixed_lo))
         return out
 
-    def bounds(self, query: tuple, keys: list[KeyMixtures], tied_parts: list, p: int) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(self, query: tuple, keys: list[KeyMixtures], tied_parts: list, P: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """s_lo, s_hi [N, V, V] at every key option, the keys' layer-0 mixtures as `keys` allow
-        (no q at a free position but p), each mixture by the tighter of (MIXTURE) and (TIED)."""
+        (no q at a free position but those of P), each mixture by the tighter of (MIXTURE) and (TIED)."""
         base, tables, low, high, second = query
         a = Interval(base.lo[:, None, :], base.hi[:, None, :])
         for mixtures, table, (fixed, up, down, up_q, down_q, fixed_lo) in zip(keys, tables, tied_parts):
             up, down = up.copy(), down.copy()
-            up[..., p], down[..., p] = up_q[..., p], down_q[..., p]  # position p holds q
+            at = list(P)
+            up[..., at], down[..., at] = up_q[..., at], down_q[..., at]  # the positions of P hold q
             one, two = mixtures.bound(table), tied(fixed, up, down, fixed_lo)
             a = a + Interval(np.maximum(one.lo, two.lo), np.minimum(one.hi, two.hi))
         s_lo = next_down(next_down(a.lo + low) - second)
@@ -166,18 +169,27 @@ def _negative(E_hi: np.ndarray, values: np.ndarray) -> np.ndarray:
         return next_down(E_hi * np.minimum(0.0, values))
 
 
-def certified(prep: Prepared, progress, name: str) -> tuple[int, dict]:
+def occurrences(N: int, most: int):
+    """Every set P of earlier occurrences of the query token with at most `most` elements, as a
+    tuple with the most recent first."""
+    for p in range(N - 1):
+        yield (p,)
+        if most >= 2:
+            yield from ((p, p2) for p2 in range(p))
+
+
+def certified(prep: Prepared, progress, name: str, most: int) -> tuple[int, dict]:
     """The count: the sizes of the cells certified against every output."""
     count, cells = 0, 0
-    for q, u, p, label, ok, cell_size in outcomes(prep, progress, name):
+    for q, u, P, label, ok, cell_size in outcomes(prep, most, progress, name):
         cells += 1
         count += cell_size if ok.all() else 0
     return count, {"cells": cells}
 
 
-def outcomes(prep: Prepared, progress=lambda *a: None, name: str = "induction/positions"):
-    """Every cell C(q, u, p, label) with its size and [V] whether it is certified against each
-    output (True at the label)."""
+def outcomes(prep: Prepared, most: int = 1, progress=lambda *a: None, name: str = "induction/positions"):
+    """Every cell C(q, u, P, label) (P: at most `most` earlier occurrences of q) with its size and
+    [V] whether it is certified against each output (True at the label)."""
     T = prep.tables
     V, N = T.d_vocab, T.n_ctx
     heads = len(T.Qb)
@@ -187,8 +199,9 @@ def outcomes(prep: Prepared, progress=lambda *a: None, name: str = "induction/po
         progress(name, q, V)
         values = [ValueClasses(prep, g, q) for g in range(heads)]
         not_q = labels != q
-        # the keys' free positions hold no q, but for p (which holds q): one restriction per p
-        keys = [[mixtures.restricted(not_q[None, :] | (np.arange(N) == p)[:, None]) for mixtures in prep.keys] for p in range(N - 1)]
+        # the keys' free positions hold no q, but for those of P (which hold q): one restriction per P
+        keys = {P: [mixtures.restricted(not_q[None, :] | np.isin(np.arange(N), P)[:, None]) for mixtures in prep.keys]
+                for P in occurrences(N, most)}
         for u in range(V):
             allowed = np.ones((N, V), dtype=bool)
             allowed[N - 1] = labels == q
@@ -199,36 +212,37 @@ def outcomes(prep: Prepared, progress=lambda *a: None, name: str = "induction/po
             share = next_down(d_lo / heads) if heads > 1 else d_lo
             query_parts = [scorer.query(queries, q) for scorer in scorers]
             tied_parts = [scorer.tied(part, q) for scorer, part in zip(scorers, query_parts)]
-            for p in range(N - 1):
-                valid = [label for label in labels if sets(V, N, q, u, p, int(label)) is not None]
+            for P in occurrences(N, most):
+                valid = [label for label in labels if sets(V, N, q, u, P, int(label)) is not None]
                 if not valid:
                     continue
                 ok = np.ones((V, V), dtype=bool)  # [l, o]
                 for g in range(heads):
-                    s_lo, s_hi = scorers[g].bounds(query_parts[g], keys[p], tied_parts[g], p)
+                    s_lo, s_hi = scorers[g].bounds(query_parts[g], keys[P], tied_parts[g], P)
                     shift = np.nan_to_num(s_hi.max(), posinf=0.0, neginf=0.0)
                     with np.errstate(invalid="ignore", over="ignore"):
                         E_hi, E_lo = exp_upper(next_up(s_hi - shift), tight=True), exp_lower(next_down(s_lo - shift), tight=True)
                     vc = values[g]
                     total = np.zeros((V, V))
                     for j in range(N):
-                        total = next_down(total + _position_term(j, q, u, p, E_hi, E_lo, vc, share, not_q))
+                        total = next_down(total + _position_term(j, q, u, P, E_hi, E_lo, vc, share, not_q))
                     ok &= total > 0
                 ok[labels, labels] = True  # o = label is not a competitor
                 for label in valid:
-                    yield q, u, p, int(label), ok[label], size(V, sets(V, N, q, u, p, int(label)))
+                    yield q, u, P, int(label), ok[label], size(V, sets(V, N, q, u, P, int(label)))
     progress(name, V, V)
 
 
-def _position_term(j: int, q: int, u: int, p: int, E_hi, E_lo, vc: ValueClasses, share: np.ndarray, not_q: np.ndarray) -> np.ndarray:
+def _position_term(j: int, q: int, u: int, P: tuple[int, ...], E_hi, E_lo, vc: ValueClasses, share: np.ndarray, not_q: np.ndarray) -> np.ndarray:
     """[l, o]: a lower bound of e^{s_j - t} (Z_j + share) at position j over the cell's options there,
-    for every label l (the cells C(q, u, p, l))."""
+    for every label l (the cells C(q, u, P, l))."""
     V, N = len(not_q), E_hi.shape[0]
     labels = np.arange(V)
+    p = max(P)
 
     def token(i: int):
         """The set at position i: an array [l] of tokens (per label), or None for 'not q'."""
-        if i == p or i == N - 1:
+        if i in P or i == N - 1:
             return np.full(V, q)
         if i == p + 1:
             return labels

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from compact_proofs.checker.context import Progress
-from compact_proofs.checker.strategies.induction import bound, cells
+from compact_proofs.checker.strategies.induction import POSITIONS, bound, cells
 from compact_proofs.checker.transformer import from_weights
 from compact_proofs.generator.proving.strategies.draft import Draft
 
@@ -34,7 +34,7 @@ def split_code(cell: cells.Cell, n_ctx: int) -> int | None:
 
 def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, depth: int = 1) -> Draft:
     """depth: how many times a root cell may be split along one branch (0: the root cells only)."""
-    if variant == "induction/positions":
+    if variant in POSITIONS:
         return Draft()
     model = from_weights(weights)
     V, N = model.d_vocab, model.n_ctx
