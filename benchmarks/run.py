@@ -296,8 +296,8 @@ def bench_induction(seed: int, n_seeds: int) -> None:
 
 
 def bench_compact_induction(seed: int, n_seeds: int) -> None:
-    """The compact induction proofs against brute force at d_vocab 8, n_ctx 8, and alone at d_vocab 32,
-    n_ctx 16 (about 4.6e23 inputs), on models of the study's `every` recipe (trained here if the
+    """The compact induction proofs against brute force at d_vocab 8, n_ctx 8, and alone at 16 x 16 and
+    at d_vocab 32, n_ctx 16 (about 1.2e24 inputs), on models of the study's `every` recipe (trained here if the
     study has not): each proved and checked in a forked child for its own peak memory."""
     from compact_proofs.generator.studies import induction, scaling
 
@@ -305,7 +305,9 @@ def bench_compact_induction(seed: int, n_seeds: int) -> None:
     for col in ("size", "method", "bound", "prove s", "cold check s", "FLOPs", "certificate KB", "peak MB", "target"):
         table.add_column(col)
     plan = ((8, 8, "brute-force", {}, "reference"), (8, 8, "induction/positions", {}, ">= 10x fewer FLOPs than brute force"),
+            (8, 8, "induction/positions2", {}, "(one or two earlier occurrences)"),
             (8, 8, "induction/exact/vertices", {"depth": 1}, "(the tree family, depth 1)"),
+            (16, 16, "induction/positions2", {}, "(about 1.8e19 inputs)"),
             (32, 16, "induction/positions", {}, ">= 0.5, < 600 s, < 50 MB, < 4 GB"))
     flops = {}
     for V, N, strategy, options, target in plan:
