@@ -33,6 +33,13 @@ _STEP = 2.0**-53 + 2.0**-105  # a float
 _NORMAL_STEP = 2.0**-969  # from here on |x| _STEP is a normal float
 
 
+def nan_as(x, value: float) -> np.ndarray:
+    """x with every NaN replaced by value and every infinity kept (np.nan_to_num would turn the
+    infinities into the largest finite floats: a finite bound where none is known)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.isnan(x), value, x)
+
+
 def next_up(x) -> np.ndarray:
     """np.nextafter(x, inf), element for element, about 8 times faster on large arrays.
 

@@ -259,3 +259,33 @@ def test_the_pure_path_answers_unsupported_after_validating():
                              evidence={"tree": tree}, generator={}, task="induction")
     bad = check_bytes(raw)
     assert bad.invalid and "no evidence" in bad.reason
+
+
+def overflowing_model() -> dict:
+    """Every input wrong, with value terms beyond the float64 range (a review's false ACCEPT: an
+    overflowed -inf term once became -1.8e308 and two +0.75 MAX terms outweighed it). Layer 0 writes
+    nothing; layer 1 attends uniformly and copies d0 -> d2, d1 -> d3; outputs 1 and 2 tie exactly,
+    and label 0's real margin is (-2^1200 + 6 * 2^1022) / 3 < 0."""
+    V, D, E = 3, 4, 2
+    w = {"embed.W_E": np.zeros((V, D)),
+         "pos_embed.W_pos": np.array([[2.0**600, 0, 0, 0], [0, 3 * 2.0**510, 0, 0], [0, 3 * 2.0**510, 0, 0]]),
+         "unembed.W_U": np.zeros((D, V))}
+    w["unembed.W_U"][3, 0] = 2.0**512
+    w["unembed.W_U"][2, 1] = w["unembed.W_U"][2, 2] = 2.0**600
+    for layer in (0, 1):
+        for name, shape in (("W_Q", (1, D, E)), ("W_K", (1, D, E)), ("W_V", (1, D, E)), ("W_O", (1, E, D))):
+            w[f"blocks.{layer}.attn.{name}"] = np.zeros(shape)
+    w["blocks.1.attn.W_V"][0, 0, 0] = w["blocks.1.attn.W_V"][0, 1, 1] = 1.0
+    w["blocks.1.attn.W_O"][0, 0, 2] = w["blocks.1.attn.W_O"][0, 1, 3] = 1.0
+    return w
+
+
+@pytest.mark.parametrize("strategy", induction.NAMES)
+def test_overflowing_value_terms_certify_nothing(strategy):
+    weights = overflowing_model()
+    correct, unsettled = reference(weights, TASK)
+    assert correct == 0 and unsettled == 0
+    tree = None if strategy in induction.POSITIONS else [cells.LEAF] * cells.root_count(3, 3)
+    verdict = certify(weights, strategy, tree)
+    assert verdict.accepted and verdict.verified_correct == 0
+    assert not certify(weights, strategy, tree, claimed=1).accepted

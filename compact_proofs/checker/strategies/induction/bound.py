@@ -43,7 +43,7 @@ import numpy as np
 
 from compact_proofs.checker import cost
 from compact_proofs.checker.ball import Ball, contract
-from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, next_down, next_up, sum_up
+from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, nan_as, next_down, next_up, sum_up
 from compact_proofs.checker.strategies.induction.cells import Cell
 from compact_proofs.checker.strategies.induction.mixture import KeyMixtures, QueryMixture, dinkelbach, exp_weights, norm_up, ratio_upper
 from compact_proofs.checker.strategies.induction.tables import Tables, build
@@ -123,7 +123,7 @@ def least_path(terms: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """The least sum of terms[..., j, x_{j-1}, x_j] over the sequences the cell allows, rounded
     down: a shortest path over positions. terms [..., N, V, V] lower bounds -> [...]."""
     N = allowed.shape[0]
-    terms = np.where(options(allowed), np.nan_to_num(terms, nan=-INF), INF)
+    terms = np.where(options(allowed), nan_as(terms, -INF), INF)
     best = terms[..., 0, 0, :]  # [..., t]
     for j in range(1, N):
         with np.errstate(invalid="ignore"):
@@ -241,7 +241,7 @@ def _least_sums(values: np.ndarray, s: Scores, allowed: np.ndarray) -> np.ndarra
         with np.errstate(invalid="ignore", over="ignore"):
             terms = np.where(values >= 0, positive, next_down(shrink[start : start + rows] * values))  # [v, N, V, V, O]
         least = least_path(np.moveaxis(terms, -1, 1), allowed)  # [v, O]
-        out = np.minimum(out, np.nan_to_num(least, nan=-INF).min(axis=0))
+        out = np.minimum(out, nan_as(least, -INF).min(axis=0))
     return out
 
 
@@ -277,7 +277,7 @@ def _certified_average(prep: Prepared, g: int, cell: Cell, queries: list[QueryMi
     values = prep.values(g, cell.label)  # [N, V, V, O]
     s = scores(prep, g, cell, queries, enumerate_vertices, exact_keys)
     allowed_values = np.where(options(cell.allowed)[..., None], values, INF)
-    low = next_down(np.nan_to_num(allowed_values.min(axis=(0, 1, 2)), nan=-INF, posinf=-INF))
+    low = next_down(np.nan_to_num(allowed_values.min(axis=(0, 1, 2)), nan=-INF, posinf=-INF, neginf=-INF))
     high = np.nan_to_num(np.where(options(cell.allowed)[..., None], values, -INF).max(axis=(0, 1, 2)), nan=-INF, neginf=-INF)
     for _ in range(BISECTION_STEPS):
         middle = np.where(np.isfinite(low) & np.isfinite(high), 0.5 * low + 0.5 * high, low)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compact_proofs.checker import cost
-from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, next_down, next_up, sum_down, sum_up
+from compact_proofs.checker.interval import INF, Interval, exp_lower, exp_upper, nan_as, next_down, next_up, sum_down, sum_up
 
 
 def exp_weights(scores: Interval, allowed: np.ndarray) -> Interval:
@@ -139,12 +139,12 @@ class KeyMixtures:
                 gap = np.maximum(np.abs(next_up(comps.hi[None, None] - f_j.lo[:, :, None, None])),
                                  np.abs(next_down(comps.lo[None, None] - f_j.hi[:, :, None, None])))  # [t', t, k, u, E]
                 dist = next_up(np.sqrt(sum_up(next_up(gap * gap), -1)))  # [t', t, k, u]
-            dist = np.where(allowed[None, None, : j - 1], np.nan_to_num(dist, nan=INF), 0.0)
+            dist = np.where(allowed[None, None, : j - 1], nan_as(dist, INF), 0.0)
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
                 weighted = next_up(self.weights_hi[j][None, :, : j - 1, :] * dist).max(axis=-1)  # [t', t, k]
                 tied_bound = np.where(self.fixed_lo[j] > 0, next_up(sum_up(weighted, -1) / self.fixed_lo[j]), INF)
                 mixture_bound = next_up(self.beta[j] * dist.max(axis=(-1, -2)))
-            out[j] = np.nan_to_num(np.minimum(tied_bound, mixture_bound), nan=INF)
+            out[j] = nan_as(np.minimum(tied_bound, mixture_bound), INF)
             cost.add(gap.size)  # pragma: no mutate (accounting)
         return out
 
@@ -275,7 +275,7 @@ def tied_terms(keys: KeyMixtures, table: Interval, tokens: np.ndarray) -> tuple[
         down = next_up(down * (1 + 2.0**-50) + 2.0**-1070)
     cost.add(2 * N * N * V * V * len(chosen))  # pragma: no mutate (accounting)
     free = (np.arange(N)[None, :] < np.arange(N)[:, None] - 1)[:, None, None, :]
-    return fixed, np.where(free, np.nan_to_num(up, nan=INF), 0.0), np.where(free, np.nan_to_num(down, nan=INF), 0.0)
+    return fixed, np.where(free, nan_as(up, INF), 0.0), np.where(free, nan_as(down, INF), 0.0)
 
 
 def tied(fixed: Interval, up: np.ndarray, down: np.ndarray, fixed_lo: np.ndarray) -> Interval:
@@ -283,7 +283,7 @@ def tied(fixed: Interval, up: np.ndarray, down: np.ndarray, fixed_lo: np.ndarray
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         rise = np.where(fixed_lo > 0, next_up(sum_up(up, -1) / fixed_lo), INF)
         fall = np.where(fixed_lo > 0, next_up(sum_up(down, -1) / fixed_lo), INF)
-        return Interval(next_down(fixed.lo - np.nan_to_num(fall, nan=INF)), next_up(fixed.hi + np.nan_to_num(rise, nan=INF)))
+        return Interval(next_down(fixed.lo - nan_as(fall, INF)), next_up(fixed.hi + nan_as(rise, INF)))
 
 
 def norm_up(x: Interval, axis: int = -1) -> np.ndarray:
@@ -291,4 +291,4 @@ def norm_up(x: Interval, axis: int = -1) -> np.ndarray:
     IEEE's correctly rounded square root; one step up covers it)."""
     with np.errstate(invalid="ignore", over="ignore"):
         largest = np.maximum(np.abs(x.lo), np.abs(x.hi))
-        return np.nan_to_num(next_up(np.sqrt(sum_up(next_up(largest * largest), axis))), nan=INF)
+        return nan_as(next_up(np.sqrt(sum_up(next_up(largest * largest), axis))), INF)
