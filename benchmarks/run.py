@@ -28,7 +28,7 @@ from compact_proofs.generator.training.model import AttentionOnly, ModelConfig
 from compact_proofs.generator.proving.prover import prove
 from compact_proofs.generator.training.train import train
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole columns, not 80 characters
 
 
 def timed(fn, *args, **kwargs):
