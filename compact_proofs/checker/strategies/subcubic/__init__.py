@@ -82,7 +82,7 @@ from compact_proofs.checker.context import Context, Evidence, Outcome
 from compact_proofs.checker.counting import inputs_covered
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, mean_rows
-from compact_proofs.checker.interval import Interval, next_down, next_up, rsqrt, upper_max_affine, upper_nonnegative_products
+from compact_proofs.checker.interval import Interval, exp_upper, next_down, next_up, rsqrt, upper_max_affine, upper_nonnegative_products
 from compact_proofs.checker.strategies.subcubic import attention_error, eupu, tiers
 from compact_proofs.checker.weights import Model
 
@@ -267,15 +267,18 @@ class Bounds(ModelTables):
         own = ((self.approx[q, q] - self.approx[q, m] + self.spread[q]) * self.rsqrt).exp().hi
         out = []
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            offset = next_up(self.spread.hi[q] - self.approx.lo[q, m])  # >= spread[q] - approx[q, m]
             for w in self.tier_widths:
                 limit = np.minimum(top, top_row - w)
                 inside = limit >= 0
-                shift = ((self.run_max[q, np.maximum(limit, 0)] - self.approx[q, m] + self.spread[q]) * self.rsqrt).exp().hi
+                score = next_up(self.run_max.hi[q, np.maximum(limit, 0)] + offset)  # >= the tier's score - EQKE'[q, m]
+                scaled = next_up(score * np.where(score >= 0, self.rsqrt.hi, self.rsqrt.lo))  # >= score / sqrt(d_head)
+                shift = exp_upper(scaled)
                 slots = np.where(inside & (free_nonmax > 0), next_up(shift * free_high), 0.0)
                 slots = np.where(inside & ~is_m & (q <= limit), next_up(slots + own), slots)
                 bound = next_up(slots / next_down(slots + copies_low))
                 out.append(np.where(slots == 0, 0.0, np.where(np.isnan(bound), 1.0, np.clip(bound, 0.0, 1.0))))
-        cost.add(8 * len(q) * len(out), 16 * len(q) * len(out))  # pragma: no mutate (accounting)
+        cost.add(7 * len(q) * len(out), 12 * len(q) * len(out))  # pragma: no mutate (accounting)
         return np.stack(out, axis=1) if out else np.zeros((len(q), 0))
 
     def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray, levels: np.ndarray) -> "CellTables":

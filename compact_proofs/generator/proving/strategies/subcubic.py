@@ -124,14 +124,14 @@ def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
 LEVEL_QUANTILES = (0.0, 0.25, 0.5, 0.7, 0.85, 0.93, 0.98, 1.0)
 
 
-def _levels(bounds, q, m, c, g, tables, V: int, N: int) -> np.ndarray:
+def _levels(bounds, q, m, c, g, g_star, V: int, N: int) -> np.ndarray:
     """query_slot+ov_tiers+levels: per (m, c), quantiles of its cells' tier attention bounds (at
-    gaps g, for the tables' smallest gaps), tier by tier: non-decreasing along the levels, and the
+    gaps g, for the smallest gaps g_star), tier by tier: non-decreasing along the levels, and the
     top level dominates every one of these cells. Other handlings: one empty level."""
     T = len(bounds.tier_widths)
     if not T:
         return np.zeros((V, N, 1, 0))
-    attention = bounds.tier_attention(q, m, c, g, tables.top_row(m, c))  # [cells, T]
+    attention = bounds.tier_attention(q, m, c, g, np.maximum(m - g_star[m, c], 0))  # [cells, T]
     group = m * N + c
     per_tier = [group_quantiles(group, attention[:, j], V * N, LEVEL_QUANTILES) for j in range(T)]  # [V N, L] each
     levels = np.stack(per_tier, axis=2)  # [V N, L, T]
@@ -166,10 +166,8 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
     # the smallest gap with a negative bound, by bisection (a cell's bound does not increase with
     # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)
     g_star = np.ones((V, N), np.int64)
-    tables = bounds.chi_tables(g_star, anchors, empty_levels)
-    levels = _levels(bounds, q, m, c, np.ones_like(q), tables, V, N)
-    if levels.shape[3]:
-        tables = bounds.chi_tables(g_star, anchors, levels)
+    levels = _levels(bounds, q, m, c, np.ones_like(q), g_star, V, N)
+    tables = bounds.chi_tables(g_star, anchors, levels)
     limit = np.where(q == m, np.maximum(m, 1), m - q)  # beyond m - q the query itself is excluded
     low = _smallest_negative_gaps(bounds, q, m, c, np.ones_like(q), limit, tables, anchors)
     chosen = low <= limit
@@ -186,7 +184,7 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
             chosen = low <= limit
         gaps[q, m, c] = np.where(valid[q, m, c], 1, 0)
         gaps[q[chosen], m[chosen], c[chosen]] = low[chosen]
-        tables, levels, chosen, final = _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V, N)
+        tables, levels, chosen, final = _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V, N, new_levels=not search)
     claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
     progress("subcubic search", 3, 3)
     count = definition.cell_inputs(q[chosen], m[chosen], c[chosen], low[chosen], N)
@@ -213,18 +211,17 @@ def _smallest_negative_gaps(bounds, q, m, c, lowest, limit, tables, anchors) -> 
     return low
 
 
-def _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V: int, N: int):
-    """The tables for g* of the chosen cells (and their levels), re-evaluating the chosen cells and
-    dropping those no longer negative, until the set is stable (at most four rounds)."""
+def _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V: int, N: int, new_levels: bool = True):
+    """The tables for g* of the chosen cells (and, with new_levels, their levels), re-evaluating the
+    chosen cells and dropping those no longer negative, until the set is stable (at most four rounds)."""
     final = np.zeros(len(q))
     for round_ in range(4):
         counted = np.zeros(gaps.shape, bool)
         counted[q[chosen], m[chosen], c[chosen]] = True
         g_star = definition.smallest_gaps(gaps, counted)
         at = np.flatnonzero(chosen)
-        if levels.shape[3] and not round_:  # the levels of the counted cells at their gaps, for the new g*
-            moved = tables.with_rows(np.zeros(0, np.int64), np.zeros(0, np.int64), (), g_star)
-            levels = _levels(bounds, q[at], m[at], c[at], gaps[q[at], m[at], c[at]], moved, V, N)
+        if levels.shape[3] and new_levels and not round_:  # the levels of the counted cells at their gaps, for the new g*
+            levels = _levels(bounds, q[at], m[at], c[at], gaps[q[at], m[at], c[at]], g_star, V, N)
         tables = _update_tables(bounds, tables, g_star, anchors, levels)
         final = np.zeros(len(q))
         final[at] = bounds.cell_bounds(q[at], m[at], c[at], gaps[q[at], m[at], c[at]], tables, anchors)
