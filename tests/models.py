@@ -137,3 +137,41 @@ def tiny_models_v2(draw, max_inputs: int = 81) -> dict:
     scale = draw(st.sampled_from([1e-3, 0.3, 1.0, 3.0]))
     return build_v2(kind, draw(st.integers(0, 2**32 - 1)), V, N, D, E, H, L, scale, draw(st.booleans()),
                     draw(st.sampled_from([np.float32, np.float64])))
+
+
+def induction_circuit(V: int, N: int, strength: float = 12.0, recency: float = 1.0, dtype=np.float64) -> dict:
+    """A hand-built two-layer induction model (format v2, one head per layer), exact in float64.
+
+    The residual holds the token (one-hot, V), the position (one-hot, N), the previous token
+    (written by layer 0, V) and the copied token (written by layer 1, V). Layer 0 attends from j to
+    j - 1 (score `strength` for that key, 0 otherwise; position 0 attends to itself) and writes the
+    key's token into the previous-token slot. Layer 1 matches the current token against the
+    previous-token slot (score `strength` on a match) plus `recency` times the key's position, and
+    copies the key's token; the unembedding reads only the copied slot."""
+    D = 3 * V + N
+    tok, pos, prev, copy = 0, V, V + N, 2 * V + N
+    W_E = np.zeros((V, D)); W_E[np.arange(V), tok + np.arange(V)] = 1.0
+    W_pos = np.zeros((N, D)); W_pos[np.arange(N), pos + np.arange(N)] = 1.0
+    E = max(V, N) + 1  # the last coordinate carries layer 1's recency term
+    scale = np.sqrt(E)
+    q0 = np.zeros((1, D, E)); k0 = np.zeros((1, D, E))
+    for j in range(N):  # query at position j selects key position j - 1
+        q0[0, pos + j, (j - 1) % N if j > 0 else 0] = strength * scale
+        k0[0, pos + j, j] = 1.0
+    v0 = np.zeros((1, D, E)); o0 = np.zeros((1, E, D))
+    v0[0, tok + np.arange(V), np.arange(V)] = 1.0
+    o0[0, np.arange(V), prev + np.arange(V)] = 1.0
+    q1 = np.zeros((1, D, E)); k1 = np.zeros((1, D, E))
+    q1[0, tok + np.arange(V), np.arange(V)] = strength * scale
+    k1[0, prev + np.arange(V), np.arange(V)] = 1.0
+    q1b = np.zeros((1, E)); q1b[0, E - 1] = recency * scale
+    k1[0, pos + np.arange(N), E - 1] = np.arange(N)
+    v1 = np.zeros((1, D, E)); o1 = np.zeros((1, E, D))
+    v1[0, tok + np.arange(V), np.arange(V)] = 1.0
+    o1[0, np.arange(V), copy + np.arange(V)] = 1.0
+    W_U = np.zeros((D, V)); W_U[copy + np.arange(V), np.arange(V)] = 1.0
+    weights = {"embed.W_E": W_E, "pos_embed.W_pos": W_pos, "unembed.W_U": W_U,
+               "blocks.0.attn.W_Q": q0, "blocks.0.attn.W_K": k0, "blocks.0.attn.W_V": v0, "blocks.0.attn.W_O": o0,
+               "blocks.1.attn.W_Q": q1, "blocks.1.attn.W_K": k1, "blocks.1.attn.W_V": v1, "blocks.1.attn.W_O": o1,
+               "blocks.1.attn.b_Q": q1b}
+    return {k: v.astype(dtype) for k, v in weights.items()}

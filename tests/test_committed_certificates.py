@@ -65,3 +65,28 @@ def test_format_v2_certificates_match_their_schema(tmp_path):
         jsonschema.validate(as_json(msgpack.unpackb(raw, raw=False)), SCHEMA_V2)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(as_json(msgpack.unpackb(CERTIFICATES[0].read_bytes(), raw=False)), SCHEMA_V2)
+
+
+RESULTS_V3 = sorted(p for task in ("modular-addition", "sort") for p in (ROOT / "docs" / "results" / task).rglob("*.msgpack"))
+SCHEMA_V3 = json.loads((ROOT / "schema" / "certificate-v3.schema.json").read_text())
+
+
+def test_format_v3_certificates_match_their_schema():
+    """The committed version-3 certificates (docs/results/modular-addition, sort; checked in full
+    by `make bench`) and fresh ones (MLP and LayerNorm; a task given as data) match
+    schema/certificate-v3.schema.json; v1 and v2 certificates do not."""
+    import numpy as np
+
+    from compact_proofs.checker.v3 import data
+    from compact_proofs.generator.proving.prover import prove
+    from tests.models_v3 import build_v3
+
+    weights, arch = build_v3("gaussian", 1, V=4, O=3, N=3, D=4, E=2, H=2, M=4, L=2, act="gelu", norm="LN")
+    fresh = [prove(weights, "brute-force", task="modular-addition", architecture=arch).raw,
+             prove(weights, "brute-force", task="data", architecture=arch,
+                   task_file=data.write(np.array([[1, 2, 3], [0, 0, 3]]), np.array([[1], [2]]))).raw]
+    for raw in fresh + [p.read_bytes() for p in RESULTS_V3]:
+        jsonschema.validate(as_json(msgpack.unpackb(raw, raw=False)), SCHEMA_V3)
+    for raw in [CERTIFICATES[0].read_bytes()] + [p.read_bytes() for p in INDUCTION[:1]]:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(as_json(msgpack.unpackb(raw, raw=False)), SCHEMA_V3)

@@ -141,3 +141,31 @@ def contract(a: Ball | np.ndarray, b: Ball | np.ndarray, subscripts: str) -> Bal
         rad += terms * 2.0**-1071
     cost.add(mid.size * terms * (2 if exact_a else 3), 3 * mid.size * terms)
     return Ball(mid, rad)  # a NaN radius decides nothing: lower() and upper() treat it as unbounded
+
+
+def contract_exact(a: Ball, b: np.ndarray, subscripts: str) -> Ball:
+    """contract(a, b) for an exact array b (a weight matrix), with one product for the radius
+    instead of two. With br = 0 the lemma's R is sum (gamma_K |am| + ar) |bm| + K 2^-1074. Here
+    Z = up(up(g |am|) + ar) >= gamma_K |am| + ar entry by entry (ball.py's `up`), and the computed
+    T = fl(sum Z |bm|) is at least (1 - gamma_K) of its exact value less K 2^-1075; so the radius
+    fl(fl(T c) + K 2^-1071) bounds R with the same g and c as `contract` (its lemma's last step)."""
+    if not isinstance(a, Ball):
+        a = Ball(a)
+    b = np.asarray(b, dtype=np.float64)
+    match = _SUBSCRIPTS.match(subscripts)
+    if match is None or len(match[1]) != a.mid.ndim or len(match[2]) != b.ndim:
+        raise ValueError(f"contract_exact: bad subscripts {subscripts!r} for shapes {a.shape}, {b.shape}")
+    sizes = dict(zip(match[1], a.shape)) | dict(zip(match[2], b.shape))
+    terms = int(np.prod([sizes[i] for i in set(match[1] + match[2]) - set(match[3])], dtype=np.int64))
+    if terms > MAX_TERMS:
+        raise ValueError(f"contract_exact: {terms} terms per entry exceed {MAX_TERMS}")
+    g, c = (terms + 1) * U, 1.0 + (terms + 10) * 2.0**-52
+    with np.errstate(over="ignore", invalid="ignore"):
+        mid = np.einsum(subscripts, a.mid, b, optimize=True)
+        z = _up(np.abs(a.mid) * g)
+        z += a.rad
+        rad = np.einsum(subscripts, _up(z), np.abs(b), optimize=True)
+        rad *= c
+        rad += terms * 2.0**-1071
+    cost.add(mid.size * terms * 2, 2 * mid.size * terms)
+    return Ball(mid, rad)

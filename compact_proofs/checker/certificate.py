@@ -1,5 +1,6 @@
-"""Strict decoding (and canonical encoding) of certificate formats v1 and v2; spec:
-schema/certificate-v1.md and schema/certificate-v2.md (v2 adds the top-level key `task`).
+"""Strict decoding (and canonical encoding) of certificate formats v1, v2 and v3; spec:
+schema/certificate-v1.md, -v2.md (v2 adds the top-level key `task`) and -v3.md (v3's `task` is a
+map, with a data file for the task `data`, and it adds `architecture`).
 
 Decoding is part of the trusted base. It bounds every size before allocating, accepts exactly the
 documented keys and types, and requires the canonical byte encoding, so that one certificate has
@@ -21,7 +22,7 @@ from compact_proofs.checker.errors import InvalidCertificate
 
 FORMAT = "compact-proofs/certificate"
 VERSION = 1
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 MAX_FILE_BYTES = 1 << 30
 MAX_TENSOR_ELEMENTS = 1 << 27
 MAX_NDIM = 6
@@ -32,6 +33,9 @@ MAX_ITEMS = 1 << 10  # entries of one map or array
 DTYPES = ("<f4", "<f8", "<i8", "|u1")
 TOP_KEYS = {"format", "version", "strategy", "params", "claim", "weights", "evidence", "generator", "digest"}
 TOP_KEYS_V2 = TOP_KEYS | {"task"}
+TOP_KEYS_V3 = TOP_KEYS_V2 | {"architecture"}
+TASK_KEYS_V3 = ({"name"}, {"name", "file", "sha256"})  # the second for the task `data` (schema/certificate-v3.md)
+MAX_TASK_FILE = 1 << 28
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z")
 _NAME = re.compile(r"[A-Za-z0-9_.+/-]{1,200}\Z")
 
@@ -53,6 +57,9 @@ class Certificate:
     raw_size: int = field(default=0, compare=False)
     version: int = 1
     task: str = "max"  # format v1 has no task key: its task is max
+    architecture: dict[str, str] = field(default_factory=dict)  # format v3 only (checker/v3/architecture.py reads it)
+    task_file: bytes | None = field(default=None, repr=False)  # format v3, task `data`: the file's bytes
+    task_sha256: str | None = None  # ... and the sha256 the certificate states for them (checked against the bytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,12 +101,13 @@ def tensor(array: np.ndarray) -> dict:
 
 def encode(
     *, strategy: str, params: dict, claimed_correct: int, total: int, weights: dict, evidence: dict, generator: dict,
-    task: str | None = None,
+    task: str | None = None, architecture: dict | None = None, task_file: bytes | None = None,
 ) -> bytes:
-    """Format v1, or v2 when a task is named."""
+    """Format v1, or v2 when a task is named, or v3 when an architecture is given (task_file: the
+    bytes of the task `data`'s file, carried with their sha256)."""
     body = {
         "format": FORMAT,
-        "version": VERSION if task is None else 2,
+        "version": VERSION if task is None else 2 if architecture is None else 3,
         "strategy": strategy,
         "params": params,
         "claim": {"correct": str(claimed_correct), "total": str(total)},
@@ -109,6 +117,10 @@ def encode(
     }
     if task is not None:
         body["task"] = task
+    if architecture is not None:
+        body["architecture"] = dict(architecture)
+        body["task"] = {"name": task} if task_file is None else {
+            "name": task, "file": task_file, "sha256": "sha256:" + hashlib.sha256(task_file).hexdigest()}
     body["digest"] = digest_of(body)
     return canonical_bytes(body)
 
@@ -219,8 +231,8 @@ def decode(raw: bytes) -> Certificate:
     if body.get("format") != FORMAT:
         raise _fail(f"format must be {FORMAT!r}")
     if type(body.get("version")) is not int or body["version"] not in VERSIONS:
-        raise _fail(f"unsupported version {body.get('version')!r} (this checker reads versions 1 and 2)")
-    keys = TOP_KEYS if body["version"] == 1 else TOP_KEYS_V2
+        raise _fail(f"unsupported version {body.get('version')!r} (this checker reads versions 1, 2 and 3)")
+    keys = {1: TOP_KEYS, 2: TOP_KEYS_V2, 3: TOP_KEYS_V3}[body["version"]]
     if set(body) != keys:
         missing, extra = keys - set(body), set(body) - keys
         raise _fail(f"top-level keys: missing {sorted(missing)}, unknown {sorted(map(str, extra))}")
@@ -251,6 +263,15 @@ def decode(raw: bytes) -> Certificate:
         _name(k, "an evidence name"): _decode_evidence_value(v, f"evidence {k}")
         for k, v in _map(body["evidence"], "evidence").items()
     }
+    task_name, task_file, task_sha256, architecture = "max", None, None, {}
+    if body["version"] == 2:
+        task_name = _name(body["task"], "task")
+    elif body["version"] == 3:
+        task_name, task_file, task_sha256 = _task_v3(body["task"])
+        architecture = _map(body["architecture"], "architecture")
+        if not all(_NAME.match(k) and isinstance(v, str) and _NAME.match(v) for k, v in architecture.items()) \
+                or len(architecture) > 8:
+            raise _fail("architecture must map at most 8 names to short names")
     return Certificate(
         strategy=_name(body["strategy"], "strategy"),
         params=params,
@@ -262,8 +283,28 @@ def decode(raw: bytes) -> Certificate:
         digest=body["digest"],
         raw_size=len(raw),
         version=body["version"],
-        task=_name(body["task"], "task") if body["version"] == 2 else "max",
+        task=task_name,
+        architecture=architecture,
+        task_file=task_file,
+        task_sha256=task_sha256,
     )
+
+
+def _task_v3(task: Any) -> tuple[str, bytes | None, str | None]:
+    """Format v3's task map: {name} or, for a task given as data, {name, file, sha256}; the
+    sha256 must be that of the file's bytes (so the digest reported is the file's own)."""
+    task = _map(task, "task")
+    if set(task) not in TASK_KEYS_V3:
+        raise _fail("task must have the keys name, or name, file and sha256")
+    name = _name(task["name"], "task name")
+    if "file" not in task:
+        return name, None, None
+    data, stated = task["file"], task["sha256"]
+    if not isinstance(data, bytes) or len(data) > MAX_TASK_FILE:
+        raise _fail(f"task file must be bytes, at most {MAX_TASK_FILE} of them")
+    if not isinstance(stated, str) or stated != "sha256:" + hashlib.sha256(data).hexdigest():
+        raise _fail("task sha256 is not the sha256 of the task file's bytes")
+    return name, data, stated
 
 
 def load(path: str | os.PathLike) -> Certificate:

@@ -86,6 +86,8 @@ def summary(path: str, verdict: Verdict) -> str:
     if verdict.accepted:
         task = verdict.notes.get("task", "max")
         what = verdict.strategy if task == "max" else f"{verdict.strategy}, task {task}"
+        if verdict.notes.get("task_sha256"):  # a task given as data: its file's digest, as sha256sum prints it
+            what += f" (file {verdict.notes['task_sha256']})"
         undecided = f", {verdict.notes['undecided']} undecided" if verdict.notes.get("undecided") else ""
         if not verdict.total:  # an empty domain (e.g. induction at n_ctx 1): nothing to bound
             return (f"ACCEPTED {path}: {what}, 0 of 0 inputs: the task's domain is empty, so there is no accuracy to bound "

@@ -141,6 +141,29 @@ class Interval:
         return Interval(exp_lower(self.lo), exp_upper(self.hi))
 
 
+def sum_down(x: np.ndarray, axis) -> np.ndarray:
+    """A float <= the exact sum of float arrays along axis, whatever order numpy sums in: the float
+    sum of k terms errs by at most gamma_(k-1) sum |x| (Higham), and fl(sum |x|) >= (1 - gamma) sum |x|,
+    so (k + 1) 2^-51 fl(sum |x|) covers the error for k < 2^40."""
+    return _sum(x, axis, -1.0)
+
+
+def sum_up(x: np.ndarray, axis) -> np.ndarray:
+    """A float >= the exact sum along axis (see sum_down)."""
+    return _sum(x, axis, 1.0)
+
+
+def _sum(x: np.ndarray, axis, direction: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    k = int(np.prod([x.shape[a] for a in np.atleast_1d(axis)])) if x.ndim else 1
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = x.sum(axis=axis)
+        slack = next_up(np.abs(x).sum(axis=axis) * ((k + 1) * 2.0**-51))
+        out = _step(total + direction * slack, direction)
+    cost.add(2 * x.size)
+    return out
+
+
 def rsqrt(d: int) -> Interval:
     """An enclosure of 1/sqrt(d): arb's ball at 128 bits, its ends converted and stepped outward."""
     with precision(128):

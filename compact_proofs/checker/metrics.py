@@ -51,6 +51,11 @@ def complexity(strategy: str) -> str:
         return "d_vocab^n_ctx"
     if strategy.startswith("cubic"):
         return "d_vocab^3 n_ctx^2"
+    if strategy == "induction/positions":
+        return "d_vocab^4 n_ctx (n_ctx + d_head)"
+    if strategy.startswith("induction/"):
+        keys, query = strategy.split("/")[1:]
+        return "cells x " + ("n_ctx^3 d_vocab^4" if keys == "exact" else "n_ctx^2 d_vocab^4" if query == "vertices" else "n_ctx^2 d_vocab^3 d_head")
     _, eupu, attention, error = strategy.split("/", 3)
     if attention in ("query_slot+ov_blocks+chords", "query_slot+ov_tiers+levels"):
         return "subcubic: d_vocab^2 (d_model + n_ctx sqrt(d_vocab))"

@@ -6,6 +6,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from compact_proofs.checker import cost, metrics, strategies
 from compact_proofs.checker.certificate import Certificate
 from compact_proofs.checker.context import Context, Evidence, Progress, no_progress
@@ -77,7 +79,7 @@ def check(cert: Certificate, progress: Progress = no_progress, max_seconds: floa
 def _check(cert: Certificate, progress: Progress, tally: cost.Tally) -> Verdict:
     verdict = Verdict(False, cert.strategy, cert.claimed_correct, None, None, "", 0.0, digest=cert.digest)
     try:
-        (_establish_v2 if cert.version == 2 else _establish)(cert, progress, verdict)
+        {1: _establish, 2: _establish_v2, 3: _establish_v3}[cert.version](cert, progress, verdict)
         verdict.flops, verdict.checker_ops = tally.flops, tally.ops
         verdict.complexity = metrics.complexity(cert.strategy)
         if cert.claimed_correct <= verdict.verified_correct:
@@ -126,18 +128,51 @@ def _establish(cert: Certificate, progress: Progress, verdict: Verdict) -> None:
 
 
 def _establish_v2(cert: Certificate, progress: Progress, verdict: Verdict) -> None:
-    """Format v2: the task and the architecture of SEMANTICS.md, version 2; brute force only."""
+    """Format v2: the task and the architecture of SEMANTICS.md, version 2; brute force, or the
+    compact induction proofs (strategies/induction/)."""
     from compact_proofs.checker import tasks, transformer
-    from compact_proofs.checker.strategies import brute_force_v2
+    from compact_proofs.checker.strategies import brute_force_v2, induction
 
-    if cert.strategy != "brute-force":
-        raise InvalidCertificate("strategy", f"format v2 takes the strategy brute-force, not {cert.strategy!r}")
-    if cert.params or cert.evidence:
-        raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
+    if cert.strategy not in ("brute-force", *induction.NAMES):
+        raise InvalidCertificate("strategy", f"format v2 takes the strategies brute-force and {', '.join(induction.NAMES)}, not {cert.strategy!r}")
+    fields = set() if cert.strategy == "brute-force" else induction.evidence_fields(cert.strategy)
+    if cert.params or set(cert.evidence) != fields:
+        raise InvalidCertificate("evidence", f"{cert.strategy} takes no parameters and " + (f"exactly the evidence {sorted(fields)}" if fields else "no evidence"))
     task = tasks.resolve(cert.task)
-    brute_force_v2.within_limits(transformer.dimensions(cert.weights))  # sizes and memory, before any conversion
+    dims = transformer.dimensions(cert.weights)
+    if cert.strategy == "brute-force":
+        brute_force_v2.within_limits(dims)  # sizes and memory, before any conversion
+    else:
+        induction.within_limits(cert.strategy, task, dims)
     model = transformer.from_weights(cert.weights)
     verdict.total, verdict.weights_digest = task.domain_size(model.d_vocab, model.n_ctx), model.key
     _claim_within(cert, verdict.total, f"the {cert.task} domain's size")
-    verdict.verified_correct, notes = brute_force_v2.verify(model, task, progress)
+    if cert.strategy == "brute-force":
+        verdict.verified_correct, notes = brute_force_v2.verify(model, task, progress)
+    else:
+        tree = cert.evidence.get("tree")
+        if tree is not None and (not isinstance(tree, np.ndarray) or tree.dtype.str != "<i8"):
+            raise InvalidCertificate("evidence", "tree must be an <i8 tensor")
+        verdict.verified_correct, notes = induction.verify(model, task, tree, cert.strategy, progress)
     verdict.notes = {"task": cert.task, "layers": model.n_layers, "heads": model.n_heads, **notes}
+
+
+def _establish_v3(cert: Certificate, progress: Progress, verdict: Verdict) -> None:
+    """Format v3: the architectures and tasks of SEMANTICS.md, version 3; brute force only."""
+    from compact_proofs.checker.strategies import brute_force_v3
+    from compact_proofs.checker.v3 import architecture, tasks
+
+    if cert.strategy != "brute-force":
+        raise InvalidCertificate("strategy", f"format v3 takes the strategy brute-force, not {cert.strategy!r}")
+    if cert.params or cert.evidence:
+        raise InvalidCertificate("evidence", "brute-force takes no parameters and no evidence")
+    arch = architecture.architecture(cert.architecture)
+    dims = architecture.dimensions(cert.weights, arch)  # names, shapes, limits: nothing converted yet
+    task = tasks.resolve(cert.task, dims["V"], dims["O"], dims["N"], cert.task_file)
+    brute_force_v3.within_limits(dims, task)  # sizes and memory, before any conversion
+    model = architecture.from_weights(cert.weights, arch)
+    verdict.total, verdict.weights_digest = task.size, model.key
+    _claim_within(cert, task.size, f"the {cert.task} domain's size")
+    verdict.verified_correct, notes = brute_force_v3.verify(model, task, dims, progress)
+    verdict.notes = {"task": cert.task, "layers": model.n_layers, "heads": model.n_heads, **arch.as_map(),
+                     **({"task_sha256": cert.task_sha256} if cert.task_sha256 else {}), **notes}

@@ -132,7 +132,23 @@ def model_digest(weights: dict[str, np.ndarray]) -> str:
         try:
             return transformer.from_weights(weights).key
         except InvalidCertificate:
+            if any({"mlp", "ln1", "ln2", "ln_final"} & set(k.split(".")) for k in weights):
+                return _v3_digest(weights)
             raise v1_error from None
+
+
+def _v3_digest(weights: dict[str, np.ndarray]) -> str:
+    """A format-v3 model's digest (v3/architecture.py's key): the weights with the head axis of
+    W_Q, W_K, W_V, W_O and b_Q, b_K, b_V restored where it is omitted (the architecture map, which
+    a weights file may not hold, is not needed for it)."""
+    from compact_proofs.checker.v3.architecture import ATTN
+
+    def restored(key: str, array: np.ndarray) -> np.ndarray:
+        name = key.rsplit(".", 1)[-1]
+        head = ".attn." in key and name in ATTN and ATTN[name][0] == "H" and np.ndim(array) == len(ATTN[name]) - 1
+        return np.asarray(array)[None] if head else np.asarray(array)
+
+    return weights_digest({k: restored(k, v) for k, v in weights.items()})
 
 
 def model_from_weights(weights: dict[str, np.ndarray]) -> Model:

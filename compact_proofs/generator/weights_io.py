@@ -138,6 +138,13 @@ def _parse_about(text: str | None) -> dict | None:
         about = None
     if not isinstance(about, dict) or about.get("format") != ABOUT_FORMAT:
         raise WeightsError(f"its compact-proofs description is not a JSON object of format {ABOUT_FORMAT}")
+    if "architecture" in about:  # a format-v3 model (SEMANTICS.md, version 3)
+        from compact_proofs.checker.v3.tasks import NAMES
+
+        if about.get("task") not in NAMES + (None,) or not isinstance(about["architecture"], dict):
+            raise WeightsError(f"its description names the task {about.get('task')!r} (known: {', '.join(NAMES)}) or a "
+                               "malformed architecture")
+        return about
     if about.get("task") not in TASKS:
         raise WeightsError(f"its description names the task {about.get('task')!r}; known: {', '.join(TASKS)}")
     return about
@@ -167,6 +174,34 @@ def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
     return {k: (v[None] if SHAPES[k][0] == "1" and v.ndim == len(SHAPES[k]) - 1 else v) for k, v in params.items()}
 
 
+def from_state_dict_v3(state: Mapping, architecture: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """Validated format-v3 weights (SEMANTICS.md, version 3) in TransformerLens shapes (head axis
+    restored), for the given architecture map; buffers dropped. WeightsError names what is wrong."""
+    from compact_proofs.checker.v3 import architecture as v3
+
+    params = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"state dict key {key!r} is not a string")
+        if key.endswith(BUFFERS):
+            continue
+        try:
+            params[key] = _to_numpy(value)
+        except Exception:
+            raise WeightsError(f"{key}: not a numeric tensor") from None
+    try:
+        arch = v3.architecture(dict(architecture))
+        out, _, _ = v3.validated(params, arch)
+    except InvalidCertificate as exc:
+        raise WeightsError(exc.reason) from None
+    return out
+
+
+def needs_v3(weights: Mapping) -> bool:
+    """Whether a state dict has MLP or LayerNorm weights (format v3)."""
+    return any({"mlp", "ln1", "ln2", "ln_final"} & set(k.split(".")) for k in weights)
+
+
 def is_v2(weights: Mapping[str, np.ndarray]) -> bool:
     """Whether weights need certificate format v2: a second layer or more than one head."""
     return any(k.startswith("blocks.1.") for k in weights) or any(
@@ -178,9 +213,17 @@ def load_with_about(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     a file from another tool or an older version). WeightsError names the file."""
     state, about = _read(Path(path))
     try:
-        return from_state_dict(state), _parse_about(about)
+        about = _parse_about(about)
+        if about is not None and "architecture" in about:
+            return from_state_dict_v3(state, about["architecture"]), about
+        return from_state_dict(state), about
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc}") from None
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """A file's state dict as it is (no validation: format v3's is made with the architecture)."""
+    return dict(_read(Path(path))[0])
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -115,7 +115,51 @@ def entries() -> dict[str, tuple[bytes, str, str, str]]:
     out["bad-late-candidate-and-false-claim"] = (encode(WEIGHTS, "cubic", 0, dict(evidence, claims=false, candidates=late)),
                                                  "invalid", "invalid", "review 2, finding 6b: --pure reached a false claim first")
     out.update(_format_v2())
+    out.update(_compact_induction())
+    out.update(_format_v3())
     return out
+
+
+def _compact_induction() -> dict[str, tuple[bytes, str, str, str]]:
+    """The compact induction proofs (format v2): the fast path checks them, --pure answers
+    unsupported after validating the file."""
+    from compact_proofs.checker import tasks
+    from compact_proofs.checker.strategies.induction import cells
+    from compact_proofs.checker.verify import check
+    from tests.models import build_v2, induction_circuit
+
+    V, N = 3, 4
+    total = tasks.resolve("induction").domain_size(V, N)
+    rng = np.random.default_rng(5)
+    noisy = {k: (v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in induction_circuit(V, N).items()}
+    leaves = np.full(cells.root_count(V, N), cells.LEAF, dtype=np.int64)
+
+    def cert(strategy="induction/positions", claimed=0, weights=noisy, evidence=None, task="induction", size=total) -> bytes:
+        return certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=size, weights=weights,
+                                  evidence=evidence or {}, generator={"name": "corpus"}, task=task)
+
+    counted = check(certificate.decode(cert(strategy="induction/exact/vertices", evidence={"tree": leaves}))).verified_correct
+    tie = dict(induction_circuit(V, N))
+    tie["unembed.W_U"] = tie["unembed.W_U"].copy()
+    tie["unembed.W_U"][:, 2] = tie["unembed.W_U"][:, 1]
+    one_layer = build_v2("gaussian", 1, V=V, N=N, D=4, E=2, H=1, L=1, scale=1.0, biases=False, dtype=np.float32)
+    root = next(cells.roots(V, N))
+    assert not root.allowed[2, root.q]  # position 2 of the first root cell (q=0, p=0, l=1) cannot hold q
+    return {
+        "v2-induction-overclaim": (cert("induction/exact/vertices", counted + 1, evidence={"tree": leaves}), "rejected", "unsupported",
+                                   "compact induction proof: a claim one above the count its cells establish"),
+        "v2-induction-tie-overclaim": (cert(claimed=V * (N - 1) * (V - 1) ** (N - 2), weights=tie), "rejected", "unsupported",
+                                       "compact induction proof: identical unembedding columns tie every input labelled 1 or 2; "
+                                       "the claim is every input with one earlier occurrence, ties included"),
+        "v2-induction-extra-codes": (cert("induction/mixture/intervals", evidence={"tree": np.append(leaves, cells.LEAF)}), "invalid",
+                                     "unsupported", "compact induction proof: codes left after the last cell"),
+        "v2-induction-bad-split": (cert("induction/mixture/intervals", evidence={"tree": np.concatenate([[N + 2], leaves])}), "invalid",
+                                   "unsupported", "compact induction proof: a q-or-not split of a position that cannot hold q"),
+        "v2-induction-positions-with-tree": (cert(evidence={"tree": leaves}), "invalid", "invalid",
+                                             "induction/positions reads no evidence"),
+        "v2-induction-task-max": (cert(task="max", size=V**N), "invalid", "unsupported", "the compact induction proofs take the task induction only"),
+        "v2-induction-one-layer": (cert(weights=one_layer), "invalid", "unsupported", "the compact induction proofs take two-layer models"),
+    }
 
 
 def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:
@@ -148,6 +192,66 @@ def _format_v2() -> dict[str, tuple[bytes, str, str, str]]:
         "v2-without-task": (_reencode(obj), "invalid", "invalid", "version 2 requires the task key"),
         "v2-near-tie-overclaim": (v2(claimed=near_correct + 1, total=3**3, task="max", weights=near), "rejected", "rejected",
                                   "format v2: one-ulp float64 near-ties (open in float balls and at 64 bits), claimed one above the true count"),
+    }
+
+
+def _format_v3() -> dict[str, tuple[bytes, str, str, str]]:
+    """Format v3 (MLPs, LayerNorm, more tasks): the fast path checks it; the pure path answers
+    "unsupported" for a valid container and "invalid" for a broken one."""
+    from compact_proofs.checker.v3 import data
+    from tests.models_v3 import build_v3
+    from tests.reference.evaluator_v3 import reference
+
+    def v3(weights, arch, task="modular-addition", claimed=0, total=None, task_file=None) -> bytes:
+        if total is None:
+            from compact_proofs.checker.v3 import tasks
+
+            total = tasks.resolve(task, weights["embed.W_E"].shape[0], weights["unembed.W_U"].shape[1],
+                                  weights["pos_embed.W_pos"].shape[0], task_file).size
+        return certificate.encode(strategy="brute-force", params={}, claimed_correct=claimed, total=total, weights=weights,
+                                  evidence={}, generator={"name": "corpus"}, task=task, architecture=arch, task_file=task_file)
+
+    def exact(weights, arch, task="modular-addition") -> int:
+        from compact_proofs.checker.v3 import tasks
+
+        t = tasks.resolve(task, weights["embed.W_E"].shape[0], weights["unembed.W_U"].shape[1], weights["pos_embed.W_pos"].shape[0], None)
+        xs, ys = zip(*t.chunks(1 << 16))
+        right, unsettled = reference(weights, arch, np.concatenate(xs), np.concatenate(ys), t.readout)
+        assert unsettled == 0
+        return right
+
+    tie, tie_arch = build_v3("tie", 7, V=4, O=3, N=3, D=4, E=2, H=2, M=4, L=1, act="gelu", norm="LN")
+    near, near_arch = build_v3("near-tie", 5, V=3, O=3, N=3, D=3, E=2, H=1, M=3, L=1, act="gelu_new", norm="LN", dtype=np.float64)
+    near["unembed.W_U"][:] = 0
+    near["unembed.b_U"][2] = -1.0
+    flat, flat_arch = build_v3("flat", 3, V=3, O=2, N=4, D=3, E=2, H=1, M=3, L=2, act="relu", norm="LNPre")
+    plain, plain_arch = build_v3("gaussian", 1, V=4, O=3, N=3, D=4, E=2, H=2, M=4, L=1, act="relu", norm="LN")
+    file = data.write(np.array([[1, 2, 3], [0, 0, 3]]), np.array([[1], [2]]))
+    broken = msgpack.unpackb(v3(plain, plain_arch, task="data", task_file=file), raw=False)
+    broken["task"]["sha256"] = "sha256:" + "0" * 64
+    five = dict(plain)
+    for l in range(1, 5):
+        five |= {k.replace("blocks.0.", f"blocks.{l}."): v for k, v in plain.items() if k.startswith("blocks.0.")}
+    return {
+        "v3-tie-overclaim": (v3(tie, tie_arch, claimed=9), "rejected", "unsupported",
+                             "format v3: tied unembedding columns make every input wrong (gelu MLP, LayerNorm)"),
+        "v3-near-tie-overclaim": (v3(near, near_arch, claimed=exact(near, near_arch) + 1), "rejected", "unsupported",
+                                  "format v3: one-ulp near-ties (open in float balls, settled in arb), claimed one above"),
+        "v3-flat-layernorm-overclaim": (v3(flat, flat_arch, task="sort", claimed=exact(flat, flat_arch, "sort") + 1), "rejected",
+                                        "unsupported", "format v3: LayerNorm over an exactly zero variance, claimed one above"),
+        "v3-data-sha256-mismatch": (_reencode(broken), "invalid", "invalid", "format v3: the stated sha256 is not the task file's"),
+        "v3-data-label-out-of-range": (v3(plain, plain_arch, task="data", total=1,
+                                          task_file=data.write(np.array([[1, 2, 3]]), np.array([[3]]))), "invalid", "unsupported",
+                                       "format v3: a label the model cannot output (d_vocab_out 3)"),
+        "v3-silu": (v3(plain, {"activation": "silu", "normalization": "LN", "eps": "1e-05"}, total=9), "invalid", "unsupported",
+                    "format v3: an activation outside the semantics"),
+        "v3-rmsnorm": (v3(plain, {"activation": "relu", "normalization": "RMS", "eps": "1e-05"}, total=9), "invalid", "unsupported",
+                       "format v3: RMSNorm is outside the semantics"),
+        "v3-mlp-without-activation": (v3(plain, {"activation": "none", "normalization": "LN", "eps": "1e-05"}, total=9), "invalid",
+                                      "unsupported", "format v3: MLP weights with activation none"),
+        "v3-five-blocks": (v3(five, plain_arch, total=9), "invalid", "unsupported", "format v3: at most four blocks"),
+        "v3-sort-wrong-total": (v3(flat, flat_arch, task="sort", total=3**4), "rejected", "unsupported",
+                                "format v3: the sort domain is (d_vocab - 1)^k, not d_vocab^n_ctx"),
     }
 
 

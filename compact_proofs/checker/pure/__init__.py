@@ -122,10 +122,12 @@ def parse(raw: bytes) -> dict:
     except msgpack_lite.Malformed as exc:
         raise Malformed(f"not a certificate ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != "compact-proofs/certificate" or type(doc.get("version")) is not int \
-            or doc["version"] not in (1, 2) or set(doc) != (TOP if doc["version"] == 1 else TOP | {"task"}):
-        raise Malformed("not a version-1 or version-2 certificate")
+            or doc["version"] not in (1, 2, 3) or set(doc) != {1: TOP, 2: TOP | {"task"}, 3: TOP | {"task", "architecture"}}[doc["version"]]:
+        raise Malformed("not a version-1, -2 or -3 certificate")
     if doc["version"] == 2 and not (isinstance(doc["task"], str) and NAME.match(doc["task"])):
         raise Malformed("malformed task name")
+    if doc["version"] == 3:
+        _task_v3(doc["task"], doc["architecture"])
     if not canonical:
         raise Malformed("not in canonical encoding")
     body = {k: v for k, v in doc.items() if k != "digest"}
@@ -154,6 +156,20 @@ def parse(raw: bytes) -> dict:
             raise Malformed("malformed evidence name")
         _evidence_value(value, f"evidence {key}")
     return doc
+
+
+def _task_v3(task, architecture) -> None:
+    """Format v3's task and architecture maps, by the container rules of schema/certificate-v3.md
+    (the sha256 of a task file is checked against its bytes)."""
+    if not isinstance(task, dict) or set(task) not in ({"name"}, {"name", "file", "sha256"}) \
+            or not (isinstance(task["name"], str) and NAME.match(task["name"])):
+        raise Malformed("malformed task")
+    if "file" in task and not (isinstance(task["file"], bytes) and len(task["file"]) <= 1 << 28 and isinstance(task["sha256"], str)
+                               and task["sha256"] == "sha256:" + hashlib.sha256(task["file"]).hexdigest()):
+        raise Malformed("task sha256 is not the sha256 of the task file's bytes")
+    if not isinstance(architecture, dict) or len(architecture) > 8 or not all(
+            NAME.match(k) and isinstance(v, str) and NAME.match(v) for k, v in architecture.items()):
+        raise Malformed("malformed architecture")
 
 
 def weights_digest(weights: dict) -> str:
@@ -326,15 +342,20 @@ def _too_large(verdict: PureVerdict, need: int) -> None:
 def _check_v2(doc: dict, verdict: PureVerdict, progress, notice) -> None:
     """Format v2 (schema/certificate-v2.md): brute force over the task's domain (pure/transformer.py).
     Sizes and memory are checked from the tensors' headers before any weight is converted."""
-    if doc["strategy"] != "brute-force":
-        raise Malformed(f"format v2 takes the strategy brute-force, not {doc['strategy']!r}")
-    if doc["params"] or doc["evidence"]:
-        raise Malformed("brute-force takes no parameters and no evidence")
+    compact = {f"induction/{k}/{q}": {"tree"} for k in ("exact", "mixture") for q in ("vertices", "intervals")} | {"induction/positions": set()}
+    if doc["strategy"] != "brute-force" and doc["strategy"] not in compact:
+        raise Malformed(f"format v2 takes the strategies brute-force and {', '.join(compact)}, not {doc['strategy']!r}")
+    fields = compact.get(doc["strategy"], set())
+    if doc["params"] or set(doc["evidence"]) != fields:
+        raise Malformed(f"{doc['strategy']} takes no parameters and " + (f"exactly the evidence {sorted(fields)}" if fields else "no evidence"))
     if doc["task"] not in pure_transformer.TASKS:
         raise Malformed(f"unknown task {doc['task']!r}")
     dims = pure_transformer.dimensions(doc["weights"])
     verdict.total = pure_transformer.domain(doc["task"], dims["V"], dims["N"])
     verdict.weights_digest = pure_transformer.weights_digest(doc["weights"])
+    if doc["strategy"] != "brute-force":
+        verdict.unsupported = True
+        raise Reject(f"strategy {doc['strategy']!r} is not supported by the pure checker (format v2: brute-force only)")
     if int(doc["claim"]["total"]) != verdict.total or verdict.claimed_correct > verdict.total:
         raise Reject(f"claim does not match the {doc['task']} domain's size")
     if dims["V"] ** dims["N"] > pure_transformer.MAX_INPUTS:
@@ -391,6 +412,9 @@ def check_bytes(raw: bytes, progress=lambda stage, done, total: None, notice=lam
         doc = parse(raw)
         verdict.claimed_correct = int(doc["claim"]["correct"])
         verdict.strategy = doc["strategy"]
+        if doc["version"] == 3:  # said up front, before any weight is read
+            verdict.unsupported = True
+            raise Reject("format v3 (MLPs, LayerNorm, the tasks of SEMANTICS.md version 3) is checked by the fast path only")
         (_check_v2 if doc["version"] == 2 else _check_v1)(doc, verdict, progress, notice)
     except Reject as exc:
         verdict.reason, verdict.invalid = str(exc), isinstance(exc, Malformed)

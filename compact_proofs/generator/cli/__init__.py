@@ -1,7 +1,7 @@
 """compact-proofs: train Max-of-K models, prove accuracy bounds, check certificates.
 
 The typer app and what its commands share are in app.py; the commands, by group: train.py
-(`train`, `models`), prove.py (`prove`, `check`, `strategies`), explain.py (`explain`) and
+(`train`, `models`), prove.py (`prove`, `check`, `strategies`), importing.py (`import`), explain.py (`explain`) and
 studies.py (`sweep`, `report`, `faithfulness`, `scaling`, `induction`). Importing this package
 registers every command on `app`.
 """
@@ -14,6 +14,7 @@ import sys
 # each import registers its commands on `app`, in this order in --help
 from compact_proofs.generator.cli import train  # noqa: F401  isort: skip
 from compact_proofs.generator.cli import prove  # noqa: F401  isort: skip
+from compact_proofs.generator.cli import importing  # noqa: F401  isort: skip
 from compact_proofs.generator.cli import explain  # noqa: F401  isort: skip
 from compact_proofs.generator.cli import studies  # noqa: F401  isort: skip
 from compact_proofs.generator.cli.app import _ClosedPipeGuard, app, err

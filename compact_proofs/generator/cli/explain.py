@@ -49,6 +49,8 @@ def explain(
         fail(f"{certificate}: the checker does not accept this certificate; there is no bound to explain", EXIT_OF["rejected"])
     if as_json:
         print(json.dumps(report, indent=1, allow_nan=False))
+    elif "induction" in report:
+        _print_induction(report)
     elif report["format"] != 1:
         _print_v2(report)
     else:
@@ -72,6 +74,37 @@ def _print_v2(report: dict) -> None:
         return
     print(f"{head}\n{certified} of the task's {total} inputs certified, {total - certified} not; the ledger's breakdowns "
           "(by max token and copies of the max, the cost of each step) are for format-v1 Max-of-K certificates")
+
+
+def _print_induction(report: dict) -> None:
+    """A compact induction certificate: the cells by the position of the query token's occurrence,
+    the largest cells lost, each relaxation made exact, and the cell structure's ceiling."""
+    ind = report["induction"]
+    total = int(ind["total"])
+    share = lambda n: f"{int(n) / total:.4f}" if total else "-"  # noqa: E731
+    print(f"{report['strategy']}, task induction: bound {report['bound']} = {share(ind['certified'])} ({report['label']})")
+    print(f"inputs whose last token occurs once before it: {share(ind['single_occurrence'])} of the domain")
+    print("by the position p of the last token's most recent earlier occurrence:")
+    print("     p   inputs   certified   cells certified")
+    for row in ind["by_p"]:
+        print(f"  {row['p']:4d}   {share(row['inputs'])}   {share(row['certified'])}      {row['certified_cells']}/{row['cells']}")
+    if ind["largest_lost_cells"]:
+        print("largest cells not certified (size; cell):", ", ".join(f"{c['size']}: {c['cell']}" for c in ind["largest_lost_cells"][:5]))
+    steps = ind["steps"]
+    if steps["available"]:
+        print("each relaxation made exact (diagnostics: the bound again with that step exact):")
+        for name, n in steps["certified"].items():
+            print(f"  {name:22s} {share(n)}  (+{(int(n) - int(ind['certified'])) / total:.4f})" if total else f"  {name}: -")
+    else:
+        print(f"steps: {steps['reason']}")
+    ceiling = ind["ceiling"]
+    if ceiling["available"]:
+        line = f"float64 accuracy over the domain {share(ceiling['float64_correct'])}"
+        if ceiling["in_all_correct_cells"] is not None:
+            line += f"; inputs in cells whose every sequence is correct (the cells' ceiling) {share(ceiling['in_all_correct_cells'])}"
+        print(line)
+    else:
+        print(f"ceiling: {ceiling['reason']}")
 
 
 def _print_ledger(report: dict) -> None:

@@ -204,32 +204,49 @@ def scaling(
 def induction(
     results: Path = typer.Option(Path("results/induction"), "--results", "-r", help="results directory (resumable)"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write the report (default: RESULTS/report)"),
-    size: List[str] = typer.Option(None, "--size", help="d_vocab x n_ctx, e.g. 8x8 (default 8x8)"),
+    size: List[str] = typer.Option(None, "--size", help="d_vocab x n_ctx, e.g. 8x8 or 32x16 (default 8x8)"),
+    recipe: str = typer.Option("last", "--recipe", help="last: the published recipe (loss at the last position, 3000 steps); "
+                                                       "every: the loss at every position, 6000 steps"),
     n_seeds: int = typer.Option(20, "--n-seeds", min=1, help="the first N paper seeds"),
+    method: List[str] = typer.Option(None, "--method", "-m", help="brute-force, induction/positions, or induction/<keys>/<query>[:depth] "
+                                                                 "(repeatable; default: brute-force and induction/positions; brute force "
+                                                                 "only where it runs)"),
+    published: Path = typer.Option(None, "--published", help="adopt the published 8 x 8 rows and models from this directory "
+                                                            "(docs/results/induction) instead of training them again"),
+    ceilings: bool = typer.Option(False, "--ceilings", help="also each mechanistic cell structure's ceiling (float64 over every input; "
+                                                           "up to 2^24 inputs)"),
     workers: int = typer.Option(2, min=1, help="local worker processes"),
     report_only: bool = typer.Option(False, "--report-only", help="write the report from the rows there, run nothing"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
-    """The induction study: two-layer models trained on induction, each certified by brute force
-    over its whole domain (format v2); resumable, then the report."""
-    from compact_proofs.checker.strategies.brute_force_v2 import MAX_INPUTS
+    """The induction study: two-layer models trained on induction, certified by brute force over
+    the whole domain where it runs and by the compact proofs (format v2); resumable, then the report."""
+    from compact_proofs.checker.strategies.induction import NAMES
     from compact_proofs.generator.studies import induction as study
     from compact_proofs.generator.training.zoo import paper_seeds
 
+    if recipe not in study.STEPS:
+        fail(f"--recipe must be one of {', '.join(study.STEPS)}, not {recipe!r}", EXIT_USAGE)
     sizes = []
     for text in size or ["8x8"]:
         try:
             v, n = (int(part) for part in text.lower().split("x"))
         except ValueError:
             fail(f"--size {text!r}: expected d_vocab x n_ctx, e.g. 8x8", EXIT_USAGE)
-        if not (2 <= v and 2 <= n and v**n <= MAX_INPUTS):
-            fail(f"--size {text!r}: needs d_vocab, n_ctx >= 2 and d_vocab^n_ctx <= {MAX_INPUTS}", EXIT_USAGE)
-        sizes.append(study.Size(v, n))
+        if not (2 <= v <= 256 and 2 <= n <= 64):
+            fail(f"--size {text!r}: needs 2 <= d_vocab <= 256 and 2 <= n_ctx <= 64", EXIT_USAGE)
+        sizes.append(study.Size(v, n, recipe))
+    methods = [study.Method.parse(m) for m in (method or ["brute-force", "induction/positions"])]
+    for m in methods:
+        if m.strategy not in ["brute-force", *NAMES]:
+            fail(f"--method {m.strategy!r}: known: brute-force, {', '.join(NAMES)}", EXIT_USAGE)
     out = output or results / "report"
-    if report_only and not study.load_rows(results):
-        fail(f"no induction results under {results}")
     if not report_only:
         writable_directory(results)
+        if published is not None:
+            info(f"adopted {study.adopt_published(results, published)} published rows")
+    if report_only and not study.load_rows(results):
+        fail(f"no induction results under {results}")
     writable_directory(out)
     if not report_only:
         seeds = paper_seeds()[:n_seeds]
@@ -241,6 +258,6 @@ def induction(
                 update("induction: (size, seed)", done[0], len(sizes) * len(seeds))
 
             update("induction: (size, seed)", 0, len(sizes) * len(seeds))
-            study.run(sizes, seeds, results, workers, on_done)
+            study.run(sizes, seeds, results, methods, workers, on_done, ceilings)
     study.report(results, out)
     info(f"wrote the induction report to {out}")

@@ -27,8 +27,13 @@ def train(
     n_layers: int = typer.Option(None, min=1, max=2, help="attention layers", show_default="1; induction: 2"),
     n_heads: int = typer.Option(1, min=1, help="heads per layer"),
     steps: int = typer.Option(3000, min=0, help="optimiser steps (batch 128, AdamW lr 1e-3, wd 0.01)"),
+    loss_at: str = typer.Option("last", "--loss-at", help="last: the last position's label (the paper's recipe); every: every position's, "
+                                                         "on its prefix (two-layer models; the induction study's recipe beyond 8 x 8)"),
     make_dirs: bool = MAKE_DIRS,
     force: bool = FORCE,
+    recipe: str = typer.Option(None, help="a version-3 recipe instead (training/recipes.py): grokking (Nanda et al.'s modular "
+                                          "addition, p = 113) or sort (two layers with MLPs and LayerNorm); the other model "
+                                          "options do not apply"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train an attention-only transformer with the paper's recipe: by default one layer on
@@ -38,6 +43,8 @@ def train(
     from compact_proofs.generator.training.model import ModelConfig
     from compact_proofs.generator.training.train import TrainConfig, about, train as run_training
 
+    if recipe is not None:
+        return _train_recipe(recipe, seed, output, make_dirs, force, progress)
     if task not in TASKS:
         fail(f"unknown task {task!r}; known: {', '.join(TASKS)}", EXIT_USAGE)
     induction = task == "induction"
@@ -47,7 +54,11 @@ def train(
         fail("the induction task needs --k >= 2 (the last token must occur earlier)", EXIT_USAGE)
     output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES, force=force)
     cfg = ModelConfig(d_vocab=d_vocab, n_ctx=k, d_model=d_model, d_head=d_head, n_layers=n_layers, n_heads=n_heads)
-    train_cfg = TrainConfig(steps=steps)
+    if loss_at not in ("last", "every"):
+        fail(f"--loss-at must be last or every, not {loss_at!r}", EXIT_USAGE)
+    if loss_at == "every" and n_layers == 1 and n_heads == 1:
+        fail("--loss-at every needs the causal model: two layers or several heads (the paper's one-layer model reads the last position only)", EXIT_USAGE)
+    train_cfg = TrainConfig(steps=steps, loss_at=loss_at)
     with progress_bar(progress) as update:
         model = run_training(seed, cfg, train_cfg, on_step=lambda step, loss: update("training", step + 1, steps), task=task)
     weights = {k_: v.detach().numpy() for k_, v in model.state_dict().items()}
@@ -55,6 +66,25 @@ def train(
     info(f"wrote {output} (task {task}, n_ctx {k}, seed {seed}, d_vocab {d_vocab}, {n_layers} layer(s) x {n_heads} head(s))")
     if task == "max" and n_layers == 1 and n_heads == 1:
         report_manifest(k, seed, cfg, train_cfg, weights)
+
+
+def _train_recipe(name: str, seed: int, output: str, make_dirs: bool, force: bool, progress: bool) -> None:
+    from compact_proofs.generator.training import manifest, recipes
+
+    if name not in recipes.RECIPES:
+        fail(f"unknown recipe {name!r}; known: {', '.join(recipes.RECIPES)}", EXIT_USAGE)
+    output = output_path(output, make_dirs=make_dirs, suffixes=weights_io.SUFFIXES, force=force)
+    steps = recipes.RECIPES[name].steps
+    with progress_bar(progress) as update:
+        model, stats = recipes.train_recipe(name, seed, on_step=lambda step, loss: update(f"training ({name})", step, steps))
+    weights = recipes.weights_of(model)
+    weights_io.save(output, weights, recipes.about(recipes.RECIPES[name], seed, stats))
+    info(f"wrote {output} (recipe {name}, task {recipes.RECIPES[name].task}, seed {seed}: {stats['steps_run']} steps in "
+         f"{stats['seconds']:.0f} s, float32 accuracy {stats['float32_accuracy']:.4f})")
+    from compact_proofs.checker.certificate import weights_digest
+
+    comparison = manifest.compare_recipe(name, seed, weights_digest(weights))
+    info(comparison, level=0 if comparison.startswith("MISMATCH") else 1)
 
 
 def report_manifest(k: int, seed: int, cfg, train_cfg, weights: dict) -> None:

@@ -136,6 +136,10 @@ def estimated_seconds(strategy: str, weights: dict[str, np.ndarray]) -> float:
     from compact_proofs.generator.weights_io import is_v2
 
     V, N = weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0]
+    if strategy == "induction/positions":  # measured: 145 s at d_vocab 32, n_ctx 16 (2 cores, shared)
+        return (V * N) ** 2 * V * V * 5e-7
+    if strategy.startswith("induction/"):  # measured: about 0.5 s per root cell at 8 x 8 (exact keys, vertices)
+        return V * V * N * (V * N) ** 3 * V * 2.5e-7
     if is_v2(weights):  # measured: about 40 us per input for two layers of one head at d_model 32
         return V**N * 4e-5 * len({k.split(".")[1] for k in weights if k.startswith("blocks.")}) / 2
     return forecast_seconds(strategy, V, N)
@@ -158,7 +162,8 @@ def forecast_seconds(strategy: str, d_vocab: int, n_ctx: int) -> float:
     return V * V * N * 2e-6
 
 
-def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: str | None = None, **options) -> Proof:
+def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: str | None = None,
+          architecture: dict | None = None, task_file: bytes | None = None, **options) -> Proof:
     """Draft with `strategy` and claim the count its evidence implies (for brute force: the count
     the checker establishes on the draft). The verdict is the checker's on the returned bytes.
     `weights`: a TransformerLens-style state dict (numpy arrays or torch tensors; buffers such as
@@ -167,11 +172,16 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
     here (a standalone check of the bytes takes about as long). `options` go to the strategy's search (cubic:
     derived=True for the format without per-case claims; subcubic: rank=r for rank-r EQKE splits).
     A task other than max (checker/tasks.py), or a model with two layers or several heads, gives a
-    format-v2 certificate (brute force only)."""
+    format-v2 certificate (brute force, or for the task induction the compact proofs induction/*). With
+    an `architecture` map (SEMANTICS.md, version 3: activation, normalization, eps), a model of
+    compact_proofs' version-3 models, or a TransformerLens HookedTransformer with an MLP or
+    LayerNorm, a format-v3 certificate (brute force; `task_file`: the bytes of the task `data`'s file)."""
     from collections.abc import Mapping
 
     from compact_proofs.generator.weights_io import from_state_dict, is_v2
 
+    if architecture is not None or task_file is not None or _module_architecture(weights) is not None:
+        return prove_v3(weights, strategy, task or "max", architecture, task_file, progress)
     if strategy not in names():
         raise ValueError(f"unknown strategy {strategy!r}; generator.prover.names() lists them")
     if not isinstance(weights, Mapping) and callable(getattr(weights, "state_dict", None)):
@@ -181,7 +191,7 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
                         f"not {type(weights).__name__}")
     weights = from_state_dict(weights)
     if task not in (None, "max") or is_v2(weights):
-        return prove_v2(weights, strategy, task or "max", progress)
+        return prove_v2(weights, strategy, task or "max", progress, **options)
     if strategy == BEST_SUBCUBIC:
         return prove_best_subcubic(weights, progress, **options)
     if strategy.startswith("subcubic/"):
@@ -210,21 +220,25 @@ def _refusal(strategy: str, what: str, verdict) -> str:
     return f"the checker did not accept the {strategy} {what}: {verdict.reason}"
 
 
-def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress: Progress = no_progress) -> Proof:
-    """A format-v2 certificate (SEMANTICS.md, version 2): brute force over the task's domain, the
-    claim being the count the checker establishes."""
+def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress: Progress = no_progress, **options) -> Proof:
+    """A format-v2 certificate (SEMANTICS.md, version 2): brute force over the task's domain, or for
+    the task induction a compact proof (induction/*: options go to its search, e.g. depth=2); the
+    claim is the count the checker establishes."""
     from compact_proofs.checker import tasks
     from compact_proofs.checker.errors import InvalidCertificate
+    from compact_proofs.checker.strategies import induction
 
-    if strategy != "brute-force":
-        raise ProofError(f"{strategy} does not take two-layer, multi-head or non-max models (format v2); use brute-force",
-                         "unsupported")
+    if strategy != "brute-force" and not (strategy in induction.NAMES and task == "induction"):
+        raise ProofError(f"{strategy} does not take this model and task (format v2 takes brute-force, and for the task "
+                         f"induction the compact proofs {', '.join(induction.NAMES)})", "unsupported")
     try:
         total = tasks.resolve(task).domain_size(weights["embed.W_E"].shape[0], weights["pos_embed.W_pos"].shape[0])
     except InvalidCertificate as exc:
         raise ProofError(exc.reason, "invalid") from None
+    draft = REGISTRY[strategy](weights, progress, **options) if strategy != "brute-force" else None
+    evidence = draft.evidence if draft is not None else {}
     encode = lambda claimed: certificate.encode(strategy=strategy, params={}, claimed_correct=claimed, total=total,  # noqa: E731
-                                                weights=weights, evidence={}, generator=GENERATOR, task=task)
+                                                weights=weights, evidence=evidence, generator=GENERATOR, task=task)
     verdict = check(certificate.decode(encode(0)), progress)
     seconds = verdict.seconds  # the checker's time: the second check finds this one's work memoised
     if not verdict.accepted:
@@ -235,3 +249,73 @@ def prove_v2(weights: dict[str, np.ndarray], strategy: str, task: str, progress:
     if not verdict.accepted:
         raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
     return Proof(raw, verdict)
+
+
+def _module_architecture(model) -> dict | None:
+    """The architecture map of a torch module that carries one (a version-3 model of
+    training/model_v3.py, or a TransformerLens HookedTransformer with an MLP or LayerNorm)."""
+    from collections.abc import Mapping
+
+    if isinstance(model, Mapping):
+        return None
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and callable(getattr(cfg, "architecture", None)):
+        return cfg.architecture()
+    if cfg is not None and hasattr(cfg, "normalization_type"):
+        from compact_proofs.generator import importers
+
+        return importers.transformer_lens_architecture(cfg, force=False)
+    return None
+
+
+def prove_v3(weights, strategy: str, task: str, architecture: dict | None = None, task_file: bytes | None = None,
+             progress: Progress = no_progress) -> Proof:
+    """A format-v3 certificate (SEMANTICS.md, version 3): brute force over the task's domain, the
+    claim being the count the checker establishes. `weights`: a state dict, a version-3 model, or
+    a TransformerLens HookedTransformer (its config gives the architecture)."""
+    from collections.abc import Mapping
+
+    from compact_proofs.checker.v3.tasks import NAMES
+    from compact_proofs.generator import importers
+    from compact_proofs.generator.weights_io import WeightsError, from_state_dict_v3
+
+    if strategy != "brute-force":
+        raise ProofError(f"{strategy} does not take models with MLPs or LayerNorm (format v3); use brute-force", "unsupported")
+    if task not in NAMES:
+        raise ProofError(f"unknown task {task!r} (format v3 knows: {', '.join(NAMES)})", "invalid")
+    if not isinstance(weights, Mapping):
+        if hasattr(getattr(weights, "cfg", None), "normalization_type"):  # a HookedTransformer
+            weights, architecture = importers.from_hooked_transformer(weights)
+        else:
+            architecture = architecture or _module_architecture(weights)
+            weights = weights.state_dict()
+    if architecture is None:
+        raise ProofError("a format-v3 model needs its architecture (activation, normalization, eps)", "invalid")
+    try:
+        weights = from_state_dict_v3(weights, architecture)
+    except WeightsError as exc:
+        raise ProofError(str(exc), "invalid") from None
+    encode = lambda claimed, total: certificate.encode(  # noqa: E731
+        strategy=strategy, params={}, claimed_correct=claimed, total=total, weights=weights, evidence={}, generator=GENERATOR,
+        task=task, architecture=architecture, task_file=task_file)
+    verdict = check(certificate.decode(encode(0, _v3_total(weights, architecture, task, task_file))), progress)
+    seconds = verdict.seconds
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "evidence", verdict), verdict.status)
+    raw = encode(verdict.verified_correct, verdict.total)
+    verdict = check(certificate.decode(raw))
+    verdict.seconds += seconds
+    if not verdict.accepted:
+        raise ProofError(_refusal(strategy, "certificate", verdict), verdict.status)
+    return Proof(raw, verdict)
+
+
+def _v3_total(weights: dict, architecture: dict, task: str, task_file: bytes | None) -> int:
+    from compact_proofs.checker.errors import InvalidCertificate
+    from compact_proofs.checker.v3 import tasks
+
+    try:
+        V, O, N = weights["embed.W_E"].shape[0], weights["unembed.W_U"].shape[1], weights["pos_embed.W_pos"].shape[0]
+        return tasks.resolve(task, V, O, N, task_file).size
+    except (InvalidCertificate, KeyError) as exc:
+        raise ProofError(getattr(exc, "reason", str(exc)), "invalid") from None

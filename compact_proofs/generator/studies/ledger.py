@@ -357,6 +357,10 @@ def explain(raw: bytes, progress=None) -> dict:
               "where_lost": None, "step_costs": None, "exact_steps": None}
     if not verdict.accepted:
         return report
+    if cert.strategy.startswith("induction/"):
+        from compact_proofs.generator.studies import induction_ledger
+
+        return report | {"induction": induction_ledger.from_certificate(cert, stage)}
     if cert.version != 1:
         why = (f"the ledger breaks down format-v1 Max-of-K certificates (by max token and copies of the max); this one is "
                f"format v2, task {cert.task}: the checker certified {verdict.claimed_correct} of the task's {verdict.total} inputs")

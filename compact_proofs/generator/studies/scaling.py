@@ -147,7 +147,7 @@ def model_for(results: Path, config: Config, seed: int) -> dict:
 COLD_CHECK_UP_TO = 60.0  # seconds of prove: below, the certificate is also checked again from a cold start
 
 
-def _prove_in_child(weights: dict, strategy: str, pipe) -> None:
+def _prove_in_child(weights: dict, strategy: str, pipe, task: str | None = None, options: dict | None = None) -> None:
     from compact_proofs.checker import memo
     from compact_proofs.checker.verify import check_bytes
     from compact_proofs.generator.proving.prover import ProofError, prove
@@ -155,7 +155,7 @@ def _prove_in_child(weights: dict, strategy: str, pipe) -> None:
     baseline = _rss_mb()
     start = time.perf_counter()
     try:
-        proof = prove(weights, strategy)
+        proof = prove(weights, strategy, task=task, **(options or {}))
         seconds = time.perf_counter() - start
         v = proof.verdict
         out = {"status": "accepted" if v.accepted else "rejected", "reason": v.reason,
@@ -178,11 +178,12 @@ def _prove_in_child(weights: dict, strategy: str, pipe) -> None:
     pipe.close()
 
 
-def measure(weights: dict, strategy: str) -> dict:
-    """Prove and check in a forked child; the child's outcome, times, bytes and peak memory."""
+def measure(weights: dict, strategy: str, task: str | None = None, **options) -> dict:
+    """Prove and check in a forked child; the child's outcome, times, bytes and peak memory.
+    `task` and `options` go to prove (e.g. task="induction", depth=1)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_prove_in_child, args=(weights, strategy, send))
+    child = context.Process(target=_prove_in_child, args=(weights, strategy, send, task, options))
     child.start()
     send.close()
     try:

@@ -46,6 +46,37 @@ def load(path: Path = PATH) -> dict[tuple[int, int], str]:
     return {(int(k), int(seed)): digest for k, seeds in data["models"].items() for seed, digest in seeds.items()}
 
 
+def load_recipes(path: Path = PATH) -> dict[tuple[str, int], str]:
+    """(recipe, seed) -> weights digest of the version-3 recipes' models (training/recipes.py)."""
+    if not Path(path).exists():
+        return {}
+    data = json.loads(Path(path).read_text())
+    return {(name, int(seed)): digest for name, seeds in data.get("recipes", {}).items() for seed, digest in seeds.items()}
+
+
+def write_recipes(digests: dict[tuple[str, int], str], path: Path = PATH) -> None:
+    """Record the recipes' digests beside the paper models' (the rest of the manifest unchanged)."""
+    from compact_proofs.generator.weights_io import atomic_write
+
+    data = json.loads(Path(path).read_text())
+    recorded = {(name, int(seed)): d for name, seeds in data.get("recipes", {}).items() for seed, d in seeds.items()} | digests
+    data["recipes"] = {}
+    for (name, seed), digest in sorted(recorded.items()):
+        data["recipes"].setdefault(name, {})[str(seed)] = digest
+    atomic_write(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def compare_recipe(name: str, seed: int, digest: str) -> str:
+    """A line saying whether a recipe's model is the published one."""
+    expected = load_recipes().get((name, seed))
+    if expected is None:
+        return f"not a published model (no digest for recipe {name}, seed {seed} in compact_proofs/generator/training/models.json)"
+    if expected == digest:
+        return f"weights {digest[:19]}... match the published model (recipe {name}, seed {seed})"
+    why = "; ".join(portable.problems()) or "no known cause in this process"
+    return f"MISMATCH: these weights ({digest[:19]}...) differ from the published model ({expected[:19]}...) ({why})"
+
+
 def write(digests: dict[tuple[int, int], str], path: Path = PATH) -> None:
     from compact_proofs.generator.weights_io import atomic_write
 
@@ -53,6 +84,8 @@ def write(digests: dict[tuple[int, int], str], path: Path = PATH) -> None:
     for (k, seed), digest in sorted(digests.items()):
         models.setdefault(str(k), {})[str(seed)] = digest
     body = {"format": FORMAT, "version": 1, "digest": "compact_proofs.checker.weights.model_digest", "recipe": recipe(), "models": models}
+    if Path(path).exists() and "recipes" in json.loads(Path(path).read_text()):  # the version-3 recipes' models stay
+        body["recipes"] = json.loads(Path(path).read_text())["recipes"]
     atomic_write(path, (json.dumps(body, indent=1) + "\n").encode())
 
 

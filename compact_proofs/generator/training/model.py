@@ -106,12 +106,20 @@ class CausalStack(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits at the last position, [batch, d_vocab], for tokens [batch, n_ctx]."""
+        return self._logits(tokens, every=False)
+
+    def every_position(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at every position, [batch, n_ctx, d_vocab] (causal: position i reads x_0..x_i)."""
+        return self._logits(tokens, every=True)
+
+    def _logits(self, tokens: torch.Tensor, every: bool) -> torch.Tensor:
         n = self.cfg.n_ctx
         resid = self.embed.W_E[tokens] + self.pos_embed.W_pos  # [b, n, d]
         causal = torch.ones(n, n, dtype=torch.bool).tril()
         for l, block in enumerate(self.blocks):
             a = block.attn
-            rows = slice(n - 1, n) if l == len(self.blocks) - 1 else slice(0, n)  # the last layer: the last position
+            last = l == len(self.blocks) - 1 and not every
+            rows = slice(n - 1, n) if last else slice(0, n)  # the last layer: the last position, unless every one is read
             q = torch.einsum("bid,hde->bhie", resid[:, rows], a.W_Q) + a.b_Q[:, None]
             k = torch.einsum("bjd,hde->bhje", resid, a.W_K) + a.b_K[:, None]
             v = torch.einsum("bjd,hde->bhje", resid, a.W_V) + a.b_V[:, None]
@@ -119,7 +127,7 @@ class CausalStack(nn.Module):
             scores = scores.masked_fill(~causal[rows], float("-inf"))
             mixed = torch.einsum("bhij,bhje->bhie", scores.softmax(dim=-1), v)
             resid = resid[:, rows] + torch.einsum("bhie,hed->bid", mixed, a.W_O) + a.b_O
-        return resid[:, -1] @ self.unembed.W_U + self.unembed.b_U
+        return (resid if every else resid[:, -1]) @ self.unembed.W_U + self.unembed.b_U  # the last position's as it always was
 
 
 def build(cfg: ModelConfig) -> nn.Module:

@@ -32,10 +32,13 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
+    loss_at: str = "last"  # "last": the last position's label (the paper's); "every": every position's, on its prefix
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.loss_at not in ("last", "every"):
+            raise ValueError("loss_at must be 'last' or 'every'")
 
 
 def about(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, task: str = "max") -> dict:
@@ -44,9 +47,13 @@ def about(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, task: str = "max"
     from compact_proofs import __version__
 
     return {"task": task, "seed": seed, "model": asdict(cfg),
-            "training": asdict(train_cfg) | {"optimiser": "AdamW", "loss": f"cross-entropy at the last position, the {task} task's label",
+            "training": asdict(train_cfg) | {"optimiser": "AdamW", "loss": LOSSES[train_cfg.loss_at].format(task=task),
                                              "data": "fresh sequences every step, uniform over the task's domain"},
             "generator": f"compact-proofs {__version__}, torch {portable.TORCH_VERSION}"}
+
+
+LOSSES = {"last": "cross-entropy at the last position, the {task} task's label",
+          "every": "cross-entropy at every position whose prefix is in the {task} task's domain, that prefix's label (mean)"}
 
 
 def _stream_seed(seed: int, stream: str) -> int:
@@ -120,9 +127,16 @@ def _train(seed: int, cfg: ModelConfig, train_cfg: TrainConfig, on_step, task: s
     data = torch.Generator().manual_seed(_stream_seed(seed, "data"))
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=train_cfg.lr, betas=train_cfg.betas, weight_decay=train_cfg.weight_decay)
+    every = train_cfg.loss_at == "every"
+    if every and not hasattr(model, "every_position"):
+        raise ValueError("loss at every position needs the causal model (two layers or several heads)")
     for step in range(train_cfg.steps):
         tokens, labels = _batch(task, cfg, train_cfg.batch_size, data)
-        loss = torch.nn.functional.cross_entropy(model(tokens), labels)
+        if every:
+            logits = model.every_position(tokens)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.d_vocab), _prefix_labels(task, tokens).reshape(-1), ignore_index=-100)
+        else:
+            loss = torch.nn.functional.cross_entropy(model(tokens), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -147,3 +161,16 @@ def _batch(task: str, cfg: ModelConfig, size: int, data: torch.Generator) -> tup
         kept.append(tokens[resolve(task).labels(tokens)[1]])
     tokens = np.concatenate(kept)[:size]
     return torch.from_numpy(tokens), torch.from_numpy(resolve(task).labels(tokens)[0])
+
+
+def _prefix_labels(task: str, tokens: torch.Tensor) -> torch.Tensor:
+    """[batch, n_ctx]: the task's label of each prefix x_0..x_i, -100 where the prefix is outside the
+    task's domain (cross-entropy ignores those)."""
+    from compact_proofs.checker.tasks import resolve
+
+    x = tokens.numpy()
+    out = np.full(x.shape, -100, dtype=np.int64)
+    for i in range(x.shape[1]):
+        label, inside = resolve(task).labels(x[:, : i + 1])
+        out[:, i] = np.where(inside, label, -100)
+    return torch.from_numpy(out)

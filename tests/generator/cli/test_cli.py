@@ -203,7 +203,7 @@ def test_train_and_prove_an_induction_model(tmp_path):
 
 
 def test_induction_study_checks_its_options_first(tmp_path):
-    for size in ("8", "1x8", "100x9", "axb"):
+    for size in ("8", "1x8", "300x9", "8x65", "axb"):
         result = runner.invoke(app, ["induction", "-r", str(tmp_path), "--size", size])
         assert result.exit_code == 2 and "--size" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["induction", "-r", str(tmp_path / "none"), "--report-only"])

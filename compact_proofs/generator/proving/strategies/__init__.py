@@ -44,6 +44,22 @@ def _subcubic(variant: str) -> Prover:
     return prove
 
 
+def _induction(variant: str) -> Prover:
+    def prove(weights: dict[str, np.ndarray], progress: Progress, depth: int = 1) -> Draft:
+        """depth: how many times a root cell may be split along one branch (tree variants only)."""
+        from compact_proofs.generator.proving.strategies import induction
+
+        return induction.prove(weights, progress, variant, depth)
+
+    return prove
+
+
+def _induction_names() -> list[str]:
+    from compact_proofs.checker.strategies.induction import NAMES
+
+    return NAMES
+
+
 def _subcubic_names() -> list[str]:
     from compact_proofs.checker.strategies.subcubic import NAMES
 
@@ -55,5 +71,6 @@ REGISTRY: dict[str, Prover] = {
     "cubic": _cubic,
     "cubic/reference": _cubic_reference,
     **{name: _subcubic(name) for name in _subcubic_names()},
+    **{name: _induction(name) for name in _induction_names()},
 }
 
