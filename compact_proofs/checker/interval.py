@@ -180,14 +180,34 @@ def rsqrt(d: int) -> Interval:
 
 
 def upper_max_affine(intercept_hi: np.ndarray, slope_hi: np.ndarray, a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """[R, J]: a float >= max over the o with mask[r, o] of c + a[r, j] s, for every c <=
-    intercept_hi[r, o] and s <= slope_hi[r, o] ([R, O]), for exact a >= 0. Each c + fl(a s)^ is
-    rounded up after the max: next_up is non-decreasing, so that is the same float as rounding
-    every term up and then taking the max."""
+    """[R, J] (or [R, L, J] for intercepts [R, L, O]): a float >= max over the o with mask[r, o] of
+    c + a[r, j] s, for every c <= intercept_hi[r, (l,) o] and s <= slope_hi[r, o] ([R, O]), for exact
+    a >= 0. Each c + fl(a s)^ is rounded up after the max: next_up is non-decreasing, so that is the
+    same float as rounding every term up and then taking the max."""
     with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN propagate; no accept uses them
-        terms = intercept_hi[:, None, :] + next_up(a[:, :, None] * slope_hi[:, None, :])
-        out = next_up(np.where(mask[:, None, :], terms, -INF).max(axis=2))
-    cost.add(2 * terms.size)
+        products = next_up(a[:, :, None] * slope_hi[:, None, :])  # [R, J, O]
+        stacked = intercept_hi if intercept_hi.ndim == 3 else intercept_hi[:, None, :]
+        out = np.stack([next_up(np.where(mask[:, None, :], stacked[:, l, None, :] + products, -INF).max(axis=2))
+                        for l in range(stacked.shape[1])], axis=1)
+    cost.add(2 * products.size * stacked.shape[1])
+    return out if intercept_hi.ndim == 3 else out[:, 0]
+
+
+def upper_nonnegative_products(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[R, L, O]: a float >= sum_t x[r, l, t] y[r, t, o] for floats x, y >= 0 and T <= 2^10 terms,
+    from one float evaluation (numpy's matmul: any summation order, fused multiply-adds or not).
+    Lemma: with u = 2^-53, every rounding of a product or of a sum of non-negative numbers loses at
+    most the relative u (a product also an absolute 2^-1075 to underflow; a subnormal sum is exact),
+    and each product passes through at most T roundings, so the float result S' >= (1 - u)^T S -
+    T 2^-1075. Hence S <= (S' + 2^-1065)(1 - u)^-T <= (S' + 2^-1065)(1 + 2^-42) (T u <= 2^-43), and
+    next_up(next_up(S' + 2^-1064) * (1 + 2^-41)) is at least that (each step rounds up past the
+    exact value it stands for). Infinite or NaN entries stay so (no information)."""
+    if x.shape[2] > 1 << 10:
+        raise ValueError("upper_nonnegative_products: more than 2^10 terms")
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.matmul(x, y)
+        out = next_up(next_up(total + 2.0**-1064) * (1 + 2.0**-41))
+    cost.add(total.size * (2 * x.shape[2] - 1), total.size * 2 * x.shape[2])
     return out
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from compact_proofs.checker.enclosure import precision
 from compact_proofs.checker.exact import Dyadic
 from compact_proofs.checker.interval import (EXP_MAX, EXP_MIN, Interval, _ceil_float, _floor_float, build_exp_tables, exp_lower,
-                              exp_upper, upper_max_affine)
+                              exp_upper, upper_max_affine, upper_nonnegative_products)
 
 finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
 positive = st.floats(1e-12, 1e12)
@@ -53,6 +53,41 @@ def test_upper_max_affine_bounds_the_largest_affine_value_and_rounds_once_after_
             exact = [F(c[r, o]) + F(a[r, j]) * F(s[r, o]) for o in range(O) if mask[r, o] and np.isfinite([c[r, o], s[r, o]]).all()]
             if exact and np.isfinite(got[r, j]):
                 assert F(got[r, j]) >= max(exact)
+
+
+@given(st.data(), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 4))
+def test_upper_max_affine_takes_one_intercept_row_per_level(data, R, L, J, O):
+    """Intercepts [R, L, O]: level by level the same floats as the two-dimensional form."""
+    c = np.array(data.draw(st.lists(anything, min_size=R * L * O, max_size=R * L * O))).reshape(R, L, O)
+    s = np.array(data.draw(st.lists(anything, min_size=R * O, max_size=R * O))).reshape(R, O)
+    a = np.array(data.draw(st.lists(st.floats(0, 1), min_size=R * J, max_size=R * J))).reshape(R, J)
+    mask = np.ones((R, O), bool)
+    got = upper_max_affine(c, s, a, mask)
+    assert got.shape == (R, L, J)
+    for level in range(L):
+        assert np.array_equal(got[:, level], upper_max_affine(c[:, level], s, a, mask), equal_nan=True)
+
+
+nonnegative = st.floats(0, 1e300) | st.sampled_from([0.0, 5e-324, 2.0**-1022, 1e-310, 1.0, 2.0**1000])
+
+
+@given(st.data(), st.integers(1, 2), st.integers(1, 3), st.integers(1, 9), st.integers(1, 3))
+def test_upper_nonnegative_products_bound_the_exact_sums(data, R, L, T, O):
+    """sum_t x[r, l, t] y[r, t, o] for floats >= 0 (subnormals and huge values included): the result
+    is at least the exact sum (Fractions), and close to it."""
+    x = np.array(data.draw(st.lists(nonnegative, min_size=R * L * T, max_size=R * L * T))).reshape(R, L, T)
+    y = np.array(data.draw(st.lists(nonnegative, min_size=R * T * O, max_size=R * T * O))).reshape(R, T, O)
+    got = upper_nonnegative_products(x, y)
+    assert got.shape == (R, L, O)
+    for r in range(R):
+        for level in range(L):
+            for o in range(O):
+                exact = sum((F(x[r, level, t]) * F(y[r, t, o]) for t in range(T)), Fraction(0))
+                if np.isfinite(got[r, level, o]):
+                    assert F(got[r, level, o]) >= exact
+                    assert F(got[r, level, o]) <= exact * (1 + Fraction(1, 2**39)) + Fraction(1, 2**1060)
+                else:  # only an overflow gives no information
+                    assert exact * (1 + Fraction(1, 2**39)) > F(np.finfo(np.float64).max) / 2
 
 
 @given(finite, finite, finite, finite)

@@ -66,10 +66,12 @@ class PureVerdict:
 SUBCUBIC_ERRORS = ("svd", "max_diff", "mean+max_diff", "max_diff_exact", "exact_EQKE+max_diff_exact", "max_diff_subproduct",
                    "mean+max_diff_subproduct", "max_diff_subproduct_recursive", "mean+max_diff_subproduct_recursive",
                    "mean_recursive+max_diff_subproduct_recursive")
-SUBCUBIC_FAMILIES = (  # checker/strategies/subcubic: (EUPU handlings, attention handlings) x the attention-error handlings
+SUBCUBIC_FAMILIES = (  # checker/strategies/subcubic: (EUPU handlings, attention handlings, attention-error handlings)
     (("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact"),
-     ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords")),
-    (("max_diff_exact_per_max",), ("query_slot+ov_blocks+chords",)),
+     ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords"), SUBCUBIC_ERRORS),
+    (("max_diff_exact_per_max",), ("query_slot+ov_blocks+chords",), SUBCUBIC_ERRORS),
+    (("max_diff_exact_per_max", "mean_query+max_diff_exact_per_max"), ("query_slot+ov_tiers+levels",),
+     ("exact_EQKE+max_diff_exact", "max_diff_exact")),
 )
 
 
@@ -82,6 +84,7 @@ def _evidence_fields(strategy: str) -> list[set[str]]:
         return [base | {"claims"}, base]
     eupu, attention, error = strategy.split("/")[1:]
     fields = {"gaps", "claims"} | ({"anchors"} if attention != "drop_average_query_per_output_logit_reasoning" else set())
+    fields |= {"levels"} if attention == "query_slot+ov_tiers+levels" else set()
     fields |= {"eupu_direction"} if eupu == "svd_query+max_diff" else set()
     if error in SUBCUBIC_ERRORS[:4]:
         return [fields | {"eqke_u", "eqke_v"}]
@@ -92,8 +95,9 @@ def _evidence_fields(strategy: str) -> list[set[str]]:
 
 def _known(strategy: str) -> bool:
     parts = strategy.split("/")
-    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic" and parts[3] in SUBCUBIC_ERRORS
-                                      and any(parts[1] in eupus and parts[2] in attentions for eupus, attentions in SUBCUBIC_FAMILIES))
+    return strategy in SUPPORTED or (len(parts) == 4 and parts[0] == "subcubic"
+                                      and any(parts[1] in eupus and parts[2] in attentions and parts[3] in errors
+                                              for eupus, attentions, errors in SUBCUBIC_FAMILIES))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ def evidence_fields(name: str) -> list[set[str]]:
         return [base | {"claims"}, base]
     eupu_handling, attention, error = subcubic.axes(name)
     fields = {"gaps", "claims"} | ({"anchors"} if attention != subcubic.ATTENTION[1] else set())
+    fields |= {"levels"} if attention == subcubic.TIERED else set()
     fields |= {"eupu_direction"} if eupu_handling == "svd_query+max_diff" else set()
     if error in subcubic.attention_error.HANDLINGS[:4]:
         fields |= {"eqke_u", "eqke_v"}

@@ -204,7 +204,8 @@ class ExactAttention(definition.Bounds):
 class ExactOV(definition.Bounds):
     """Diagnostic Bounds: the non-max tokens' value N[o] is the joint maximum over the allowed
     tokens k of EVOU[k, o] - EVOU[k, m] (the exact tables in float64), instead of W(m, g) or
-    max_k EVOU[k, o] - min_k EVOU[k, m]."""
+    max_k EVOU[k, o] - min_k EVOU[k, m]; for the score tiers, the last tier's value (every allowed
+    token, the far ones through OV blocks) becomes that joint maximum (the near tiers are exact)."""
 
     def nonmax_values(self, m, top):
         from compact_proofs.checker.interval import Interval
@@ -213,7 +214,12 @@ class ExactOV(definition.Bounds):
         allowed = np.arange(self.V)[None, :] <= np.asarray(top)[:, None]  # [r, k]
         diff = evou[None, :, :] - evou[:, m].T[:, :, None]  # [r, k, o]
         joint = np.where(allowed[:, :, None], diff, -np.inf).max(axis=1)
-        return Interval(joint, joint)
+        if self.handling != definition.TIERED:
+            return Interval(joint[:, None, :], joint[:, None, :])
+        table = super().nonmax_values(m, top)  # [r, R + 1, o]: the last tier's value becomes the joint maximum
+        lo, hi = table.lo.copy(), table.hi.copy()
+        lo[:, -1], hi[:, -1] = np.maximum(lo[:, -2], joint), np.maximum(hi[:, -2], joint)
+        return Interval(lo, hi)
 
 
 class ExactBoth(ExactAttention, ExactOV):

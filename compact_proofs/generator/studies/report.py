@@ -27,9 +27,11 @@ REFERENCE_ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_r
 
 BRUTE, CUBIC, CUBIC_PAPER = "brute force", "cubic (ours)", "cubic, the paper's pessimisation made sound"
 BEST, BEST_PAPER = "best subcubic per seed", "best of the paper's 100 subcubic variants (sound)"
+BEST_UNTIERED = "best subcubic without score tiers"  # the best before the tiered family (query_slot+ov_tiers+levels)
+TIERED_ATTENTION = "query_slot+ov_tiers+levels"
 CLASS_FAMILY = {CLASSES[0]: "best almost-quadratic subcubic", CLASSES[1]: "best subcubic in d_vocab d_model^2",
-                CLASSES[2]: "best subcubic in d_vocab^2 d_model", CLASSES[3]: "best refined subcubic (d_vocab^2 (d_model + n_ctx sqrt(d_vocab)))"}
-FAMILIES = (BRUTE, CUBIC, CUBIC_PAPER, BEST, BEST_PAPER) + tuple(CLASS_FAMILY[c] for c in reversed(CLASSES))
+                CLASSES[2]: "best subcubic in d_vocab^2 d_model", CLASSES[3]: "best refined or tiered subcubic (d_vocab^2 (d_model + n_ctx sqrt(d_vocab)))"}
+FAMILIES = (BRUTE, CUBIC, CUBIC_PAPER, BEST, BEST_PAPER, BEST_UNTIERED) + tuple(CLASS_FAMILY[c] for c in reversed(CLASSES))
 SINGLE = {"brute-force": BRUTE, "cubic": CUBIC, "cubic/reference": CUBIC_PAPER}
 
 
@@ -39,7 +41,8 @@ def _family_members(strategy: str, complexity: str) -> list[str]:
         return [SINGLE[strategy]]
     if not strategy.startswith("subcubic/"):
         return []
-    out = [BEST] + ([BEST_PAPER] if strategy.split("/")[2] in REFERENCE_ATTENTION else [])
+    attention = strategy.split("/")[2]
+    out = [BEST] + ([BEST_PAPER] if attention in REFERENCE_ATTENTION else []) + ([BEST_UNTIERED] if attention != TIERED_ATTENTION else [])
     return out + ([CLASS_FAMILY[complexity]] if complexity in CLASS_FAMILY else [])
 
 
@@ -56,7 +59,8 @@ def accuracies(rows: list[dict], estimates: dict) -> dict[tuple[int, int], tuple
 
 def best_rows(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
     """(K, family) -> the chosen row of every seed (the highest bound for 'best' families). A
-    complexity class's family is left out where it chose exactly the rows of the overall best."""
+    complexity class's family, or the best without score tiers, is left out where it chose exactly
+    the rows of the overall best."""
     chosen: dict[tuple[int, str, int], dict] = {}
     for r in rows:
         if not r["accepted"]:
@@ -69,7 +73,7 @@ def best_rows(rows: list[dict]) -> dict[tuple[int, str], list[dict]]:
     for (k, family, _), r in sorted(chosen.items()):
         out[(k, family)].append(r)
     for (k, family), members in list(out.items()):
-        if family in CLASS_FAMILY.values() and [r["bound"] for r in members] == [r["bound"] for r in out.get((k, BEST), [])]:
+        if (family in CLASS_FAMILY.values() or family == BEST_UNTIERED) and [r["bound"] for r in members] == [r["bound"] for r in out.get((k, BEST), [])]:
             del out[(k, family)]
     return out
 
@@ -172,7 +176,7 @@ STYLE = {  # one colour and legend entry per proof family, in every figure
     CLASS_FAMILY[CLASSES[3]]: "tab:cyan", CLASS_FAMILY[CLASSES[2]]: "tab:purple", CLASS_FAMILY[CLASSES[1]]: "tab:blue",
     CLASS_FAMILY[CLASSES[0]]: "tab:green",
 }
-BAR_STYLE = {BRUTE: "black", CUBIC: "tab:red", CUBIC_PAPER: "tab:orange", BEST: "tab:brown", BEST_PAPER: "plum",
+BAR_STYLE = {BRUTE: "black", CUBIC: "tab:red", CUBIC_PAPER: "tab:orange", BEST: "tab:brown", BEST_PAPER: "plum", BEST_UNTIERED: "tan",
              **{family: STYLE[family] for family in CLASS_FAMILY.values()}}  # every bar colour its own family's
 FIGURE_CAPTIONS = {
     "bound_vs_flops.png": "Certified lower bound on accuracy against the FLOPs of its verification, one point per "

@@ -171,9 +171,11 @@ def test_defect_5_the_direct_path_uses_the_query_position():
 
 
 REFINED = "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/exact_EQKE+max_diff_exact"
+TIERED = "subcubic/mean_query+max_diff_exact_per_max/query_slot+ov_tiers+levels/exact_EQKE+max_diff_exact"
 TAMPER_VARIANTS = ["subcubic/max_diff_exact/per_output+chords/max_diff", "subcubic/mean_query+max_diff/mean_query+diff/max_diff_subproduct",
                    "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/svd",
-                   "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/max_diff"]
+                   "subcubic/max_diff_exact_per_max/query_slot+ov_blocks+chords/max_diff",
+                   "subcubic/max_diff_exact_per_max/query_slot+ov_tiers+levels/max_diff_exact", TIERED]
 
 
 def _draft(weights, variant):
@@ -216,7 +218,11 @@ def test_optimistic_gaps_garbage_hints_and_new_claims_are_rejected_or_sound(smal
     for key, value in evidence.items():
         if key not in ("gaps", "claims") and value.dtype.kind == "f":
             garbage = rng.normal(size=value.shape) if key != "anchors" else np.sort(rng.uniform(0, 1, value.shape), axis=-1)
+            if key == "levels":  # any levels in [0, 1], non-decreasing along the levels
+                garbage = np.sort(rng.uniform(0, 1, value.shape), axis=2)
             tampers.append(dict(evidence, **{key: garbage}))
+    if "levels" in evidence:  # every level zero, and the levels lowered by a quarter: cells lean on the excess
+        tampers += [dict(evidence, levels=np.zeros_like(evidence["levels"])), dict(evidence, levels=evidence["levels"] * 0.75)]
     assert tampers
     for tampered in tampers:
         verdict = _verdict(weights, variant, tampered)
@@ -238,6 +244,24 @@ def test_the_refined_family_on_the_k4_seed123_model(trained_k4):
     best = prove(trained_k4, "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact").verdict
     assert refined.accepted and refined.verified_correct / refined.total >= 0.93 > best.verified_correct / best.total
     assert refined.complexity.startswith("subcubic")
+
+
+def test_the_tiered_family_on_the_k4_seed123_model(trained_k4):
+    """The tiered variants (score tiers with attention levels) beat the refined family on the
+    published model, at subcubic cost and with fewer FLOPs than the cubic proof."""
+    refined = prove(trained_k4, REFINED).verdict
+    cubic_flops = prove(trained_k4, "cubic").verdict.flops
+    for variant in (TIERED, "subcubic/max_diff_exact_per_max/query_slot+ov_tiers+levels/exact_EQKE+max_diff_exact"):
+        tiered = prove(trained_k4, variant).verdict
+        assert tiered.accepted and tiered.verified_correct / tiered.total >= 0.98 > refined.verified_correct / refined.total
+        assert tiered.complexity.startswith("subcubic") and tiered.flops < cubic_flops / 2
+
+
+@given(weights=tiny_models(max_inputs=300), variant=st.sampled_from([n for n in subcubic.NAMES if subcubic.axes(n)[1] == subcubic.TIERED]))
+def test_the_tiered_family_is_sound_on_random_models(weights, variant):
+    verdict = prove(weights, variant).verdict
+    assert verdict.accepted, verdict.reason
+    assert verdict.verified_correct <= exact_correct_count(weights)
 
 
 @given(st.integers(1, 12), st.integers(0, 2**32 - 1))
@@ -274,7 +298,7 @@ def test_the_pure_path_knows_exactly_the_fast_paths_variants():
     axes = [{subcubic.axes(n)[i] for n in subcubic.NAMES} for i in range(3)]
     every = {f"subcubic/{e}/{a}/{r}" for e in axes[0] for a in axes[1] for r in axes[2]}
     assert not any(pure._known(name) for name in every - set(subcubic.NAMES))
-    assert len(subcubic.NAMES) == len(set(subcubic.NAMES)) == 160
+    assert len(subcubic.NAMES) == len(set(subcubic.NAMES)) == 164
 
 
 # ---------------------------------------------------------------------------------------------

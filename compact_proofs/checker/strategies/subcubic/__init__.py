@@ -48,8 +48,27 @@ and in step 2 N[o] is the smaller of W(m, g*) and the OV-block bound (OVBlocks),
 token's two EVOU entries within blocks of ceil(sqrt(d_vocab)) tokens and takes the diagonal k = o
 exactly.
 
+The tiered family (query_slot+ov_tiers+levels, with max_diff_exact_per_max or
+mean_query+max_diff_exact_per_max) bounds the attention and the values of a cell together: the
+non-max tokens fall into score tiers below the row's top (tiers.py), the w_R <= ceil(sqrt(d_vocab))
+nearest paired with the outputs exactly, and a token far below the top, which could carry a large
+value, can only get the little attention its tier's score allows. For each cell, besides a_M in
+[a_min, a_max], upper bounds A_j of the attention on the tiers >= j (Bounds.tier_attention), and
+    largest wrong logit <= err + chi(a_M, A),
+    chi(a, A) = max_o (base[o] + a EV[o] + (1 - a) U_1[o] + sum_{j >= 2} A_j (U_j[o] - U_{j-1}[o])),
+convex in a and non-decreasing in every A_j (tiers.py). The certificate's `levels` (per (m, c),
+L vectors non-decreasing along L) stand for A: chi(a, A) <= chi(a, level) + sum_j (A_j - level_j)^+
+max_o (U_j - U_{j-1}), the first level at least A in every tier taken (the excess is then 0); chi
+at each level is tabulated at the anchors and bounded between them by chords as above. The
+merged table, chi with U_{R+1} in place of U_1 and no steps, is also valid for every cell; the
+cell's bound is the smaller of the two. (This is the vertex principle of a softmax over a box of
+scores, applied per class of slots: each class's attention is taken at an end of its score
+interval, jointly with the value that class can carry; the exact vertex optimum per output and
+cell would cost d_vocab^3.)
+
 Cost: no d_vocab^3 term and no enumeration of inputs: everything is O(d_vocab^2 n_ctx) per-cell
-work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_vocab^2 d_model).
+work plus the handlings' own costs (eupu.py, attention_error.py) and EVOU (d_vocab^2 d_model); the
+tiers add d_vocab^2 n_ctx sqrt(d_vocab) for their values and O(L (J + T) d_vocab) per (m, c).
 """
 
 from __future__ import annotations
@@ -63,18 +82,26 @@ from compact_proofs.checker.context import Context, Evidence, Outcome
 from compact_proofs.checker.counting import inputs_covered
 from compact_proofs.checker.errors import CheckError, InvalidCertificate, ResourceLimit
 from compact_proofs.checker.exact import Dyadic, mean_rows
-from compact_proofs.checker.interval import Interval, next_down, next_up, rsqrt, upper_max_affine
-from compact_proofs.checker.strategies.subcubic import attention_error, eupu
+from compact_proofs.checker.interval import Interval, exp_upper, next_down, next_up, rsqrt, upper_max_affine, upper_nonnegative_products
+from compact_proofs.checker.strategies.subcubic import attention_error, eupu, tiers
 from compact_proofs.checker.weights import Model
 
-ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords", "query_slot+ov_blocks+chords")
+ATTENTION = ("mean_query+diff", "drop_average_query_per_output_logit_reasoning", "per_output+chords", "query_slot+ov_blocks+chords",
+             "query_slot+ov_tiers+levels")
 REFERENCE_ATTENTION = ATTENTION[:2]
+QUERY_SLOT = ATTENTION[3:]  # the query's own slot at its own score
+TIERED = ATTENTION[4]  # score tiers and attention levels
 MAX_ANCHORS = 16
+MAX_LEVELS = 16
 MAX_CELLS = 1 << 23
-# the paper's 100 and per_output+chords (5 x 3 x 10), and the refined family: its direct path per
-# (q, m) with the query slot and OV blocks (1 x 1 x 10)
-FAMILIES = ((eupu.HANDLINGS[:5], ATTENTION[:3]), (eupu.HANDLINGS[5:], ATTENTION[3:]))
-NAMES = [f"subcubic/{e}/{a}/{r}" for eupus, attentions in FAMILIES for e in eupus for a in attentions for r in attention_error.HANDLINGS]
+# (EUPU handlings, attention handlings, attention-error handlings): the paper's 100 and
+# per_output+chords (5 x 3 x 10); the refined family, its direct path per (q, m) with the query
+# slot and OV blocks (1 x 1 x 10); the tiered family, with the direct path per (q, m) or centred on
+# the mean query, crossed with the two exact EQKE handlings (the only ones that ever won in the
+# refined family; 2 x 1 x 2)
+FAMILIES = ((eupu.HANDLINGS[:5], ATTENTION[:3], attention_error.HANDLINGS), (eupu.HANDLINGS[5:6], ATTENTION[3:4], attention_error.HANDLINGS),
+            (eupu.HANDLINGS[5:7], ATTENTION[4:5], ("exact_EQKE+max_diff_exact", "max_diff_exact")))
+NAMES = [f"subcubic/{e}/{a}/{r}" for eupus, attentions, errors in FAMILIES for e in eupus for a in attentions for r in errors]
 
 
 def axes(name: str) -> tuple[str, str, str]:
@@ -170,6 +197,7 @@ class Bounds(ModelTables):
         vars(self).update(vars(model_tables(model)))
         self.V, self.N = model.d_vocab, model.n_ctx
         eupu_handling, self.handling, error_handling = axes(variant)
+        self.tier_widths = tiers.widths(self.V) if self.handling == TIERED else []
         direct = eupu.direct_bound(eupu_handling, model, self.e_bar, evidence)
         split = attention_error.qk_split(error_handling, model, self.e_bar, self.centre, evidence)
 
@@ -200,7 +228,7 @@ class Bounds(ModelTables):
         # e^(-D_q r) times e^(lo r) is at most e^((approx[q, q] - run_max[q, top]) r) (the spread
         # cancels), and for the upper bound at least e^((approx[q, q] - run_min[q, top]) r)
         slot_for_lower = slot_for_upper = Interval(1 - is_m)
-        if self.handling == ATTENTION[3]:
+        if self.handling in QUERY_SLOT:
             own_low = ((self.approx[q, q] - self.run_max[q, top]) * self.rsqrt).exp()
             own_high = ((self.approx[q, q] - self.run_min[q, top]) * self.rsqrt).exp()
             slot_for_lower = Interval(np.where(q == m, 0.0, own_low.lo), np.where(q == m, 0.0, own_low.hi))
@@ -219,30 +247,86 @@ class Bounds(ModelTables):
         upper = np.where(np.isnan(upper), 1.0, np.clip(upper, 0.0, 1.0))
         return lower, upper
 
-    def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray):
-        """Per (m, c): upper bounds of chi at each anchor [V, N, J], and lower / upper bounds of its
-        smallest / largest slope [V, N], in interval arithmetic over the exact tables."""
+    def tier_attention(self, q, m, c, g, top_row) -> np.ndarray:
+        """[cells, T]: for query_slot+ov_tiers+levels, upper bounds of A_j (j = 2..R+1, tiers.py), the
+        attention on the non-max slots whose tokens are <= top_row - w_{j-1} (the query's too, when
+        q != m lies there); [cells, 0] for the other handlings. Scores relative to EQKE'[q, m]: a
+        non-max token k <= L has EQKE'[q, k] - EQKE'[q, m] <= approx[q, L]^max - approx[q, m] + spread[q]
+        (run_max), the query approx[q, q] - approx[q, m] + spread[q]; with positional weights
+        relative to the query's position, the slots there weigh B <= e^(that r) (the c' highest
+        positional weights) + the query's, the copies of m at least C = the copies' lowest + [q = m],
+        and A_j <= B / (B + C) (increasing in B, decreasing in C)."""
+        if self.handling != TIERED:
+            return np.zeros((len(q), 0))
+        is_m = q == m
+        free_nonmax = np.where(is_m, c, c - 1)
+        copies = (self.N - 1) - free_nonmax
+        top = np.minimum(m - g, top_row)
+        copies_low = (self.low_sums[q, copies] + is_m.astype(np.float64)).nonnegative().lo
+        free_high = self.high_sums[q, free_nonmax].nonnegative().hi
+        own = ((self.approx[q, q] - self.approx[q, m] + self.spread[q]) * self.rsqrt).exp().hi
+        out = []
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            offset = next_up(self.spread.hi[q] - self.approx.lo[q, m])  # >= spread[q] - approx[q, m]
+            for w in self.tier_widths:
+                limit = np.minimum(top, top_row - w)
+                inside = limit >= 0
+                score = next_up(self.run_max.hi[q, np.maximum(limit, 0)] + offset)  # >= the tier's score - EQKE'[q, m]
+                scaled = next_up(score * np.where(score >= 0, self.rsqrt.hi, self.rsqrt.lo))  # >= score / sqrt(d_head)
+                shift = exp_upper(scaled)
+                slots = np.where(inside & (free_nonmax > 0), next_up(shift * free_high), 0.0)
+                slots = np.where(inside & ~is_m & (q <= limit), next_up(slots + own), slots)
+                bound = next_up(slots / next_down(slots + copies_low))
+                out.append(np.where(slots == 0, 0.0, np.where(np.isnan(bound), 1.0, np.clip(bound, 0.0, 1.0))))
+        cost.add(7 * len(q) * len(out), 12 * len(q) * len(out))  # pragma: no mutate (accounting)
+        return np.stack(out, axis=1) if out else np.zeros((len(q), 0))
+
+    def chi_tables(self, g_star: np.ndarray, anchors: np.ndarray, levels: np.ndarray) -> "CellTables":
+        """Per (m, c): upper bounds of chi at each level and anchor [V, N, L', J], lower / upper bounds
+        of its smallest / largest slope in a [V, N, L'], and of each tier's largest value step [V, N, T],
+        in interval arithmetic over the exact tables (L' = L, or L + 1 with tiers: chi_rows)."""
         V, N, J = anchors.shape
         m = np.repeat(np.arange(V), N)
-        values, slope_min, slope_max = self.chi_rows(m, np.maximum(m - g_star.ravel(), 0), anchors.reshape(V * N, J))
-        return values.reshape(V, N, J), slope_min.reshape(V, N), slope_max.reshape(V, N)
+        rows = self.chi_rows(m, np.maximum(m - g_star.ravel(), 0), anchors.reshape(V * N, J), levels.reshape(V * N, *levels.shape[2:]))
+        return CellTables(*(table.reshape(V, N, *table.shape[1:]) for table in rows), levels=levels, g_star=g_star)
 
-    def chi_rows(self, m: np.ndarray, top: np.ndarray, anchors: np.ndarray):
-        """chi_tables for rows r with max token m[r], largest allowed non-max token top[r] and
-        anchors[r] ([R, J]): each row is computed on its own, so any subset of rows gives the
-        values the full tables hold."""
-        nonmax = self.nonmax_values(m, top)
-        # chi(a) = max_o (intercept[o] + a slope[o]), intercept = base + N, slope = EV - N (the same
-        # value as base + a EV + (1 - a) N); anchors are exact and >= 0
-        slopes, intercepts = self.ev_i[m] - nonmax, self.base_i[m] + nonmax  # [r, o]
+    def chi_rows(self, m: np.ndarray, top: np.ndarray, anchors: np.ndarray, levels: np.ndarray):
+        """chi_tables for rows r with max token m[r], largest allowed non-max token top[r], anchors[r]
+        ([R, J]) and levels[r] ([R, L, T]): each row is computed on its own, so any subset of rows
+        gives the values the full tables hold. With tiers (T > 0) a last table follows the L levels:
+        chi with every tier merged, U_{R+1} in place of U_1 and no steps (valid for every cell)."""
+        values_table = self.nonmax_values(m, top)  # [r, T + 1, o]
         others = self.off[m]
-        values = upper_max_affine(intercepts.hi, slopes.hi, anchors, others)
-        return values, np.where(others, slopes.lo, np.inf).min(axis=1), np.where(others, slopes.hi, -np.inf).max(axis=1)
+        T = values_table.shape[1] - 1
+        with np.errstate(invalid="ignore", over="ignore"):  # U_j - U_{j-1} >= 0: upper bounds (NaN: no information)
+            steps = next_up(values_table.hi[:, 1:] - values_table.lo[:, :-1])
+        steps = np.where(np.isnan(steps), np.inf, np.maximum(steps, 0.0))  # [r, T, o]
+        # chi(a, A) = max_o (intercept[o] + a slope[o] + sum_j A_j steps_j[o]), intercept = base + U_1,
+        # slope = EV - U_1 (the same value as base + a EV + (1 - a) U_1 + ...); anchors exact, >= 0
+        tables = [(values_table[:, 0], levels)] + ([(values_table[:, T], np.zeros((len(m), 1, 0)))] if T else [])
+        values, slope_min, slope_max = [], [], []
+        for first, table_levels in tables:
+            slopes, intercepts = self.ev_i[m] - first, self.base_i[m] + first  # [r, o]
+            low, high = np.where(others, slopes.lo, np.inf).min(axis=1), np.where(others, slopes.hi, -np.inf).max(axis=1)
+            lifted = intercepts.hi[:, None, :]  # [r, L, o]: + sum_j A_j steps_j at each level (all >= 0), rounded up
+            if table_levels.shape[2]:
+                with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN propagate; no accept uses them
+                    lifted = next_up(lifted + upper_nonnegative_products(table_levels, steps))
+                cost.add(lifted.size, 2 * lifted.size)  # pragma: no mutate (accounting)
+            values.append(upper_max_affine(lifted, slopes.hi, anchors, others))
+            slope_min += [low] * table_levels.shape[1]
+            slope_max += [high] * table_levels.shape[1]
+        step_max = np.where(others[:, None, :], steps, 0.0).max(axis=2) if T else np.zeros((len(m), 0))
+        return np.concatenate(values, axis=1), np.stack(slope_min, axis=1), np.stack(slope_max, axis=1), step_max
 
     def nonmax_values(self, m: np.ndarray, top: np.ndarray) -> Interval:
-        """N[r, o] >= EVOU[k, o] - EVOU[k, m[r]] for every non-max token k <= top[r]: W(m, g), or
-        for per_output+chords the smaller of W and max_k EVOU[k, o] - min_k EVOU[k, m]."""
+        """[r, T + 1, o]: enclosures of exact values >= EVOU[k, o] - EVOU[k, m[r]] for every non-max
+        token k <= top[r] (T = 0): W(m, g), or for per_output+chords the smaller of W and
+        max_k EVOU[k, o] - min_k EVOU[k, m], or the OV blocks'; for query_slot+ov_tiers+levels the
+        tiers' U_1..U_{R+1} (tiers.py: for the tokens of tiers 1..j)."""
         R, V = len(m), self.V
+        if self.handling == TIERED:
+            return ov_tiers(self).enclose(m, top)
         w = self.w_run_i[top]
         nonmax = Interval(np.broadcast_to(w.lo[:, None], (R, V)), np.broadcast_to(w.hi[:, None], (R, V)))
         if self.handling == ATTENTION[2]:
@@ -250,31 +334,91 @@ class Bounds(ModelTables):
             nonmax = nonmax.minimum(self.col_max_i[top] - Interval(col_min.lo[:, None], col_min.hi[:, None]))  # [r, o]
         elif self.handling == ATTENTION[3]:
             nonmax = nonmax.minimum(ov_blocks(self).upper(m, top))
-        return nonmax
+        return Interval(nonmax.lo[:, None, :], nonmax.hi[:, None, :])
 
-    def cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
-        """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g."""
+    def cell_bounds(self, q, m, c, g, tables: "CellTables", anchors: np.ndarray, sign_only: bool = False) -> np.ndarray:
+        """Upper bounds of the largest wrong logit, per cell (q, m, c) with gap g. sign_only (for a
+        search's sign tests): where the tiers' level already gives a negative bound, that bound,
+        without the merged table's (the same sign: the bound is the smaller of the two)."""
         with np.errstate(all="ignore"):  # cells of the all-m case compute unused infinities
-            return self._cell_bounds(q, m, c, g, tables, anchors)
+            return self._cell_bounds(q, m, c, g, tables, anchors, sign_only)
 
-    def _cell_bounds(self, q, m, c, g, tables, anchors: np.ndarray) -> np.ndarray:
-        values, slope_min, slope_max = tables
+    def _cell_bounds(self, q, m, c, g, tables: "CellTables", anchors: np.ndarray, sign_only: bool = False) -> np.ndarray:
         a_min, a_max = self.attention(q, m, c, g)
-        A, chi = anchors[m, c], values[m, c]  # [cells, J]
-        J = A.shape[1]
+        level, excess = tables.level_of(q, m, c, self.tier_attention(q, m, c, g, tables.top_row(m, c)))
+        A = anchors[m, c]  # [cells, J]
 
-        upper_f = lambda a: piecewise_upper(a, A, chi, slope_min[m, c], slope_max[m, c])  # noqa: E731
-        best = np.maximum(upper_f(a_min), upper_f(a_max))
-        for j in range(J):
-            between = (A[:, j] >= a_min) & (A[:, j] <= a_max)
-            best = np.where(between, np.maximum(best, chi[:, j]), best)
-        best = (Interval(best) + self.direct_error(q, m)).hi
+        def largest(table: np.ndarray, i=slice(None)) -> np.ndarray:
+            """The largest of F at a_min, a_max and chi at the anchors between, for table[i] per cell i."""
+            mi, ci, Ai = m[i], c[i], A[i]
+            chi = tables.values[mi, ci, table]
+            slope_min, slope_max = tables.slope_min[mi, ci, table], tables.slope_max[mi, ci, table]
+            upper_f = lambda a: piecewise_upper(a, Ai, chi, slope_min, slope_max)  # noqa: E731
+            best = np.maximum(upper_f(a_min[i]), upper_f(a_max[i]))
+            for j in range(Ai.shape[1]):
+                between = (Ai[:, j] >= a_min[i]) & (Ai[:, j] <= a_max[i])
+                best = np.where(between, np.maximum(best, chi[:, j]), best)
+            return best
+
+        err = self.direct_error(q, m)
+        best = largest(level)
+        if excess is not None:  # the level's bound plus its excess, or the merged tiers' (the last table)
+            best = (Interval(best) + excess).hi
+            rest = np.flatnonzero(~((Interval(best) + err).hi < 0)) if sign_only else slice(None)
+            merged = tables.values.shape[2] - 1
+            best[rest] = np.minimum(best[rest], largest(np.full(len(q), merged)[rest], rest))
+        best = (Interval(best) + err).hi
         return np.where((q == m) & (c == 0), self.all_m.hi[m], best)
 
     def direct_error(self, q: np.ndarray, m: np.ndarray) -> Interval:
         """err >= EUPU[q, o] - EUPU[q, m] - (mean[o] - mean[m]) for every o != m (eupu.py): per q, or
         per (q, m)."""
         return self.err[q, 0] if self.err.shape[1] == 1 else self.err[q, m]
+
+
+class CellTables:
+    """The per-(m, c) tables of a variant (chi_tables) with the levels and smallest gaps they were
+    computed for. levels[m, c] ([L, T]) is non-decreasing along L in every tier (checked at read)."""
+
+    def __init__(self, values, slope_min, slope_max, step_max, levels: np.ndarray, g_star: np.ndarray):
+        self.values, self.slope_min, self.slope_max, self.step_max = values, slope_min, slope_max, step_max
+        self.levels, self.g_star = levels, g_star
+
+    def top_row(self, m, c) -> np.ndarray:
+        return np.maximum(m - self.g_star[m, c], 0)
+
+    def level_of(self, q, m, c, attention: np.ndarray) -> tuple[np.ndarray, Interval | None]:
+        """Per cell with tier attentions at most attention[i] ([cells, T]): the first level at least
+        as large in every tier (the last if none is), and excess >= sum_j (A_j - level_j)^+ step_max_j,
+        by which chi at A exceeds chi at that level (chi grows in A_j by at most step_max_j per unit:
+        steps >= 0). With no tiers: level 0, excess None (nothing to add)."""
+        L, T = self.levels.shape[2], self.levels.shape[3]  # (the tables hold L + 1 for T > 0: the last merges the tiers)
+        if T == 0:
+            return np.zeros(len(m), np.int64), None
+        row = m * self.levels.shape[1] + c
+        levels = self.levels.reshape(-1, L, T)
+        level = np.zeros(len(m), np.int64)
+        for j in range(T):  # levels below A_j: a prefix (non-decreasing along L)
+            below = sum((levels[row, l, j] < attention[:, j]).astype(np.int64) for l in range(L))
+            level = np.maximum(level, below)
+        level = np.minimum(level, L - 1)
+        excess = np.zeros(len(m))
+        step_max = self.step_max.reshape(-1, T)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for j in range(T):  # every factor >= 0, every product and sum rounded up
+                over = np.maximum(next_up(attention[:, j] - levels[row, level, j]), 0.0)
+                excess = next_up(excess + next_up(over * step_max[row, j]))
+        cost.add(len(m) * T * (L + 4), len(m) * T * (L + 8))  # pragma: no mutate (accounting)
+        return level, Interval(excess)
+
+    def with_rows(self, m: np.ndarray, c: np.ndarray, rows, g_star: np.ndarray, levels: np.ndarray | None = None) -> "CellTables":
+        """A copy with the rows (m[i], c[i]) replaced by rows (chi_rows' output) for smallest gaps
+        g_star and levels (default: these tables' own)."""
+        out = CellTables(*(table.copy() for table in (self.values, self.slope_min, self.slope_max, self.step_max)),
+                         levels=self.levels if levels is None else levels, g_star=g_star)
+        for table, new in zip((out.values, out.slope_min, out.slope_max, out.step_max), rows):
+            table[m, c] = new
+        return out
 
 
 class OVBlocks:
@@ -326,6 +470,10 @@ def ov_blocks(tables: ModelTables) -> OVBlocks:
     return memo.cached(("subcubic-ov-blocks", tables.key), lambda: OVBlocks(tables.evou))
 
 
+def ov_tiers(tables: ModelTables) -> tiers.OVTiers:
+    return memo.cached(("subcubic-ov-tiers", tables.key), lambda: tiers.OVTiers(tables.evou, ov_blocks(tables), tables.w_run_i))
+
+
 def piecewise_upper(a: np.ndarray, anchors: np.ndarray, chi: np.ndarray, slope_min: np.ndarray, slope_max: np.ndarray) -> np.ndarray:
     """F(a) >= chi(a) for a convex chi with chi(anchors[:, j]) <= chi[:, j] and slopes in
     [slope_min, slope_max]: the chord of the segment between anchors holding a, or beyond the
@@ -360,13 +508,21 @@ def _read(ctx: Context, variant: str):
         if not (1 <= anchors.shape[2] <= MAX_ANCHORS and ((anchors >= 0) & (anchors <= 1)).all()
                 and (np.diff(anchors, axis=2) > 0).all()):
             raise InvalidCertificate("evidence", f"anchors must be 1 to {MAX_ANCHORS} increasing values in [0, 1] per (m, c)")
+    T = len(tiers.widths(V)) if handling == TIERED else 0
+    if handling == TIERED:
+        levels = ctx.evidence.tensor("levels", "<f8", (V, N, None, T))
+        if not (1 <= levels.shape[2] <= MAX_LEVELS and ((levels >= 0) & (levels <= 1)).all() and (np.diff(levels, axis=2) >= 0).all()):
+            raise InvalidCertificate("evidence", f"levels must be 1 to {MAX_LEVELS} values in [0, 1] per (m, c) and tier, "
+                                     "non-decreasing along the levels")
+    else:
+        levels = np.zeros((V, N, 1, 0))
     valid = valid_cells(V, N)
     m_of = np.broadcast_to(np.arange(V)[None, :, None], valid.shape)
     if (gaps[~valid] != 0).any() or (claims[~valid] != 0).any():
         raise InvalidCertificate("evidence", "gaps and claims of cells that hold no inputs must be 0")
     if ((gaps[valid] < 1) | (gaps[valid] > np.maximum(m_of[valid], 1))).any():
         raise InvalidCertificate("evidence", "every gap must lie in [1, max(m, 1)]")
-    return gaps, claims, anchors, valid
+    return gaps, claims, anchors, levels, valid
 
 
 def smallest_gaps(gaps: np.ndarray, counted: np.ndarray) -> np.ndarray:
@@ -378,7 +534,7 @@ def smallest_gaps(gaps: np.ndarray, counted: np.ndarray) -> np.ndarray:
 
 def verify(ctx: Context, variant: str) -> Outcome:
     V, N = ctx.model.d_vocab, ctx.model.n_ctx
-    gaps, claims, anchors, valid = _read(ctx, variant)
+    gaps, claims, anchors, levels, valid = _read(ctx, variant)
     counted = valid & (claims < 0)  # only these claims are used; a claim >= 0 asserts nothing
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(counted))
     g, claimed = gaps[q, m, c], claims[q, m, c]
@@ -386,7 +542,7 @@ def verify(ctx: Context, variant: str) -> Outcome:
     bounds = Bounds(ctx.model, variant, ctx.evidence)  # reads (and so validates) every hint
     ctx.progress("subcubic", 1, 2)
     if V > 1 and len(q):  # with one token there is no wrong output, and every claim holds
-        tables = bounds.chi_tables(smallest_gaps(gaps, counted), anchors)
+        tables = bounds.chi_tables(smallest_gaps(gaps, counted), anchors, levels)
         derived = bounds.cell_bounds(q, m, c, g, tables, anchors)
         bad = np.flatnonzero(~(claimed >= derived))
         if len(bad):

@@ -12,6 +12,11 @@ Handlings (the paper's names):
 - global_max_diff_exact: as max_diff_exact with err[q] = max EUPU - min EUPU over all entries.
 - max_diff_exact_per_max (new): EUPU in full; mean = 0 and the error per (q, m),
   err[q, m] = max_{o != m} EUPU[q, o] - EUPU[q, m] (the two largest entries of each row: d_vocab^2).
+- mean_query+max_diff_exact_per_max (new): EUPU in full, centred on the mean query's direct path
+  mean = (w + b_O) W_U + b_U (w the rounded mean row of Ebar, as mean_query+max_diff), so that the
+  part every query shares enters the cell bounds jointly with the values, output by output:
+  err[q, m] = max_{o != m} C[q, o] - C[q, m] with C = EUPU - mean (exact), since
+  EUPU[q, o] - EUPU[q, m] - (mean[o] - mean[m]) = C[q, o] - C[q, m].   d_vocab^2 d_model
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from compact_proofs.checker.exact import Dyadic, mean_rows
 from compact_proofs.checker.weights import Model
 
 HANDLINGS = ("mean_query+max_diff", "svd_query+max_diff", "max_diff", "max_diff_exact", "global_max_diff_exact",
-             "max_diff_exact_per_max")
+             "max_diff_exact_per_max", "mean_query+max_diff_exact_per_max")
+PER_MAX = HANDLINGS[5:]  # err per (q, m)
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,14 @@ def direct_bound(handling: str, model: Model, e_bar: Dyadic, evidence: Evidence)
 
 def _bound(handling: str, model: Model, e_bar: Dyadic, hint: np.ndarray | None) -> DirectBound:
     V, D = model.d_vocab, model.d_model
-    if handling in ("max_diff_exact", "global_max_diff_exact", "max_diff_exact_per_max"):
+    if handling in ("max_diff_exact", "global_max_diff_exact") + PER_MAX:
         eupu = (e_bar + _rows(model.b_O, V)) @ model.W_U + _rows(model.b_U, V)
         if handling == "max_diff_exact_per_max":
             return DirectBound(Dyadic.zeros(1, V), Dyadic(_largest_other(eupu.ints) - eupu.ints, eupu.exp))
+        if handling == "mean_query+max_diff_exact_per_max":
+            mean = (mean_rows(e_bar) + model.b_O) @ model.W_U + model.b_U
+            centred = eupu - _rows(mean, V)
+            return DirectBound(mean, Dyadic(_largest_other(centred.ints) - centred.ints, centred.exp))
         err = eupu.spread().reshape(V, 1)
         if handling == "global_max_diff_exact":
             err = _rows(Dyadic(np.array([[eupu.ints.max() - eupu.ints.min()]], dtype=object), eupu.exp), V)

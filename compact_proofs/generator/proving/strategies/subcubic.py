@@ -121,6 +121,26 @@ def _spread_points(inner: np.ndarray, width: int) -> np.ndarray:
     return np.array(points)
 
 
+LEVEL_QUANTILES = (0.0, 0.25, 0.5, 0.7, 0.85, 0.93, 0.98, 1.0)
+
+
+def _levels(bounds, q, m, c, g, g_star, V: int, N: int) -> np.ndarray:
+    """query_slot+ov_tiers+levels: per (m, c), quantiles of its cells' tier attention bounds (at
+    gaps g, for the smallest gaps g_star), tier by tier: non-decreasing along the levels, and the
+    top level dominates every one of these cells. Other handlings: one empty level."""
+    T = len(bounds.tier_widths)
+    if not T:
+        return np.zeros((V, N, 1, 0))
+    attention = bounds.tier_attention(q, m, c, g, np.maximum(m - g_star[m, c], 0))  # [cells, T]
+    group = m * N + c
+    per_tier = [group_quantiles(group, attention[:, j], V * N, LEVEL_QUANTILES) for j in range(T)]  # [V N, L] each
+    levels = np.stack(per_tier, axis=2)  # [V N, L, T]
+    empty = np.bincount(group, minlength=V * N) == 0
+    levels[empty] = 0.0
+    levels = np.maximum.accumulate(np.clip(levels, 0.0, 1.0), axis=1)  # quantiles are non-decreasing; rounding aside
+    return levels.reshape(V, N, len(LEVEL_QUANTILES), T)
+
+
 def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank: int = 1,
           bounds_type: Callable = definition.Bounds) -> Draft:
     """The search. `bounds_type` is the checker's Bounds, or for the slack ledger's diagnostics a
@@ -132,67 +152,99 @@ def prove(weights: dict[str, np.ndarray], progress: Progress, variant: str, rank
     valid = definition.valid_cells(V, N)
     gaps = np.where(valid, 1, 0).astype(np.int64)
     claims = np.zeros((V, V, N), dtype=np.float32)
+    empty_levels = np.zeros((V, N, 1, len(definition.tiers.widths(V)) if handling == definition.TIERED else 0))
     if V == 1:
         claims[0, 0, 0] = -1.0
-        return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), handling), claimed_correct=1)
+        return Draft(evidence=_evidence(hints, gaps, claims, np.zeros((V, N, 1)), empty_levels, handling), claimed_correct=1)
     progress("subcubic search", 0, 3)
     bounds = bounds_type(model, variant, Evidence(hints))
     q, m, c = (axis.astype(np.int64) for axis in np.nonzero(valid))
-    # the anchors depend on the attention bounds alone, which the 5 direct-path handlings share
+    # the anchors depend on the attention bounds alone, which the direct-path handlings share
     _, _, error = definition.axes(variant)
     anchors = _cached(("anchors", model.key, error, handling, rank, bounds_type), lambda: _anchors(bounds, handling, q, m, c, V, N))
     progress("subcubic search", 1, 3)
     # the smallest gap with a negative bound, by bisection (a cell's bound does not increase with
     # its gap: fewer non-max tokens), first with the loosest tables (g* = 1)
-    tables = bounds.chi_tables(np.ones((V, N), np.int64), anchors)
+    g_star = np.ones((V, N), np.int64)
+    levels = _levels(bounds, q, m, c, np.ones_like(q), g_star, V, N)
+    tables = bounds.chi_tables(g_star, anchors, levels)
     limit = np.where(q == m, np.maximum(m, 1), m - q)  # beyond m - q the query itself is excluded
+    low = _smallest_negative_gaps(bounds, q, m, c, np.ones_like(q), limit, tables, anchors)
+    chosen = low <= limit
+    progress("subcubic search", 2, 3)
+    # the checker uses g* from the counted cells: recompute with it until the counted set is stable
+    # (and, for the tiers, the levels from the counted cells at their gaps); the tiers then search
+    # again with these tables, every cell at a gap of at least its row's g* (so g* stays)
+    for search in range(2 if levels.shape[3] else 1):
+        if search:  # cells already at their row's g* keep it
+            floor = tables.g_star[m, c]
+            again = np.flatnonzero(~chosen | (low > floor))
+            low[again] = _smallest_negative_gaps(bounds, q[again], m[again], c[again], np.minimum(floor[again], limit[again] + 1),
+                                                 limit[again], tables, anchors)
+            chosen = low <= limit
+        gaps[q, m, c] = np.where(valid[q, m, c], 1, 0)
+        gaps[q[chosen], m[chosen], c[chosen]] = low[chosen]
+        tables, levels, chosen, final = _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V, N, new_levels=not search)
+    claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
+    progress("subcubic search", 3, 3)
+    count = definition.cell_inputs(q[chosen], m[chosen], c[chosen], low[chosen], N)
+    return Draft(evidence=_evidence(hints, gaps, claims, anchors, levels, handling), claimed_correct=count)
+
+
+def _smallest_negative_gaps(bounds, q, m, c, lowest, limit, tables, anchors) -> np.ndarray:
+    """Per cell, the smallest gap in [lowest, limit] with a negative bound, by bisection (a cell's
+    bound does not increase with its gap: fewer non-max tokens), else limit + 1."""
     # answer in [low, high], high = limit + 1 meaning none; most cells are settled by the ends:
-    # no negative bound even at the largest gap, or a negative one already at gap 1
-    negative = bounds.cell_bounds(q, m, c, limit, tables, anchors) < 0
-    low, high = np.where(negative, 1, limit + 1), np.where(negative, limit, limit + 1)
-    ends = np.flatnonzero(negative & (limit > 1))
-    at_one = bounds.cell_bounds(q[ends], m[ends], c[ends], np.ones_like(ends), tables, anchors) < 0
-    high[ends] = np.where(at_one, 1, high[ends])
-    low[ends] = np.where(at_one, 1, 2)
+    # no negative bound even at the largest gap, or a negative one already at the lowest
+    negative = (lowest <= limit) & (bounds.cell_bounds(q, m, c, limit, tables, anchors, sign_only=True) < 0)
+    low, high = np.where(negative, lowest, limit + 1), np.where(negative, limit, limit + 1)
+    ends = np.flatnonzero(negative & (limit > lowest))
+    at_low = bounds.cell_bounds(q[ends], m[ends], c[ends], lowest[ends], tables, anchors, sign_only=True) < 0
+    high[ends] = np.where(at_low, lowest[ends], high[ends])
+    low[ends] = np.where(at_low, lowest[ends], lowest[ends] + 1)
     while (low < high).any():
         active = np.flatnonzero(low < high)
         mid = (low[active] + high[active]) // 2
-        negative = bounds.cell_bounds(q[active], m[active], c[active], mid, tables, anchors) < 0
+        negative = bounds.cell_bounds(q[active], m[active], c[active], mid, tables, anchors, sign_only=True) < 0
         high[active] = np.where(negative, mid, high[active])
         low[active] = np.where(negative, low[active], mid + 1)
-    chosen = low <= limit
-    gaps[q[chosen], m[chosen], c[chosen]] = low[chosen]
-    progress("subcubic search", 2, 3)
-    # the checker uses g* from the counted cells: recompute with it until the counted set is stable
-    g_star = np.ones((V, N), np.int64)
-    for _ in range(4):
-        counted = np.zeros(valid.shape, bool)
+    return low
+
+
+def _settle(bounds, tables, levels, anchors, gaps, q, m, c, chosen, V: int, N: int, new_levels: bool = True):
+    """The tables for g* of the chosen cells (and, with new_levels, their levels), re-evaluating the
+    chosen cells and dropping those no longer negative, until the set is stable (at most four rounds)."""
+    final = np.zeros(len(q))
+    for round_ in range(4):
+        counted = np.zeros(gaps.shape, bool)
         counted[q[chosen], m[chosen], c[chosen]] = True
-        tables, g_star = _update_tables(bounds, tables, g_star, definition.smallest_gaps(gaps, counted), anchors)
-        final, at = np.zeros(len(q)), np.flatnonzero(chosen)
+        g_star = definition.smallest_gaps(gaps, counted)
+        at = np.flatnonzero(chosen)
+        if levels.shape[3] and new_levels and not round_:  # the levels of the counted cells at their gaps, for the new g*
+            levels = _levels(bounds, q[at], m[at], c[at], gaps[q[at], m[at], c[at]], g_star, V, N)
+        tables = _update_tables(bounds, tables, g_star, anchors, levels)
+        final = np.zeros(len(q))
         final[at] = bounds.cell_bounds(q[at], m[at], c[at], gaps[q[at], m[at], c[at]], tables, anchors)
         still = chosen & (final < 0)
         if (still == chosen).all():
             break
         chosen = still
-    claims[q, m, c] = np.where(chosen, round_up_f32(np.where(chosen, final, 0.0)), 0.0)
-    progress("subcubic search", 3, 3)
-    count = definition.cell_inputs(q[chosen], m[chosen], c[chosen], low[chosen], N)
-    return Draft(evidence=_evidence(hints, gaps, claims, anchors, handling), claimed_correct=count)
+    return tables, levels, chosen, final
 
 
-def _update_tables(bounds, tables, g_star: np.ndarray, new_g_star: np.ndarray, anchors: np.ndarray):
-    """bounds.chi_tables(new_g_star, anchors) from the tables for g_star: only the rows whose g* changed."""
-    m, c = np.nonzero(new_g_star != g_star)
-    if len(m):
-        tables = tuple(table.copy() for table in tables)
-        for table, rows in zip(tables, bounds.chi_rows(m, np.maximum(m - new_g_star[m, c], 0), anchors[m, c])):
-            table[m, c] = rows
-    return tables, new_g_star
+def _update_tables(bounds, tables, new_g_star: np.ndarray, anchors: np.ndarray, levels: np.ndarray):
+    """bounds.chi_tables(new_g_star, anchors, levels) from tables: only the rows whose g* or levels changed."""
+    m, c = np.nonzero((new_g_star != tables.g_star) | (levels != tables.levels).any(axis=(2, 3)))
+    if not len(m):
+        return tables
+    rows = bounds.chi_rows(m, np.maximum(m - new_g_star[m, c], 0), anchors[m, c], levels[m, c])
+    return tables.with_rows(m, c, rows, new_g_star, levels)
 
 
-def _evidence(hints, gaps, claims, anchors, handling) -> dict:
+def _evidence(hints, gaps, claims, anchors, levels, handling) -> dict:
     evidence = {"gaps": gaps, "claims": claims, **hints}
     if handling != definition.ATTENTION[1]:
         evidence["anchors"] = anchors
+    if handling == definition.TIERED:
+        evidence["levels"] = levels
     return evidence

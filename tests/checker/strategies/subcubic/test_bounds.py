@@ -81,10 +81,14 @@ class Oracle:
         """eupu.py: EUPU[q, o] - EUPU[q, m] <= mean[o] - mean[m] + err[q]."""
         W, V, h = self.W, self.V, self.eupu_handling
         full = self.eupu
-        if h == "max_diff_exact_per_max":  # per (q, m): the largest other entry of the row
-            err = np.array([[max((full[q, o] for o in range(V) if o != m), default=full[q, m]) - full[q, m]
+        if h in ("max_diff_exact_per_max", "mean_query+max_diff_exact_per_max"):  # per (q, m): the largest other entry
+            mean = np.zeros(V, dtype=object) + Fraction(0)
+            if h == "mean_query+max_diff_exact_per_max":  # of the row centred on the mean query's direct path
+                mean = ((rounded_mean_row(self.e_bar)[None, :] + W["b_O"]).dot(W["W_U"]) + W["b_U"])[0]
+            centred = full - mean[None, :]
+            err = np.array([[max((centred[q, o] for o in range(V) if o != m), default=centred[q, m]) - centred[q, m]
                              for m in range(V)] for q in range(V)], dtype=object)
-            return np.zeros(V, dtype=object) + Fraction(0), err
+            return mean, err
         if h in ("max_diff_exact", "global_max_diff_exact"):
             spread = row_spreads(full)
             if h == "global_max_diff_exact":
@@ -120,7 +124,7 @@ class Oracle:
         b_lo = self.low_sums[q][free] + (1 - is_m)
         exponent = max(abs(mpf(lo)), abs(mpf(hi))) * self.s + self.pos_exponent[q]  # the largest |exp argument|
         a_min, a_max = a_lo / (a_lo + b_hi), a_hi / (a_hi + b_lo)
-        if self.handling == "query_slot+ov_blocks+chords" and q != m:
+        if self.handling in ("query_slot+ov_blocks+chords", "query_slot+ov_tiers+levels") and q != m:
             own = self.approx[q, m] - self.approx[q, q]
             copies_lo, copies_hi = self.low_sums[q][copies], self.high_sums[q][copies]
             rest_hi = mpmath.exp(-mpf(own - self.spread[q]) * self.s) + mpmath.exp(-mpf(lo) * self.s) * self.high_sums[q][free]
@@ -130,43 +134,90 @@ class Oracle:
             exponent = max(exponent, abs(mpf(own)) * self.s + abs(mpf(self.spread[q])) * self.s + self.pos_exponent[q])
         return a_min, a_max, exponent
 
-    def nonmax(self, m, g_star):
-        """N[o]: the largest value a non-max slot adds to output o relative to m."""
+    def blocks(self, m, top):
+        """The OV-block bound over the tokens <= top, capped by W: blocks of ceil(sqrt(V)) tokens, the
+        diagonal exact."""
+        rows = self.evou[: top + 1]
+        size = next(s for s in range(1, self.V + 1) if s * s >= self.V)
+        out = []
+        for o in range(self.V):
+            terms = [rows[o, o] - rows[o, m]] if o <= top else []
+            for start in range(0, top + 1, size):
+                block = range(start, min(start + size, top + 1))
+                off = [rows[k, o] for k in block if k != o]
+                if off:
+                    terms.append(max(off) - min(rows[k, m] for k in block))
+            out.append(min(max(row_spreads(rows)), max(terms)))
+        return out
+
+    def tier_widths(self):
+        s = next(s for s in range(1, self.V + 1) if s * s >= self.V)
+        return [w for w in (1 << j for j in range(self.V.bit_length() + 1)) if w <= s]
+
+    def values(self, m, g_star):
+        """The value tables: [N] (N[o], the largest value a non-max slot adds to output o relative
+        to m), or for the tiers [U_1, ..., U_{R+1}] (tiers.py)."""
         top = max(m - g_star, 0)
         rows = self.evou[: top + 1]
         w = max(row_spreads(rows))
         if self.handling == "per_output+chords":
-            return [min(w, max(rows[:, o]) - min(rows[:, m])) for o in range(self.V)]
-        if self.handling == "query_slot+ov_blocks+chords":  # blocks of ceil(sqrt(V)) tokens, the diagonal exact
-            size = next(s for s in range(1, self.V + 1) if s * s >= self.V)
-            out = []
-            for o in range(self.V):
-                terms = [rows[o, o] - rows[o, m]] if o <= top else []
-                for start in range(0, top + 1, size):
-                    block = range(start, min(start + size, top + 1))
-                    off = [rows[k, o] for k in block if k != o]
-                    if off:
-                        terms.append(max(off) - min(rows[k, m] for k in block))
-                out.append(min(w, max(terms)))
-            return out
-        return [w] * self.V
+            return [[min(w, max(rows[:, o]) - min(rows[:, m])) for o in range(self.V)]]
+        if self.handling == "query_slot+ov_blocks+chords":
+            return [self.blocks(m, top)]
+        if self.handling == "query_slot+ov_tiers+levels":  # tier j: top - w_j < k <= top - w_{j-1}
+            tables, running, previous = [], [None] * self.V, 0
+            for width in self.tier_widths():
+                for k in range(max(top - width + 1, 0), top - previous + 1):
+                    running = [d if r is None else max(r, d) for r, d in zip(running, self.evou[k] - self.evou[k, m])]
+                tables.append(running)
+                previous = width
+            far = top - previous
+            last = tables[-1] if far < 0 else [max(u, b) for u, b in zip(tables[-1], self.blocks(m, far))]
+            return tables + [last]
+        return [[w] * self.V]
 
-    def chi(self, m, g_star, a: Fraction):
-        n = self.nonmax(m, g_star)
-        return max(self.base[m, o] + self.ev[m, o] * a + n[o] * (1 - a) for o in range(self.V) if o != m)
+    def tier_attention(self, q, m, c, g, top_row):
+        """A_j (j >= 2): B / (B + C), tier_attention's inequality, in mpmath."""
+        is_m = 1 if q == m else 0
+        free = c if q == m else c - 1
+        copies = self.N - 1 - free
+        top = min(m - g, top_row)
+        out = []
+        for width in self.tier_widths():
+            limit = min(top, top_row - width)
+            b = mpmath.mpf(0)
+            if limit >= 0 and free > 0:
+                b += mpmath.exp(mpf(max(self.approx[q, : limit + 1]) - self.approx[q, m] + self.spread[q]) * self.s) * self.high_sums[q][free]
+            if limit >= 0 and not is_m and q <= limit:
+                b += mpmath.exp(mpf(self.approx[q, q] - self.approx[q, m] + self.spread[q]) * self.s)
+            out.append(b / (b + self.low_sums[q][copies] + is_m) if b > 0 else mpmath.mpf(0))
+        return out
 
-    def slopes(self, m, g_star):
-        n = self.nonmax(m, g_star)
-        values = [self.ev[m, o] - n[o] for o in range(self.V) if o != m]
+    def chi(self, m, g_star, a: Fraction, level=(), merged=False):
+        """max_o (base + a EV + (1 - a) U_1 + sum_j level_j (U_{j+1} - U_j)); merged: U_{R+1} for U_1."""
+        tables = self.values(m, g_star)
+        first = tables[-1] if merged else tables[0]
+        steps = [] if merged else [[u - v for u, v in zip(tables[j + 1], tables[j])] for j in range(len(level))]
+        return max(self.base[m, o] + self.ev[m, o] * a + first[o] * (1 - a) + sum(lam * st[o] for lam, st in zip(level, steps))
+                   for o in range(self.V) if o != m)
+
+    def slopes(self, m, g_star, merged=False):
+        tables = self.values(m, g_star)
+        first = tables[-1] if merged else tables[0]
+        values = [self.ev[m, o] - first[o] for o in range(self.V) if o != m]
         return min(values), max(values)
+
+    def step_max(self, m, g_star):
+        tables = self.values(m, g_star)
+        return [max(tables[j + 1][o] - tables[j][o] for o in range(self.V) if o != m) for j in range(len(tables) - 1)]
 
     def all_m(self, m):
         full = self.eupu
         return max(full[m, o] - full[m, m] + self.ev[m, o] + self.pv_pess[m, o] for o in range(self.V) if o != m)
 
 
-VARIANTS = [f"subcubic/{e}/{a}/{r}" for (eupus, attentions), count in zip(subcubic.FAMILIES, (10, 4))
-            for e, a, r in zip(eupus * 4, attentions * 4, attention_error.HANDLINGS[:count])]  # every handling of each family
+VARIANTS = [f"subcubic/{e}/{a}/{r}" for (eupus, attentions, errors), count in zip(subcubic.FAMILIES, (10, 4, 2))
+            for e, a, r in zip(eupus * 5, attentions * 5, errors[:count])]  # every handling of each family
 
 
 def check_against_oracle(weights, variant, data):
@@ -191,45 +242,80 @@ def check_against_oracle(weights, variant, data):
             # interval exp is exact to its 2^-16 grid step: each weight is within 2^-15 relative
             assert a_min - mpmath.mpf(lower[i]) <= EXP_TOL * a_min + ULP
             assert mpmath.mpf(upper[i]) - a_max <= EXP_TOL * (1 - a_max) + ULP, cell
-    # chi at anchors and its slopes, for random smallest gaps and anchors
+    # chi at levels and anchors, its slopes and tier steps, for random smallest gaps, anchors and levels
     if V < 2:
         return
     g_star = np.array([[data.draw(st.integers(1, max(mm, 1))) for _ in range(N)] for mm in range(V)], dtype=np.int64)
     J = data.draw(st.integers(1, 3))
     anchors = np.sort(np.array(data.draw(st.lists(st.floats(0, 1), min_size=V * N * J, max_size=V * N * J))).reshape(V, N, J), axis=2)
-    values, slope_min, slope_max = bounds.chi_tables(g_star, anchors)
+    T = len(bounds.tier_widths)
+    assert T == (len(oracle.tier_widths()) if oracle.handling == "query_slot+ov_tiers+levels" else 0)
+    L = data.draw(st.integers(1, 3)) if T else 1
+    levels = np.sort(np.array(data.draw(st.lists(st.floats(0, 1), min_size=V * N * L * T, max_size=V * N * L * T))).reshape(V, N, L, T), axis=2)
+    tables = bounds.chi_tables(g_star, anchors, levels)
     # any subset of rows, on its own, gives the same floats (the generator updates rows in place)
     m_rows, c_rows = np.nonzero(np.array(data.draw(st.lists(st.booleans(), min_size=V * N, max_size=V * N))).reshape(V, N))
-    rows = bounds.chi_rows(m_rows, np.maximum(m_rows - g_star[m_rows, c_rows], 0), anchors[m_rows, c_rows])
-    for table, row in zip((values, slope_min, slope_max), rows):
+    rows = bounds.chi_rows(m_rows, np.maximum(m_rows - g_star[m_rows, c_rows], 0), anchors[m_rows, c_rows], levels[m_rows, c_rows])
+    for table, row in zip((tables.values, tables.slope_min, tables.slope_max, tables.step_max), rows):
         assert np.array_equal(table[m_rows, c_rows], row, equal_nan=True)
     for mm in range(V):
         for cc in range(N):
-            lo_slope, hi_slope = oracle.slopes(mm, int(g_star[mm, cc]))
-            assert mpmath.mpf(slope_min[mm, cc]) <= mpf(lo_slope) and mpmath.mpf(slope_max[mm, cc]) >= mpf(hi_slope)
-            assert mpf(lo_slope) - mpmath.mpf(slope_min[mm, cc]) <= TOL * oracle.scale
-            assert mpmath.mpf(slope_max[mm, cc]) - mpf(hi_slope) <= TOL * oracle.scale
-            for j in range(J):
-                true = oracle.chi(mm, int(g_star[mm, cc]), Fraction(float(anchors[mm, cc, j])))
-                assert close_above(values[mm, cc, j], mpf(true), oracle.scale), (mm, cc, j)
+            gs = int(g_star[mm, cc])
+            # the L levels, then (with tiers) the merged table
+            for t, (level, merged) in enumerate([(levels[mm, cc, l], False) for l in range(L)] + ([((), True)] if T else [])):
+                lo_slope, hi_slope = oracle.slopes(mm, gs, merged)
+                assert mpmath.mpf(tables.slope_min[mm, cc, t]) <= mpf(lo_slope) and mpmath.mpf(tables.slope_max[mm, cc, t]) >= mpf(hi_slope)
+                assert mpf(lo_slope) - mpmath.mpf(tables.slope_min[mm, cc, t]) <= TOL * oracle.scale
+                assert mpmath.mpf(tables.slope_max[mm, cc, t]) - mpf(hi_slope) <= TOL * oracle.scale
+                for j in range(J):
+                    true = oracle.chi(mm, gs, Fraction(float(anchors[mm, cc, j])), [Fraction(float(x)) for x in level], merged)
+                    assert close_above(tables.values[mm, cc, t, j], mpf(true), oracle.scale), (mm, cc, t, j)
+            for j, true in enumerate(oracle.step_max(mm, gs)):
+                assert close_above(tables.step_max[mm, cc, j], mpf(true), oracle.scale), (mm, cc, j)
     for mm in range(V):
         true = oracle.all_m(mm)
         assert close_above(float(bounds.all_m.hi[mm]), mpf(true), oracle.scale)
+    # the tiers' attention, every cell and gap, against the oracle's B / (B + C)
+    top_rows = np.maximum(m - g_star[m, c], 0)
+    attention = bounds.tier_attention(q, m, c, g, top_rows)
+    assert attention.shape == (len(cells), T)
+    for i, cell in enumerate(cells):
+        if not T:
+            break
+        for j, true in enumerate(oracle.tier_attention(*(int(x) for x in cell), int(top_rows[i]))):
+            assert mpmath.mpf(attention[i, j]) >= true, (cell, j)
+            if true == 0:
+                assert attention[i, j] == 0
+            elif oracle.attention(*(int(x) for x in cell))[2] < 600 and true > 1e-200:
+                assert mpmath.mpf(attention[i, j]) - true <= 4 * EXP_TOL * true + ULP, (cell, j)
     # the cell bound: err[q] + the largest of F at a_min, a_max and chi at the anchors between
-    # (F from the tables checked above); every token m: the exact all-m bound
+    # (F from the tables checked above), at the cell's level plus its excess or merged (tiers);
+    # every token m: the exact all-m bound
     cells += [(mm, mm, 0, 1) for mm in range(V)]
     q, m, c, g = (np.array(axis, dtype=np.int64) for axis in zip(*cells))
-    got = bounds.cell_bounds(q, m, c, g, (values, slope_min, slope_max), anchors)
+    got = bounds.cell_bounds(q, m, c, g, tables, anchors)
     lower, upper = bounds.attention(q, m, c, g)
+    attention = bounds.tier_attention(q, m, c, g, np.maximum(m - g_star[m, c], 0))
     for i, (qq, mm, cc, _) in enumerate(cells):
         if qq == mm and cc == 0:
             assert got[i] == bounds.all_m.hi[mm]
             continue
         A = [Fraction(float(x)) for x in anchors[mm, cc]]
-        chi = [Fraction(float(x)) for x in values[mm, cc]]
-        F = lambda a: chord_or_line(Fraction(float(a)), A, chi, Fraction(float(slope_min[mm, cc])), Fraction(float(slope_max[mm, cc])))  # noqa: E731
-        inner = [chi[j] for j in range(len(A)) if lower[i] <= A[j] <= upper[i]]
-        true = Fraction(float(bounds.direct_error(np.array([qq]), np.array([mm])).hi[0])) + max([F(lower[i]), F(upper[i])] + inner)
+
+        def largest(t):
+            chi = [Fraction(float(x)) for x in tables.values[mm, cc, t]]
+            F = lambda a: chord_or_line(Fraction(float(a)), A, chi, Fraction(float(tables.slope_min[mm, cc, t])),  # noqa: E731
+                                        Fraction(float(tables.slope_max[mm, cc, t])))
+            return max([F(lower[i]), F(upper[i])] + [chi[j] for j in range(len(A)) if lower[i] <= A[j] <= upper[i]])
+
+        if T:
+            level = min(max(sum(levels[mm, cc, l, j] < attention[i, j] for l in range(L)) for j in range(T)), L - 1)
+            excess = sum(max(Fraction(float(attention[i, j])) - Fraction(float(levels[mm, cc, level, j])), Fraction(0))
+                         * Fraction(float(tables.step_max[mm, cc, j])) for j in range(T))
+            value = min(largest(level) + excess, largest(L))
+        else:
+            value = largest(0)
+        true = Fraction(float(bounds.direct_error(np.array([qq]), np.array([mm])).hi[0])) + value
         assert close_above(got[i], mpf(true), oracle.scale), (qq, mm, cc)
 
 
@@ -256,6 +342,12 @@ def test_bounds_match_the_oracle_on_random_models(weights, variant, data):
 @given(weights=tiny_models(max_inputs=300), variant=st.sampled_from([n for n in subcubic.NAMES if subcubic.axes(n)[1] == subcubic.ATTENTION[3]]),
        data=st.data())
 def test_the_refined_family_matches_the_oracle_on_random_models(weights, variant, data):
+    check_against_oracle(weights, variant, data)
+
+
+@given(weights=tiny_models(max_inputs=300), variant=st.sampled_from([n for n in subcubic.NAMES if subcubic.axes(n)[1] == subcubic.TIERED]),
+       data=st.data())
+def test_the_tiered_family_matches_the_oracle_on_random_models(weights, variant, data):
     check_against_oracle(weights, variant, data)
 
 

@@ -12,6 +12,7 @@ from tests.helpers import check_bytes, encode
 CHORDS = "subcubic/max_diff_exact/per_output+chords/max_diff"
 ONE_ANCHOR = "subcubic/mean_query+max_diff/mean_query+diff/max_diff_subproduct"
 NO_ANCHOR = "subcubic/max_diff/drop_average_query_per_output_logit_reasoning/svd"
+TIERS = "subcubic/mean_query+max_diff_exact_per_max/query_slot+ov_tiers+levels/exact_EQKE+max_diff_exact"
 
 
 def draft(weights, variant):
@@ -19,7 +20,7 @@ def draft(weights, variant):
     return dict(d.evidence), d.claimed_correct
 
 
-@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR])
+@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR, TIERS])
 def test_the_generated_certificate_is_accepted_with_exactly_its_claim(small_trained, variant):
     weights, exact = small_trained
     evidence, claimed = draft(weights, variant)
@@ -62,6 +63,43 @@ def test_malformed_evidence_is_an_invalid_certificate(small_trained, tamper, rea
     evidence, claimed = draft(weights, CHORDS)
     verdict = check_bytes(encode(weights, CHORDS, claimed, tamper(evidence)))
     assert verdict.invalid and not verdict.accepted and verdict.reason == reason
+
+
+LEVELS = (f"evidence: levels must be 1 to {subcubic.MAX_LEVELS} values in [0, 1] per (m, c) and tier, "
+          "non-decreasing along the levels")
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda e: corrupt(e, "levels", (2, 1, 0, 0), 1.5), LEVELS),
+    (lambda e: corrupt(e, "levels", (2, 1, 0, 1), -0.25), LEVELS),
+    (lambda e: corrupt(e, "levels", (2, 1, 1, 0), e["levels"][2, 1, 0, 0] - 2.0**-40) if e["levels"][2, 1, 0, 0] > 0
+     else corrupt(e, "levels", (2, 1, 0, 0), e["levels"][2, 1, 1, 0] + 2.0**-40), LEVELS),  # decreasing along the levels
+    (lambda e: dict(e, levels=np.zeros((12, 4, subcubic.MAX_LEVELS + 1, 3))), LEVELS),
+    (lambda e: dict(e, levels=np.zeros((12, 4, 0, 3))), LEVELS),
+    (lambda e: dict(e, levels=np.zeros((12, 4, 2, 2))), "evidence: levels must be a <f8 tensor of shape [12, 4, None, 3], got <f8 [12, 4, 2, 2]"),
+    (lambda e: {k: v for k, v in e.items() if k != "levels"}, None),
+])
+def test_malformed_levels_are_an_invalid_certificate(small_trained, tamper, reason):
+    """One to MAX_LEVELS levels per (m, c) and tier (three tiers beyond the first at d_vocab 12:
+    widths 1, 2, 4), in [0, 1], non-decreasing along the levels; every other shape is refused."""
+    weights, _ = small_trained
+    evidence, claimed = draft(weights, TIERS)
+    assert evidence["levels"].shape[:2] == (12, 4) and evidence["levels"].shape[3] == 3
+    verdict = check_bytes(encode(weights, TIERS, claimed, tamper(evidence)))
+    assert verdict.invalid and not verdict.accepted
+    assert verdict.reason == reason if reason else "levels" in verdict.reason
+
+
+def test_the_most_levels_allowed_are_valid_and_levels_only_move_the_bound(small_trained):
+    """Any levels make a valid certificate: with the all-zero and all-one levels (most cells then
+    rely on the excess or the merged table) the claims made for other levels are either still
+    established, never above the exact count, or a cell is named whose claim is below the bound."""
+    weights, exact = small_trained
+    evidence, claimed = draft(weights, TIERS)
+    for levels in (np.zeros((12, 4, subcubic.MAX_LEVELS, 3)), np.ones((12, 4, 1, 3))):
+        verdict = check_bytes(encode(weights, TIERS, claimed, dict(evidence, levels=levels)))
+        assert not verdict.invalid, verdict.reason
+        assert verdict.verified_correct <= exact if verdict.accepted else "below the bound the checker derives" in verdict.reason
 
 
 def test_the_most_anchors_allowed_are_accepted(small_trained):
@@ -107,7 +145,7 @@ def test_a_claim_equal_to_the_derived_bound_holds_and_one_below_is_named(small_t
         f"is below the bound the checker derives ({float(derived[3])!r})")
 
 
-@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR])
+@pytest.mark.parametrize("variant", [CHORDS, ONE_ANCHOR, NO_ANCHOR, TIERS])
 def test_a_one_token_model_is_certified_in_full(variant):
     from tests.models import build
 
