@@ -164,8 +164,10 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     shapes = {"embed.W_E": (4, 4), "pos_embed.W_pos": (10, 4), "blocks.0.attn.W_Q": (1, 4, 2), "blocks.0.attn.W_K": (1, 4, 2),
               "blocks.0.attn.W_V": (1, 4, 2), "blocks.0.attn.W_O": (1, 2, 4), "unembed.W_U": (4, 4)}
     slow.write_bytes(encode({k: rng.normal(size=s) for k, s in shapes.items()}, "brute-force", 0))
+    # SIGINT as a terminal delivers it, whatever this process inherited (a shell's background job ignores it)
     child = subprocess.Popen([sys.executable, "-c", "from compact_proofs.checker.cli import main_exit; main_exit()", str(slow), "--pure"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3)
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
