@@ -150,8 +150,9 @@ def _parse_about(text: str | None) -> dict | None:
     return about
 
 
-def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
-    """Validated weights in TransformerLens shapes (head axis restored), float32 or float64."""
+def _arrays(state: Mapping) -> dict[str, np.ndarray]:
+    """The state dict's parameters as numpy arrays (buffers dropped); WeightsError on a key that is
+    not a string or a value that is not a numeric tensor."""
     params = {}
     for key, value in state.items():
         if not isinstance(key, str):
@@ -162,6 +163,12 @@ def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
             params[key] = _to_numpy(value)
         except Exception:
             raise WeightsError(f"{key}: not a numeric tensor") from None
+    return params
+
+
+def from_state_dict(state: Mapping) -> dict[str, np.ndarray]:
+    """Validated weights in TransformerLens shapes (head axis restored), float32 or float64."""
+    params = _arrays(state)
     try:
         normalise(params)
     except InvalidCertificate as v1_error:  # perhaps a format-v2 model: two layers or several heads
@@ -179,16 +186,7 @@ def from_state_dict_v3(state: Mapping, architecture: Mapping[str, str]) -> dict[
     restored), for the given architecture map; buffers dropped. WeightsError names what is wrong."""
     from compact_proofs.checker.v3 import architecture as v3
 
-    params = {}
-    for key, value in state.items():
-        if not isinstance(key, str):
-            raise WeightsError(f"state dict key {key!r} is not a string")
-        if key.endswith(BUFFERS):
-            continue
-        try:
-            params[key] = _to_numpy(value)
-        except Exception:
-            raise WeightsError(f"{key}: not a numeric tensor") from None
+    params = _arrays(state)
     try:
         arch = v3.architecture(dict(architecture))
         out, _, _ = v3.validated(params, arch)

@@ -39,7 +39,7 @@ def prove(
     Exit 0 when the checker accepts it; 1 if the strategy's evidence is rejected; 2 usage (also a
     --task other than the one the model was trained on); 3 an unreadable model; 4 a model too large
     for the strategy."""
-    from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.checker.cli import EXIT_LIMIT, EXIT_OF
     from compact_proofs.checker.strategies import brute_force
     from compact_proofs.checker.strategies.induction import POSITIONS
     from compact_proofs.generator.proving.prover import ProofError, estimated_seconds, names, prove as run_prover
@@ -84,19 +84,13 @@ def prove(
             proof = run_prover(weights, strategy, update, task=task, **options)
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
-    weights_io.atomic_write(output, proof.raw)
-    info(f"checker notes: {proof.verdict.notes}; the checker took {proof.verdict.seconds:.2f} s", level=2)
-    if as_json:
-        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
-        print(json.dumps(document, indent=2, allow_nan=False))
-    else:
-        print(summary(str(output), proof.verdict))
+    _write_and_report(output, proof, as_json)
 
 
 def _prove_v3(model: Path, strategy: str, output: Path, task: str | None, data: Path | None, activation: str | None,
               normalization: str | None, eps: str, as_json: bool, progress: bool) -> None:
     """A format-v3 certificate (MLPs, LayerNorm, the tasks of SEMANTICS.md version 3)."""
-    from compact_proofs.checker.cli import EXIT_OF, JSON_SCHEMA, JSON_VERSION, record, summary
+    from compact_proofs.checker.cli import EXIT_OF
     from compact_proofs.generator.proving.prover import ProofError, prove_v3
 
     if strategy != "brute-force":
@@ -138,13 +132,7 @@ def _prove_v3(model: Path, strategy: str, output: Path, task: str | None, data: 
             proof = prove_v3(weights, strategy, task, architecture, task_file, update)
         except ProofError as exc:
             fail(str(exc), EXIT_OF.get(exc.status, EXIT_REJECTED))
-    weights_io.atomic_write(output, proof.raw)
-    info(f"checker notes: {proof.verdict.notes}; the checker took {proof.verdict.seconds:.2f} s", level=2)
-    if as_json:
-        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
-        print(json.dumps(document, indent=2, allow_nan=False))
-    else:
-        print(summary(str(output), proof.verdict))
+    _write_and_report(output, proof, as_json)
 
 
 @app.command()
@@ -188,3 +176,16 @@ def list_strategies(as_json: bool = typer.Option(False, "--json", help="print a 
     from compact_proofs.generator.proving.prover import names
 
     print(json.dumps(names()) if as_json else "\n".join(names()))
+
+
+def _write_and_report(output: Path, proof, as_json: bool) -> None:
+    """Write the accepted certificate, then its verdict as one line or as the --json document."""
+    from compact_proofs.checker.cli import JSON_SCHEMA, JSON_VERSION, record, summary
+
+    weights_io.atomic_write(output, proof.raw)
+    info(f"checker notes: {proof.verdict.notes}; the checker took {proof.verdict.seconds:.2f} s", level=2)
+    if as_json:
+        document = {"schema": JSON_SCHEMA, "version": JSON_VERSION, "exit_code": 0, "results": [record(str(output), proof.verdict)]}
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(summary(str(output), proof.verdict))

@@ -213,7 +213,7 @@ def outcomes(prep: Prepared, most: int = 1, progress=lambda *a: None, name: str 
             query_parts = [scorer.query(queries, q) for scorer in scorers]
             tied_parts = [scorer.tied(part, q) for scorer, part in zip(scorers, query_parts)]
             for P in occurrences(N, most):
-                valid = [label for label in labels if sets(V, N, q, u, P, int(label)) is not None]
+                valid = {int(label): S for label in labels if (S := sets(V, N, q, u, P, int(label))) is not None}
                 if not valid:
                     continue
                 ok = np.ones((V, V), dtype=bool)  # [l, o]
@@ -228,8 +228,8 @@ def outcomes(prep: Prepared, most: int = 1, progress=lambda *a: None, name: str 
                         total = next_down(total + _position_term(j, q, u, P, E_hi, E_lo, vc, share, not_q))
                     ok &= total > 0
                 ok[labels, labels] = True  # o = label is not a competitor
-                for label in valid:
-                    yield q, u, P, int(label), ok[label], size(V, sets(V, N, q, u, P, int(label)))
+                for label, S in valid.items():
+                    yield q, u, P, label, ok[label], size(V, S)
     progress(name, V, V)
 
 
