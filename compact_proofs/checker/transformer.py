@@ -57,6 +57,29 @@ def _error(reason: str) -> InvalidCertificate:
     return InvalidCertificate("weights", reason)
 
 
+def conformed(weights: dict[str, np.ndarray], shapes: dict[str, str], roles: dict[str, str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Each array float32 or float64, finite, with the axes its shape pattern names (a head axis "H"
+    may be omitted), every role one size throughout: (the arrays, head axis restored; the sizes by
+    role). Raises InvalidCertificate naming the first array that is not."""
+    dims: dict[str, int] = {}
+    out: dict[str, np.ndarray] = {}
+    for key, array in weights.items():
+        array, pattern = np.asarray(array), shapes[key]
+        if array.dtype not in (np.float32, np.float64):
+            raise _error(f"{key} must be float32 or float64, not {array.dtype}")
+        if pattern[0] == "H" and array.ndim == len(pattern) - 1:
+            array = array[None]  # one head, its axis omitted
+        if array.ndim != len(pattern):
+            raise _error(f"{key} has shape {list(array.shape)}, expected {len(pattern)} axes {list(pattern)}")
+        for size, role in zip(array.shape, pattern):
+            if size != dims.setdefault(role, size):
+                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {roles[role]} = {dims[role]}")
+        if not np.isfinite(array).all():
+            raise _error(f"{key} contains NaN or infinity")
+        out[key] = array
+    return out, dims
+
+
 def _validated(weights: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
     """Names, shapes, dtypes and finiteness checked (a head axis may be omitted when H = 1):
     (the arrays, head axis restored; the dimensions by role; the layer ids). Nothing is converted."""
@@ -71,22 +94,7 @@ def _validated(weights: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], d
     unknown = sorted(set(weights) - set(shapes))
     if missing or unknown:
         raise _error(f"missing {missing}, unsupported {unknown}")
-    dims: dict[str, int] = {}
-    out: dict[str, np.ndarray] = {}
-    for key, array in weights.items():
-        array, pattern = np.asarray(array), shapes[key]
-        if array.dtype not in (np.float32, np.float64):
-            raise _error(f"{key} must be float32 or float64, not {array.dtype}")
-        if pattern[0] == "H" and array.ndim == len(pattern) - 1:
-            array = array[None]  # one head, its axis omitted
-        if array.ndim != len(pattern):
-            raise _error(f"{key} has shape {list(array.shape)}, expected {len(pattern)} axes {list(pattern)}")
-        for size, role in zip(array.shape, pattern):
-            if size != dims.setdefault(role, size):
-                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {ROLES[role]} = {dims[role]}")
-        if not np.isfinite(array).all():
-            raise _error(f"{key} contains NaN or infinity")
-        out[key] = array
+    out, dims = conformed(weights, shapes, ROLES)
     limits = {"V": MAX_VOCAB, "N": MAX_CTX, "D": MAX_WIDTH, "E": MAX_WIDTH, "H": MAX_HEADS}
     for role, size in dims.items():
         if not 1 <= size <= limits[role]:

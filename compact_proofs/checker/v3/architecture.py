@@ -24,6 +24,7 @@ import numpy as np
 
 from compact_proofs.checker.certificate import weights_digest
 from compact_proofs.checker.errors import InvalidCertificate
+from compact_proofs.checker.transformer import conformed
 
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "none")
 NORMALIZATIONS = ("none", "LN", "LNPre")
@@ -160,22 +161,7 @@ def validated(weights: dict[str, np.ndarray], arch: Architecture) -> tuple[dict[
     missing = sorted(k for k in shapes if k not in weights and k.rsplit(".", 1)[1] not in OPTIONAL and k not in OPTIONAL)
     if missing:
         raise _error(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
-    dims: dict[str, int] = {}
-    out: dict[str, np.ndarray] = {}
-    for key in sorted(weights):
-        array, axes = np.asarray(weights[key]), shapes[key]
-        if array.dtype not in (np.float32, np.float64):
-            raise _error(f"{key} must be float32 or float64, not {array.dtype}")
-        if axes[0] == "H" and array.ndim == len(axes) - 1:
-            array = array[None]  # one head, its axis omitted
-        if array.ndim != len(axes):
-            raise _error(f"{key} has shape {list(array.shape)}, expected {len(axes)} axes")
-        for size, role in zip(array.shape, axes):
-            if size != dims.setdefault(role, size):
-                raise _error(f"{key} has shape {list(array.shape)}, inconsistent with {ROLES[role]} = {dims[role]}")
-        if not np.isfinite(array).all():
-            raise _error(f"{key} contains NaN or infinity")
-        out[key] = array
+    out, dims = conformed({key: weights[key] for key in sorted(weights)}, shapes, ROLES)
     for role, size in dims.items():
         if not 1 <= size <= LIMITS[role]:
             raise _error(f"{ROLES[role]} = {size} outside 1..{LIMITS[role]}")
