@@ -116,7 +116,9 @@ def report(
 
 @app.command()
 def faithfulness(
-    results: Path = typer.Argument(Path("results"), help="a sweep's results directory (its rows and model cache)"),
+    results: Path = typer.Argument(Path("results"), help="a sweep's results directory (its rows and model cache), or a "
+                                   "published report's folder (rows.csv.gz, e.g. docs/results) with --models"),
+    models: Path = typer.Option(None, "--models", help="trained-model cache (default: RESULTS/models; missing models are trained)"),
     output: Path = typer.Option(None, "--output", "-o", help="where to write (default: RESULTS/faithfulness)"),
     noise_seeds: int = typer.Option(10, min=0, help="K=4 seeds for the noise ablation"),
     rank_seeds: int = typer.Option(20, min=0, help="K=4 seeds for EQKE rank as an axis"),
@@ -125,14 +127,16 @@ def faithfulness(
 ) -> None:
     """The faithfulness analyses: bound against EQKE's rank-one-ness, a noise ablation, EQKE rank as an axis, the best
     subcubic variant's exact steps (resumable)."""
-    from compact_proofs.generator.studies import faithfulness as analyses, sweep as sweeping
+    from compact_proofs.generator.studies import faithfulness as analyses
+    from compact_proofs.generator.studies.report import load_results
     from compact_proofs.generator.training import zoo
 
     out = output or results / "faithfulness"
-    rows = sweeping.load_rows(results)
-    if not rows:
-        fail(f"no sweep results under {results}")
-    cache = results / "models"
+    try:
+        rows, _ = load_results(results)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    cache = models or results / "models"
     seeds = zoo.paper_seeds()
     with progress_bar(progress) as update:
         sigma = analyses.sigma_rows(rows, lambda k, seed: zoo.trained(k, seed, cache))

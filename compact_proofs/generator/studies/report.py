@@ -318,13 +318,24 @@ def load_published(folder: Path) -> tuple[list[dict], dict]:
     return rows, estimates
 
 
+def is_published(results: Path) -> bool:
+    """A published report's folder (rows.csv.gz) rather than a sweep's results directory (rows/)."""
+    return not any(Path(results).glob("rows/k*")) and (Path(results) / "rows.csv.gz").exists()
+
+
+def load_results(results: Path) -> tuple[list[dict], dict]:
+    """(rows, estimates) of a sweep's results directory or of a published report's CSVs."""
+    rows, estimates = load_published(results) if is_published(results) else (load_rows(results), load_estimates(results))
+    if not rows:
+        raise ValueError(f"no results under {results} (a sweep's rows/, or a report's rows.csv.gz)")
+    return rows, estimates
+
+
 def write_report(results: Path, out: Path) -> tuple[list[dict], dict]:
     """Tables and figures into `out`, from a sweep's results directory or a published report's
     CSVs (then rows.csv.gz and estimates.csv, the input, are not written again)."""
-    published = not any(Path(results).glob("rows/k*")) and (Path(results) / "rows.csv.gz").exists()
-    rows, estimates = load_published(results) if published else (load_rows(results), load_estimates(results))
-    if not rows:
-        raise ValueError(f"no results under {results} (a sweep's rows/, or a report's rows.csv.gz)")
+    published = is_published(results)
+    rows, estimates = load_results(results)
     table, variants = headline(rows, estimates), per_variant(rows)
     out.mkdir(parents=True, exist_ok=True)
     if not published:

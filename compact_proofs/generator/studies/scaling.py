@@ -2,9 +2,12 @@
 d_model grow.
 
 Three axes around the paper's model (d_vocab 64, K = 4, d_model = d_head = 32):
-    d_vocab in {32, 64, 128, 256, 512} at K in {4, 10, 20};
-    K in {2, 3, 4, 5, 10, 20, 40} at d_vocab 64;
+    d_vocab in {32, 64, 128, 256, 512} at K in {4, 10, 20}, and on to 2048 at K in {4, 20};
+    K in {2, 3, 4, 5, 10, 20, 40, 80, 160} at d_vocab 64;
     d_model = d_head in {8, 16, 32, 64} at d_vocab 64, K = 4.
+The extension (d_vocab 1024 and 2048, K 80 and 160) looks for the sizes where each family goes
+vacuous or infeasible; a family that cannot run there is recorded with the reason (a forecast
+beyond the budget, or a checker resource limit).
 Every model is trained with the paper's recipe unchanged (3000 AdamW steps of batch 128, portable:
 generator/training/train.py), so size is the only variable; its sampled accuracy is recorded next to it.
 
@@ -16,8 +19,9 @@ libraries the child inherits, recorded as `baseline_rss_mb`). `prove_seconds` is
 `prove` (search, and the checker's verdict on the certificate); `check_seconds` that of a second,
 cold check of the certificate's bytes (run where prove took at most a minute; above, prove's time
 is mostly its one full check). The families are brute force (where
-d_vocab^K <= 2^26), cubic, cubic/reference, and two subcubic variants: the best one of the main
-sweep at every K and the best of the paper's 100. A strategy whose forecast exceeds the per-proof
+d_vocab^K <= 2^26), cubic, cubic/reference, and three subcubic variants: the best tiered variant
+of the main sweep (the best subcubic family at every K), the best per-output-chords variant (the
+best before the tiers) and the best of the paper's 100. A strategy whose forecast exceeds the per-proof
 budget is recorded as skipped, and one the checker refuses by a resource limit as `limit`.
 """
 
@@ -34,11 +38,13 @@ from typing import Callable
 from compact_proofs.generator import weights_io
 from compact_proofs.generator.weights_io import atomic_write
 
+TIERED = "subcubic/mean_query+max_diff_exact_per_max/query_slot+ov_tiers+levels/exact_EQKE+max_diff_exact"
 FAMILIES = {  # strategy -> family shown in the report
     "brute-force": "brute force",
     "cubic": "cubic",
     "cubic/reference": "cubic/reference",
-    "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact": "subcubic (best variant)",
+    TIERED: "subcubic (tiered)",
+    "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact": "subcubic (chords)",
     "subcubic/max_diff_exact/mean_query+diff/exact_EQKE+max_diff_exact": "subcubic (paper's best)",
 }
 DEFAULT_SEEDS = 10
@@ -63,7 +69,8 @@ class Config:
 def grid() -> list[Config]:
     """The study's configurations (each once), smallest first."""
     configs = {Config(v, k) for v in (32, 64, 128, 256, 512) for k in (4, 10, 20)}
-    configs |= {Config(64, k) for k in (2, 3, 4, 5, 10, 20, 40)}
+    configs |= {Config(v, k) for v in (1024, 2048) for k in (4, 20)}
+    configs |= {Config(64, k) for k in (2, 3, 4, 5, 10, 20, 40, 80, 160)}
     configs |= {Config(64, 4, d) for d in (8, 16, 32, 64)}
     return sorted(configs, key=lambda c: (c.d_vocab**3 * c.n_ctx**2 * c.d_model, c))
 

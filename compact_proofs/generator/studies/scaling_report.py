@@ -15,11 +15,12 @@ from compact_proofs.generator.studies.scaling import FAMILIES, Config, load
 from compact_proofs.generator.weights_io import atomic_write
 
 STYLE = {"brute force": "black", "cubic": "tab:red", "cubic/reference": "tab:orange",
-         "subcubic (best variant)": "tab:purple", "subcubic (paper's best)": "plum"}
+         "subcubic (tiered)": "tab:cyan", "subcubic (chords)": "tab:purple", "subcubic (paper's best)": "plum"}
 PREDICTED = {  # exponents of each family's cost class in each size ("": not polynomial in it)
     "brute force": {"d_vocab": "K + 1", "n_ctx": ""},  # d_vocab^K inputs, each with d_vocab logits
     "cubic": {"d_vocab": "3", "n_ctx": "2"}, "cubic/reference": {"d_vocab": "3", "n_ctx": "2"},  # d_vocab^3 n_ctx^2
-    "subcubic (best variant)": {"d_vocab": "2", "n_ctx": "1"}, "subcubic (paper's best)": {"d_vocab": "2", "n_ctx": "1"},
+    "subcubic (tiered)": {"d_vocab": "2.5", "n_ctx": "1"},  # d_vocab^2 (d_model + n_ctx sqrt(d_vocab))
+    "subcubic (chords)": {"d_vocab": "2", "n_ctx": "1"}, "subcubic (paper's best)": {"d_vocab": "2", "n_ctx": "1"},
 }
 AXES = {  # axis -> (what varies, the fixed configurations' filter, the panels)
     "d_vocab": ("d_vocab", lambda c: c.d_model == 32 and c.n_ctx in (4, 10, 20), "n_ctx"),

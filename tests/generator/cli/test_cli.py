@@ -155,6 +155,15 @@ def test_sweep_and_report_commands(tmp_path):
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
     assert {(r["K"], r["family"]) for r in rows} >= {(2, "cubic (ours)")} and all(r["seeds"] == 1 for r in rows)
+    # the faithfulness analyses read a published report's rows.csv.gz as well, with the models elsewhere
+    published = ["faithfulness", str(tmp_path / "report"), "--models", str(results / "models"), "-o", str(tmp_path / "faith"),
+                 "--noise-seeds", "0", "--rank-seeds", "0", "--exact-seeds", "0", "--no-progress"]
+    result = runner.invoke(app, published)
+    assert result.exit_code == 0, result.output
+    sigma = (tmp_path / "faith" / "sigma.csv").read_text().splitlines()
+    assert len(sigma) == 2 and sigma[1].startswith("2,")  # one model: K = 2, the first seed
+    empty = runner.invoke(app, ["faithfulness", str(tmp_path / "nothing"), "--no-progress"])
+    assert empty.exit_code != 0 and "no results under" in empty.output and "Traceback" not in empty.output
 
 
 def test_sweep_usage_errors():

@@ -23,9 +23,10 @@ def test_a_bad_configuration_is_one_clear_error(text):
 
 def test_the_grid_has_the_three_axes_once_each():
     grid = scaling.grid()
-    assert len(grid) == len(set(grid)) == 22
+    assert len(grid) == len(set(grid)) == 28
     assert {Config(v, k) for v in (32, 64, 128, 256, 512) for k in (4, 10, 20)} <= set(grid)
-    assert {Config(64, k) for k in (2, 3, 4, 5, 10, 20, 40)} <= set(grid)
+    assert {Config(v, k) for v in (1024, 2048) for k in (4, 20)} <= set(grid)
+    assert {Config(64, k) for k in (2, 3, 4, 5, 10, 20, 40, 80, 160)} <= set(grid)
     assert {Config(64, 4, d) for d in (8, 16, 32, 64)} <= set(grid)
 
 
