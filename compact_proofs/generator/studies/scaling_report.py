@@ -183,18 +183,27 @@ def build_figures(table: list[dict]) -> dict:
     built = {}
     for axis, (key, keep, panel) in AXES.items():
         members = [r for r in table if keep(Config(r["d_vocab"], r["n_ctx"], r["d_model"])) and r["accepted"]]
+        refused = [r for r in table if keep(Config(r["d_vocab"], r["n_ctx"], r["d_model"])) and not r["accepted"]
+                   and r["family"] != "brute force"]  # brute force's limit is drawn by its line's end alone
         if len({r[key] for r in members}) < 2:
             continue
         panels = sorted({r[panel] for r in members}) if panel else [None]
         fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.5, 4.2), squeeze=False)
         for ax, fixed in zip(axes[0], panels):
+            here = lambda rows: [r for r in rows if panel is None or r[panel] == fixed]  # noqa: E731
             for family, colour in STYLE.items():
-                points = sorted((r for r in members if r["family"] == family and (panel is None or r[panel] == fixed)), key=lambda r: r[key])
+                points = sorted((r for r in here(members) if r["family"] == family), key=lambda r: r[key])
                 if points:
                     ax.errorbar([r[key] for r in points], [r["bound_mean"] for r in points], yerr=[r["bound_std"] or 0 for r in points],
                                 color=colour, marker="o", ms=4, capsize=3, label=family)
+                stopped = sorted({r[key] for r in here(refused) if r["family"] == family})
+                if stopped:  # no certificate at this size (a resource limit or the time budget), drawn at the axis' foot
+                    offset = 1 + 0.04 * list(STYLE).index(family)
+                    ax.scatter([x * offset for x in stopped], [0.0] * len(stopped), color=colour, marker="x", s=30, zorder=3)
+            if here(refused):
+                ax.text(0.02, 0.03, "x: no certificate here (limit or time budget)", transform=ax.transAxes, fontsize=7)
             ax.set_xscale("log", base=2)
-            ticks = sorted({r[key] for r in members})
+            ticks = sorted({r[key] for r in here(members) + here(refused)})
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.set_xlabel({"d_vocab": "d_vocab (log scale)", "n_ctx": "K = n_ctx (log scale)", "d_model": "d_model = d_head (log scale)"}[key])
             ax.set_ylabel("certified bound on accuracy (mean +- 1 std)")
