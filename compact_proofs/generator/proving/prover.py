@@ -194,6 +194,8 @@ def prove(weights: dict, strategy: str, progress: Progress = no_progress, task: 
     weights = from_state_dict(weights)
     if task not in (None, "max") or is_v2(weights):
         return prove_v2(weights, strategy, task or "max", progress, **options)
+    if strategy.startswith("induction/"):
+        raise ProofError(f"{strategy} proves the induction task (task='induction'); this is a max model", "unsupported")
     if strategy == BEST_SUBCUBIC:
         return prove_best_subcubic(weights, progress, **options)
     if strategy.startswith("subcubic/"):

@@ -91,3 +91,11 @@ def _tiny(seed: int) -> dict[str, np.ndarray]:
     from tests.models import build
 
     return build("gaussian", seed, V=4, N=3, D=4, H=2, scale=1.0, biases=False, dtype=np.float32)
+
+
+def test_an_induction_proof_of_a_max_model_is_refused_in_one_line_not_a_traceback(small_trained):
+    weights, _ = small_trained
+    for strategy in [name for name in REGISTRY if name.startswith("induction/")]:
+        with pytest.raises(prover.ProofError, match="proves the induction task") as refused:
+            prover.prove(weights, strategy)
+        assert refused.value.status == "unsupported"

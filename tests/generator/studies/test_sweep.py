@@ -37,6 +37,15 @@ def cache(tmp_path):
     return models
 
 
+def test_the_default_strategies_are_the_max_tasks_with_brute_force_where_feasible():
+    from compact_proofs.generator.proving.strategies import REGISTRY
+
+    small, large = sweep.strategies_for(4), sweep.strategies_for(5)
+    assert small[0] == "brute-force" and "brute-force" not in large and small[1:] == large
+    assert not [name for name in small if name.startswith("induction/")]  # they prove another task
+    assert set(small) == {name for name in REGISTRY if not name.startswith("induction/")}
+
+
 def run(results, models, **kwargs):
     return sweep.run([2, 3], [1, 2], results, models, STRATEGIES, workers=1, d_vocab=V, **kwargs)
 
