@@ -92,7 +92,7 @@ def _map(task, args: list[tuple], workers: int):
 
 
 SMALL_CELLS = 1 << 15  # below this many cells a variant takes well under a second: no processes
-BYTES_PER_CELL = 500  # a subcubic search's peak memory per cell, measured at d_vocab 512, K = 20 (2.1 GB)
+BYTES_PER_CELL = 700  # a subcubic search's peak memory per cell, measured at d_vocab 512, K = 20 (tiered: 3.8 GB, 5.2M cells)
 
 
 def default_workers(weights: dict[str, np.ndarray], tasks: int) -> int:
