@@ -161,6 +161,8 @@ def forecast_seconds(strategy: str, d_vocab: int, n_ctx: int) -> float:
     if strategy == BEST_SUBCUBIC:  # measured: 160 searches at d_vocab 512, K = 20 in 701 s on 2 processes
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return V * V * N * 1.7e-6 * sum(name.startswith("subcubic/") for name in REGISTRY) / max(1, min(cores, 30))
+    if "/query_slot+ov_tiers+levels/" in strategy:  # measured: 116 s at d_vocab 512, K = 20, 101 s at 1024, K = 4
+        return V * V * N * 2.2e-5
     return V * V * N * 2e-6
 
 

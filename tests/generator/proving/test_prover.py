@@ -99,3 +99,10 @@ def test_an_induction_proof_of_a_max_model_is_refused_in_one_line_not_a_tracebac
         with pytest.raises(prover.ProofError, match="proves the induction task") as refused:
             prover.prove(weights, strategy)
         assert refused.value.status == "unsupported"
+
+
+def test_the_forecast_of_a_tiered_variant_is_its_measured_scale_not_the_cheap_variants():
+    tiered = "subcubic/mean_query+max_diff_exact_per_max/query_slot+ov_tiers+levels/exact_EQKE+max_diff_exact"
+    chords = "subcubic/max_diff_exact/per_output+chords/exact_EQKE+max_diff_exact"
+    assert 60 < prover.forecast_seconds(tiered, 512, 20) < 240  # 116 s measured (docs/results/scaling)
+    assert prover.forecast_seconds(chords, 512, 20) < prover.forecast_seconds(tiered, 512, 20) / 5
